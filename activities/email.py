@@ -1,0 +1,159 @@
+"""Email activities: one per kind of content, run on the kind's task queue.
+
+Each attempt: check the code is still live, take a pacing slot, send, record the
+outcome on the delivery record.  Failures become Temporal errors the retry policy
+understands: permanent ones are non-retryable, throttled ones carry the provider's delay.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.mailer import DeliveryError, Mailer, PermanentDeliveryError, ProviderThrottled
+from activities.pacer import Pacer
+from activities.templates import build_message, render_code, render_notice
+from authflow import metrics
+from authflow.db import Database
+from authflow.models import OtpDelivery, User, utcnow
+from authflow.otp_store import is_live
+from authflow.policies import DeliveryState
+from authflow.security.otp import CodeVault
+from workflows.inputs import (
+    DeliveryOutcome,
+    DeliveryProgressSignal,
+    SendCodeInput,
+    SendNotificationInput,
+)
+
+DELIVERED = DeliveryOutcome("delivered")
+SKIPPED = DeliveryOutcome("skipped")
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    address: str
+    name: str | None
+
+
+class EmailActivities:
+    def __init__(
+        self, db: Database, vault: CodeVault, mailer: Mailer, pacer: Pacer, *, sender: str
+    ) -> None:
+        self._db = db
+        self._vault = vault
+        self._mailer = mailer
+        self._pacer = pacer
+        self._sender = sender
+
+    @activity.defn(name="send_code")
+    async def send_code(self, request: SendCodeInput) -> DeliveryOutcome:
+        prepared = await self._begin_code_attempt(request.delivery_id)
+        if prepared is None:
+            return SKIPPED  # replaced, used or expired: never send a dead code
+        delivery, envelope, code = prepared
+        rendered = render_code(delivery.purpose, code, _minutes_left(delivery))
+        message = build_message(
+            rendered, sender=self._sender, recipient=envelope.address, name=envelope.name
+        )
+        await self._pacer.acquire(activity.info().task_queue)
+        try:
+            await self._mailer.send(message)
+        except DeliveryError as exc:
+            await self._record_failure(request, delivery.id, exc)
+            raise _as_temporal_error(exc) from None
+        await self._record_delivered(delivery.id, request.kind, delivery.requested_at.timestamp())
+        return DELIVERED
+
+    @activity.defn(name="send_notification")
+    async def send_notification(self, request: SendNotificationInput) -> DeliveryOutcome:
+        async with self._db.session() as session:
+            user = await session.get(User, request.user_id)
+            if user is None:
+                return SKIPPED
+            envelope = _Envelope(user.email, user.full_name)
+        rendered = render_notice(request.template, envelope.name)
+        message = build_message(
+            rendered, sender=self._sender, recipient=envelope.address, name=envelope.name
+        )
+        started = activity.info().scheduled_time.timestamp()
+        await self._pacer.acquire(activity.info().task_queue)
+        try:
+            await self._mailer.send(message)
+        except DeliveryError as exc:
+            metrics.EMAILS_FAILED.labels(request.kind, _reason(exc)).inc()
+            raise _as_temporal_error(exc) from None
+        metrics.record_delivered(request.kind, started, activity.info().attempt)
+        return DELIVERED
+
+    async def _begin_code_attempt(
+        self, delivery_id: str
+    ) -> tuple[OtpDelivery, _Envelope, str] | None:
+        async with self._db.session() as session:
+            delivery = await session.scalar(
+                select(OtpDelivery).where(OtpDelivery.id == delivery_id).with_for_update()
+            )
+            if delivery is None or not is_live(delivery):
+                return None
+            user = await session.get(User, delivery.user_id)
+            if user is None:
+                return None
+            delivery.state = DeliveryState.SENDING.value
+            delivery.attempts += 1
+            code = self._vault.unseal(delivery.id, delivery.sealed_code)
+            return delivery, _Envelope(user.email, user.full_name), code
+
+    async def _record_delivered(self, delivery_id: str, kind: str, requested_at: float) -> None:
+        async with self._db.session() as session:
+            delivery = await session.get(OtpDelivery, delivery_id, with_for_update=True)
+            if delivery is not None and delivery.state == DeliveryState.SENDING.value:
+                delivery.state = DeliveryState.DELIVERED.value
+                delivery.delivered_at = utcnow()
+                delivery.last_error = None
+        metrics.record_delivered(kind, requested_at, activity.info().attempt)
+
+    async def _record_failure(
+        self, request: SendCodeInput, delivery_id: str, exc: DeliveryError
+    ) -> None:
+        permanent = isinstance(exc, PermanentDeliveryError)
+        state = DeliveryState.FAILED if permanent else DeliveryState.RETRYING
+        async with self._db.session() as session:
+            delivery = await session.get(OtpDelivery, delivery_id, with_for_update=True)
+            if delivery is not None and delivery.state == DeliveryState.SENDING.value:
+                delivery.state = state.value
+                delivery.last_error = str(exc)
+        metrics.EMAILS_FAILED.labels(request.kind, _reason(exc)).inc()
+        activity.logger.warning("send attempt %s failed: %s", activity.info().attempt, exc)
+        await self._report_progress(request, delivery_id, state.value)
+
+    async def _report_progress(self, request: SendCodeInput, delivery_id: str, state: str) -> None:
+        """Tell the workflow, so its search attribute shows ``retrying``/``failed``."""
+        try:
+            handle = activity.client().get_workflow_handle(request.workflow_id)
+            await handle.signal("delivery_progress", DeliveryProgressSignal(delivery_id, state))
+        except Exception as exc:  # visibility only: never fail the send because of it
+            activity.logger.info("could not report delivery progress: %s", type(exc).__name__)
+
+
+def _minutes_left(delivery: OtpDelivery) -> int:
+    return max(1, round((delivery.expires_at.timestamp() - time.time()) / 60))
+
+
+def _reason(exc: DeliveryError) -> str:
+    if isinstance(exc, PermanentDeliveryError):
+        return "permanent"
+    if isinstance(exc, ProviderThrottled):
+        return "throttled"
+    return "transient"
+
+
+def _as_temporal_error(exc: DeliveryError) -> ApplicationError:
+    if isinstance(exc, PermanentDeliveryError):
+        return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True)
+    delay = timedelta(seconds=exc.retry_after) if isinstance(exc, ProviderThrottled) else None
+    return ApplicationError(str(exc), type=type(exc).__name__, next_retry_delay=delay)

@@ -1,0 +1,94 @@
+"""SMTP sending, with provider answers sorted into the three outcomes that matter:
+permanent (5xx: never retried), throttled (retry after the provider's hint), transient."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import aiosmtplib
+
+_RETRY_HINT = re.compile(r"(?:in|after)\s+(\d{1,4})\s*(?:s\b|sec|second)", re.IGNORECASE)
+_DIGIT_RUNS = re.compile(r"\d{6,}")
+
+
+class DeliveryError(Exception):
+    """Base of mail delivery failures; ``describe()`` is safe to store and show."""
+
+    def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
+        super().__init__(scrub(message))
+        self.smtp_code = smtp_code
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The provider refused for good (5xx: unknown mailbox, bad address): do not retry."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Connection refused, timeout, 4xx: retry with backoff."""
+
+
+class ProviderThrottled(TransientDeliveryError):
+    """421/452 with a hint: retry after the provider's delay, not sooner."""
+
+    def __init__(self, message: str, *, smtp_code: int, retry_after: float) -> None:
+        super().__init__(message, smtp_code=smtp_code)
+        self.retry_after = retry_after
+
+
+def scrub(text: str) -> str:
+    """Keep stored errors free of anything that could be a code, and short."""
+    return _DIGIT_RUNS.sub("[digits]", text)[:300]
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout: float = 20.0
+
+
+class Mailer:
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+
+    async def send(self, message: EmailMessage) -> None:
+        cfg = self.config
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=cfg.host,
+                port=cfg.port,
+                username=cfg.username or None,
+                password=cfg.password or None,
+                start_tls=cfg.starttls,
+                use_tls=False,
+                timeout=cfg.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            code, text = _first_refusal(exc)
+            raise classify(code, text) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise classify(exc.code, exc.message) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _first_refusal(exc: aiosmtplib.SMTPRecipientsRefused) -> tuple[int, str]:
+    for refusal in exc.recipients:
+        return refusal.code, refusal.message
+    return 550, "recipient refused"
+
+
+def classify(code: int, text: str) -> DeliveryError:
+    message = f"SMTP {code}: {text}"
+    if 500 <= code < 600:
+        return PermanentDeliveryError(message, smtp_code=code)
+    hint = _RETRY_HINT.search(text)
+    if code in (421, 450, 451, 452) and hint:
+        return ProviderThrottled(message, smtp_code=code, retry_after=float(hint.group(1)))
+    return TransientDeliveryError(message, smtp_code=code)

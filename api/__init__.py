@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): validates, writes, commits, starts a workflow, answers."""

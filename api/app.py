@@ -1,0 +1,49 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.auth.endpoints import router as auth_router
+from api.errors import install_error_handlers
+from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.ops import router as ops_router
+from api.services import Services
+from authflow.settings import Settings, get_settings
+from authflow.temporal import connect
+
+DESCRIPTION = """Account lifecycle API. Every email is sent by a Temporal workflow: the API
+validates, writes, commits, starts the workflow and answers without waiting for mail.
+
+Errors always have the shape `{"error": {"code": "<snake_case>", "message": "..."}}`."""
+
+
+def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # lazy: the API starts (and /readyz says why) even while Temporal is down.
+        client = temporal or await connect(settings, lazy=True)
+        services = Services.build(settings, client)
+        services.hasher.warm_up()
+        app.state.services = services
+        yield
+        await services.close()
+
+    app = FastAPI(
+        title="authflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(ops_router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Account endpoints: registration, verification, sessions and passwords."""

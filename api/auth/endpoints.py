@@ -1,0 +1,128 @@
+"""Routes of ``/api/v1/auth`` (see ``shared/API.md``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from api.auth import passwords, registration, sessions
+from api.auth.schemas import (
+    Accepted,
+    ChangePasswordRequest,
+    EmailRequest,
+    LoginRequest,
+    MeResponse,
+    RefreshRequest,
+    RegisterRequest,
+    RegisterResponse,
+    ResetPasswordRequest,
+    TokenPair,
+    VerifyRequest,
+    VerifyResponse,
+)
+from api.deps import CurrentPrincipal, DbSession, ServicesDep, client_ip
+from api.openapi import responses
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RegisterResponse,
+    responses=responses(409, 422, 503),
+)
+async def register(body: RegisterRequest, db: DbSession, services: ServicesDep) -> RegisterResponse:
+    """Create a pending account; the verification code follows by email."""
+    user = await registration.register(db, services, body)
+    return RegisterResponse(user_id=user.id)
+
+
+@router.post(
+    "/register/resend-otp",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=responses(422, 429),
+)
+async def resend_otp(body: EmailRequest, db: DbSession, services: ServicesDep) -> Accepted:
+    """Send a fresh code (the previous one stops working). Same answer for any address."""
+    await registration.resend(db, services, body.email)
+    return Accepted()
+
+
+@router.post("/register/verify", response_model=VerifyResponse, responses=responses(400, 422, 429))
+async def verify(body: VerifyRequest, db: DbSession, services: ServicesDep) -> VerifyResponse:
+    new_status = await registration.verify(db, services, body.email, body.otp)
+    return VerifyResponse(status=new_status)  # type: ignore[arg-type]
+
+
+@router.post("/login", response_model=TokenPair, responses=responses(401, 403, 422, 429))
+async def login(
+    body: LoginRequest, request: Request, db: DbSession, services: ServicesDep
+) -> TokenPair:
+    return await sessions.login(
+        db,
+        services,
+        body.email,
+        body.password,
+        ip=client_ip(request),
+        agent=request.headers.get("user-agent"),
+    )
+
+
+@router.post("/refresh", response_model=TokenPair, responses=responses(401, 422))
+async def refresh(body: RefreshRequest, db: DbSession, services: ServicesDep) -> TokenPair:
+    """Rotate: the presented refresh token stops working; reusing it revokes the session."""
+    return await sessions.refresh(db, services, body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 422))
+async def logout(body: RefreshRequest, principal: CurrentPrincipal, db: DbSession) -> Response:
+    await sessions.logout(db, principal.session_id, principal.user.id, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me", response_model=MeResponse, responses=responses(401))
+async def me(principal: CurrentPrincipal) -> MeResponse:
+    user = principal.user
+    return MeResponse(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        status=user.status,
+        roles=principal.role_names,
+        permissions=sorted(principal.permissions),
+    )
+
+
+@router.post(
+    "/password/change", status_code=status.HTTP_204_NO_CONTENT, responses=responses(400, 401, 422)
+)
+async def change_password(
+    body: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+) -> Response:
+    """Every other session is revoked; a notification email follows."""
+    await passwords.change_password(db, services, principal, body.current_password, body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=responses(422, 429),
+)
+async def forgot_password(body: EmailRequest, db: DbSession, services: ServicesDep) -> Accepted:
+    """Always 202; a reset code follows when the address belongs to an active account."""
+    await passwords.forgot_password(db, services, body.email)
+    return Accepted()
+
+
+@router.post(
+    "/password/reset", status_code=status.HTTP_204_NO_CONTENT, responses=responses(400, 422, 429)
+)
+async def reset_password(
+    body: ResetPasswordRequest, db: DbSession, services: ServicesDep
+) -> Response:
+    """Sets the password and revokes every session; does not sign in."""
+    await passwords.reset_password(db, services, body.email, body.otp, body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

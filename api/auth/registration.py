@@ -1,0 +1,75 @@
+"""Registration use cases: register, resend the code, verify."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth.codes import consume_code, start_cooldown, take_cooldown, user_by_email
+from api.auth.schemas import RegisterRequest
+from api.services import Services
+from authflow.errors import EmailTaken, InvalidOtp, ServiceUnavailable
+from authflow.models import Role, User, UserStatus, utcnow
+from authflow.policies import DEFAULT_ROLE, OtpPurpose
+
+REGISTER = OtpPurpose.REGISTER
+log = logging.getLogger(__name__)
+
+
+async def register(db: AsyncSession, services: Services, body: RegisterRequest) -> User:
+    """Write the pending account, commit, then start its registration workflow.
+
+    A second registration of an address still waiting for verification returns the
+    same account and workflow (a retried request never starts two) and changes nothing:
+    otherwise anyone could replace the password of an account they cannot verify.
+    """
+    password_hash = await services.hasher.hash(body.password)  # off the event loop
+    user = await user_by_email(db, body.email)
+    if user is not None and user.status != UserStatus.PENDING_VERIFICATION:
+        raise EmailTaken()
+    if user is None:
+        user = User(
+            email=body.email,
+            full_name=body.full_name,
+            password_hash=password_hash,
+            status=UserStatus.PENDING_VERIFICATION,
+        )
+        role = await db.get(Role, DEFAULT_ROLE)
+        user.roles = [role] if role is not None else []
+        db.add(user)
+        # The first code is on its way: a resend right now would only fill the inbox.
+        await start_cooldown(db, services, REGISTER, body.email)
+    await db.commit()
+    await services.flows.start_code_flow(REGISTER, user.id, resend=False)
+    return user
+
+
+async def resend(db: AsyncSession, services: Services, email: str) -> None:
+    """Same answer for every address; the cooldown applies to unknown ones too."""
+    await take_cooldown(db, services, REGISTER, email)
+    user = await user_by_email(db, email)
+    await db.commit()
+    if user is not None and user.status == UserStatus.PENDING_VERIFICATION:
+        # Signal-with-start: a running flow issues a fresh code, a finished one
+        # (code expired long ago, or a start lost in a crash) is started again.
+        await services.flows.start_code_flow(REGISTER, user.id, resend=True)
+
+
+async def verify(db: AsyncSession, services: Services, email: str, code: str) -> str:
+    user = await user_by_email(db, email)
+    eligible = user if user is not None and user.status == UserStatus.PENDING_VERIFICATION else None
+    await consume_code(db, services, purpose=REGISTER, email=email, code=code, user=eligible)
+    if eligible is None:  # consume_code never accepts without a user; keep mypy sure
+        raise InvalidOtp()
+    needs_approval = services.settings.require_approval
+    eligible.status = UserStatus.PENDING_APPROVAL if needs_approval else UserStatus.ACTIVE
+    eligible.verified_at = utcnow()
+    await db.commit()
+    try:
+        await services.flows.signal_verified(REGISTER, eligible.id, needs_approval)
+    except ServiceUnavailable:
+        # The account is verified in the database, which is what counts; the flow
+        # will expire its (used) code on its own, and approval does not depend on it.
+        log.warning("verified signal not delivered: workflow service unavailable")
+    return eligible.status

@@ -1,0 +1,73 @@
+"""Request and response bodies of the auth endpoints (the contract's field names)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from api.schemas_common import AnyPassword, Email, FullName, NewPassword, OtpCode, StrictModel
+
+
+class RegisterRequest(StrictModel):
+    email: Email
+    password: NewPassword
+    full_name: FullName | None = None
+
+
+class RegisterResponse(BaseModel):
+    user_id: str
+    status: Literal["pending_verification"] = "pending_verification"
+
+
+class EmailRequest(StrictModel):
+    email: Email
+
+
+class VerifyRequest(StrictModel):
+    email: Email
+    otp: OtpCode
+
+
+class VerifyResponse(BaseModel):
+    status: Literal["active", "pending_approval"]
+
+
+class LoginRequest(StrictModel):
+    email: Email
+    password: AnyPassword
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class RefreshRequest(StrictModel):
+    refresh_token: str
+
+
+class MeResponse(BaseModel):
+    id: str
+    email: str
+    full_name: str | None
+    status: str
+    roles: list[str]
+    permissions: list[str]
+
+
+class ChangePasswordRequest(StrictModel):
+    current_password: AnyPassword
+    new_password: NewPassword
+
+
+class ResetPasswordRequest(StrictModel):
+    email: Email
+    otp: OtpCode
+    new_password: NewPassword
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"

@@ -1,0 +1,96 @@
+"""FastAPI dependencies: services, database session, the authenticated principal and
+permission guards.  Admin routes declare their guard in their signature."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.services import Services
+from authflow.errors import Forbidden, InvalidToken, NotAuthenticated
+from authflow.models import Session, User, UserStatus, utcnow
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_db_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the route returns, rolled back on error."""
+    async with services.db.session() as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    session_id: str
+    permissions: frozenset[str]
+
+    @property
+    def role_names(self) -> list[str]:
+        return sorted(role.name for role in self.user.roles)
+
+    def has(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+def effective_permissions(user: User) -> frozenset[str]:
+    return frozenset(p.name for role in user.roles for p in role.permissions)
+
+
+async def get_principal(
+    services: ServicesDep,
+    db: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Checked on every request against the database: a logout, ban, deletion or
+    password change takes effect on the very next request, not at token expiry."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated()
+    claims = services.tokens.decode_access(credentials.credentials)
+    session = await db.get(Session, claims.session_id)
+    if (
+        session is None
+        or session.user_id != claims.user_id
+        or session.revoked_at is not None
+        or session.expires_at <= utcnow()
+    ):
+        raise InvalidToken()
+    user = await db.get(User, claims.user_id)
+    if user is None or user.status != UserStatus.ACTIVE:
+        raise InvalidToken()
+    return Principal(user, session.id, effective_permissions(user))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_permission(permission: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A guard dependency; the permission is attached so the RBAC test can read it."""
+
+    async def guard(principal: CurrentPrincipal) -> Principal:
+        if not principal.has(permission):
+            raise Forbidden(f"This action needs the permission {permission!r}.")
+        return principal
+
+    guard.required_permission = permission  # type: ignore[attr-defined]
+    return guard
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

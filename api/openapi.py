@@ -1,0 +1,23 @@
+"""OpenAPI helpers: every documented error response uses the contract's error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.schemas_common import ErrorResponse
+
+_DESCRIPTIONS = {
+    400: "Invalid or expired code / wrong current password",
+    401: "Missing, invalid, expired or revoked credentials",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Validation error (may carry `details`)",
+    429: "Throttled; see `Retry-After`",
+    503: "A dependency (database or Temporal) is unavailable",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}

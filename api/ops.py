@@ -1,0 +1,73 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from sqlalchemy import text
+
+from api.deps import ServicesDep
+
+router = APIRouter(tags=["operations"])
+READY_TIMEOUT = 3.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up (no dependency checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is down; `down` names it"}})
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """200 when the database and Temporal answer, else 503 naming what is down."""
+    checks = {"database": _check_database(services), "temporal": _check_temporal(services)}
+    results = await asyncio.gather(*(_timed(c) for c in checks.values()))
+    status = dict(zip(checks, results, strict=True))
+    down = [name for name, ok in status.items() if not ok]
+    body = {
+        "status": "ok" if not down else "unavailable",
+        "checks": {name: "ok" if ok else "down" for name, ok in status.items()},
+    }
+    if down:
+        body["down"] = down
+        body["error"] = {"code": "service_unavailable", "message": f"down: {', '.join(down)}"}
+    return JSONResponse(body, status_code=503 if down else 200)
+
+
+async def _timed(check: asyncio.Future[None] | object) -> bool:
+    try:
+        await asyncio.wait_for(check, READY_TIMEOUT)  # type: ignore[arg-type]
+    except Exception:
+        return False
+    return True
+
+
+async def _check_database(services: ServicesDep) -> None:
+    async with services.db.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def _check_temporal(services: ServicesDep) -> None:
+    await services.temporal.service_client.check_health()
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    """Prometheus text format: this process's metrics, and with PROMETHEUS_MULTIPROC_DIR
+    set, those of every authflow process on this host (workers included)."""
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry

@@ -1,0 +1,53 @@
+"""The API's dependencies, built once per process and injected into routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from temporalio.client import Client
+
+from api.flows import FlowStarter
+from authflow.db import Database
+from authflow.policies import OtpRules, resolve_email_policies
+from authflow.security.otp import CodeVault
+from authflow.security.passwords import PasswordHasher
+from authflow.security.tokens import TokenService
+from authflow.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    hasher: PasswordHasher
+    tokens: TokenService
+    vault: CodeVault
+    otp_rules: OtpRules
+    temporal: Client
+    flows: FlowStarter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flows = FlowStarter(
+            self.temporal, resolve_email_policies(self.settings.email_rate_limits), self.otp_rules
+        )
+
+    @classmethod
+    def build(cls, settings: Settings, temporal: Client, db: Database | None = None) -> Services:
+        return cls(
+            settings=settings,
+            db=db or Database(settings.database_url),
+            hasher=PasswordHasher(workers=settings.hash_workers),
+            tokens=TokenService(
+                settings.jwt_secret or settings.derived_key("jwt").hex(),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl_seconds=settings.access_token_ttl_seconds,
+            ),
+            vault=CodeVault(settings.otp_key),
+            otp_rules=OtpRules.from_settings(settings),
+            temporal=temporal,
+        )
+
+    async def close(self) -> None:
+        self.hasher.shutdown()
+        await self.db.dispose()

@@ -1,0 +1,116 @@
+"""Error types.  Each carries its HTTP status and the contract's snake_case code;
+the API renders them all with one handler as ``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class AppError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    default_message: ClassVar[str] = "The request could not be processed."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, self.retry_after))} if self.retry_after is not None else {}
+
+
+class EmailTaken(AppError):
+    status, code = 409, "email_taken"
+    default_message = "An account with this email address already exists."
+
+
+class WeakPassword(AppError):
+    status, code = 422, "weak_password"
+    default_message = "This password is too common or does not meet the length rules."
+
+
+class InvalidEmail(AppError):
+    status, code = 422, "invalid_email"
+    default_message = "This email address cannot be used."
+
+
+class InvalidOtp(AppError):
+    status, code = 400, "invalid_otp"
+    default_message = "The code is not valid."
+
+
+class OtpExpired(AppError):
+    status, code = 400, "otp_expired"
+    default_message = "The code has expired; request a new one."
+
+
+class TooManyAttempts(AppError):
+    status, code = 429, "too_many_attempts"
+    default_message = "Too many attempts; wait before trying again."
+
+
+class Cooldown(AppError):
+    status, code = 429, "cooldown"
+    default_message = "A code was sent recently; wait before asking for another."
+
+
+class InvalidCredentials(AppError):
+    status, code = 401, "invalid_credentials"
+    default_message = "Email or password is incorrect."
+
+
+class WrongCurrentPassword(AppError):
+    status, code = 400, "invalid_credentials"
+    default_message = "The current password is incorrect."
+
+
+class NotAuthenticated(AppError):
+    status, code = 401, "not_authenticated"
+    default_message = "A valid bearer token is required."
+
+
+class InvalidToken(AppError):
+    status, code = 401, "invalid_token"
+    default_message = "The token is invalid, expired or revoked."
+
+
+class NotVerified(AppError):
+    status, code = 403, "not_verified"
+    default_message = "The email address has not been verified yet."
+
+
+class Banned(AppError):
+    status, code = 403, "banned"
+    default_message = "This account is banned."
+
+
+class PendingApproval(AppError):
+    status, code = 403, "pending_approval"
+    default_message = "This account is waiting for an administrator's approval."
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+    default_message = "You do not have the permission this action needs."
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+    default_message = "Not found."
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+    default_message = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(AppError):
+    status, code = 413, "payload_too_large"
+    default_message = "The request body is too large."
+
+
+class ServiceUnavailable(AppError):
+    status, code = 503, "service_unavailable"
+    default_message = "A service this request needs is unavailable; try again shortly."

@@ -1,0 +1,177 @@
+"""Every delivery and code policy, declared once.
+
+Email kind -> task queue, global rate limit and retry policy; the rules of one-time
+codes.  Nothing else in the code base spells a queue name or a limit: it looks the
+policy up here by kind.  Configuration may override a limit or a code rule
+(``resolve_email_policies``/``OtpRules.from_settings``); the defaults are the contract's.
+
+This module imports only the standard library, so workflows may import it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+
+class EmailKind(StrEnum):
+    REGISTER = "register"
+    PASSWORD_RESET = "password_reset"
+    NOTIFICATION = "notification"
+
+
+class OtpPurpose(StrEnum):
+    """The purposes a one-time code can serve; codes of one purpose never verify another."""
+
+    REGISTER = "register"
+    PASSWORD_RESET = "password_reset"
+
+
+class DeliveryState(StrEnum):
+    """The contract's delivery states of one code's email."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    USED = "used"
+
+
+@dataclass(frozen=True)
+class RetryRules:
+    """Exponential backoff; ``give_up_after_seconds`` None means "while the code lives"."""
+
+    initial_interval_seconds: float = 1.0
+    backoff_coefficient: float = 2.0
+    maximum_interval_seconds: float = 60.0
+    give_up_after_seconds: float | None = None
+    minimum_attempts: int = 5
+
+    def schedule_to_close_seconds(self, code_ttl_seconds: float, attempt_timeout: float) -> float:
+        """How long an email may keep being retried.
+
+        For a code: as long as it is valid, but never fewer than ``minimum_attempts``
+        attempts (with a very short TTL the backoff alone would cut them short).
+        """
+        budget = self.give_up_after_seconds or code_ttl_seconds
+        interval, needed = self.initial_interval_seconds, 0.0
+        for _ in range(self.minimum_attempts - 1):
+            needed += attempt_timeout + interval
+            interval = min(interval * self.backoff_coefficient, self.maximum_interval_seconds)
+        return max(budget, needed + attempt_timeout)
+
+
+@dataclass(frozen=True)
+class EmailPolicy:
+    kind: EmailKind
+    task_queue: str
+    rate_per_second: float
+    retry: RetryRules
+    # Per-attempt limit of one SMTP send (connection + transaction), pacing wait excluded.
+    attempt_timeout_seconds: float = 30.0
+
+
+EMAIL_POLICIES: dict[EmailKind, EmailPolicy] = {
+    EmailKind.REGISTER: EmailPolicy(EmailKind.REGISTER, "email-register", 20.0, RetryRules()),
+    EmailKind.PASSWORD_RESET: EmailPolicy(
+        EmailKind.PASSWORD_RESET, "email-password-reset", 10.0, RetryRules()
+    ),
+    EmailKind.NOTIFICATION: EmailPolicy(
+        EmailKind.NOTIFICATION, "email-notification", 5.0, RetryRules(give_up_after_seconds=3600)
+    ),
+}
+
+# Which email kind carries the code of each purpose.
+PURPOSE_EMAIL_KIND: dict[OtpPurpose, EmailKind] = {
+    OtpPurpose.REGISTER: EmailKind.REGISTER,
+    OtpPurpose.PASSWORD_RESET: EmailKind.PASSWORD_RESET,
+}
+
+ALL_TASK_QUEUES: tuple[str, ...] = tuple(p.task_queue for p in EMAIL_POLICIES.values())
+
+# The pacer spaces sends slightly wider than 1/R so that scheduling jitter never lets
+# R+1 sends into a rolling second, while a backlog still drains at >= 0.95 R.
+PACING_FACTOR = 0.97
+
+
+@dataclass(frozen=True)
+class OtpRules:
+    length: int = 6
+    ttl_seconds: int = 600
+    max_attempts: int = 5
+    resend_cooldown_seconds: int = 60
+
+    @classmethod
+    def from_settings(cls, settings: _OtpSettings) -> OtpRules:
+        return cls(
+            ttl_seconds=settings.otp_ttl_seconds,
+            max_attempts=settings.otp_max_attempts,
+            resend_cooldown_seconds=settings.otp_resend_cooldown_seconds,
+        )
+
+
+class _OtpSettings(Protocol):
+    otp_ttl_seconds: int
+    otp_max_attempts: int
+    otp_resend_cooldown_seconds: int
+
+
+def parse_rate_overrides(spec: str) -> dict[EmailKind, float]:
+    """Parse ``register=20,notification=5`` (kind or queue names) into overrides."""
+    overrides: dict[EmailKind, float] = {}
+    by_name = {p.kind.value: p.kind for p in EMAIL_POLICIES.values()}
+    by_name |= {p.task_queue: p.kind for p in EMAIL_POLICIES.values()}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, value = item.partition("=")
+        kind = by_name.get(name.strip())
+        if kind is None:
+            raise ValueError(f"unknown email kind or queue in EMAIL_RATE_LIMITS: {name!r}")
+        rate = float(value)
+        if rate <= 0:
+            raise ValueError(f"rate limit for {name!r} must be positive")
+        overrides[kind] = rate
+    return overrides
+
+
+def resolve_email_policies(rate_overrides: str = "") -> dict[EmailKind, EmailPolicy]:
+    """The declared policies with configured rate limits applied."""
+    overrides = parse_rate_overrides(rate_overrides)
+    return {
+        kind: replace(policy, rate_per_second=overrides.get(kind, policy.rate_per_second))
+        for kind, policy in EMAIL_POLICIES.items()
+    }
+
+
+def policy_for_queue(task_queue: str) -> EmailPolicy:
+    for policy in EMAIL_POLICIES.values():
+        if policy.task_queue == task_queue:
+            return policy
+    raise KeyError(f"unknown task queue {task_queue!r}; known: {', '.join(ALL_TASK_QUEUES)}")
+
+
+# Roles and permissions seeded by ``authflow migrate`` (the contract's table).
+PERMISSIONS: dict[str, str] = {
+    "users:read": "List and read users and the audit log",
+    "users:update": "Ban and unban users",
+    "users:delete": "Delete users",
+    "users:approve": "Approve accounts waiting for approval",
+    "otp:manage": "Inspect code deliveries and re-send codes",
+    "roles:manage": "Manage roles, permissions and user roles",
+}
+SEEDED_ROLES: dict[str, tuple[str, ...]] = {
+    "ADMIN": tuple(PERMISSIONS),
+    "MANAGER": ("users:read", "users:update", "users:delete", "users:approve", "otp:manage"),
+    "USER": (),
+}
+DEFAULT_ROLE = "USER"
+ADMIN_ROLE = "ADMIN"
+
+# Temporal search attributes (Keyword): never an email, name or code.
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "AuthflowKind": "Keyword",
+    "AuthflowDeliveryState": "Keyword",
+    "AuthflowUserId": "Keyword",
+}

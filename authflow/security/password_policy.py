@@ -1,0 +1,94 @@
+"""Password strength policy: length limits and a refusal list of common passwords.
+
+The rules follow NIST SP 800-63B: a length window, no composition rules (no
+"one digit, one symbol"), and a refusal of passwords found in breach corpora.
+
+* Length is counted in Unicode code points after NFC normalisation, so "é"
+  typed as one precomposed character or as "e" plus a combining accent counts
+  once.  A password is never truncated: one over ``MAX_LENGTH`` is refused.
+* A password is refused when it is, case-insensitively, one of the common
+  passwords shipped in ``authflow/data/common-passwords.txt`` (see the README
+  beside it for its origin), or when it equals the account's email address or
+  the email's local part.
+
+The list is read once, on first use, through ``importlib.resources`` and kept
+in memory as a frozenset.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import cache
+from importlib.resources import files
+from typing import Final
+
+__all__ = [
+    "MAX_LENGTH",
+    "MIN_LENGTH",
+    "REJECTION_CODE",
+    "PasswordRejected",
+    "check_password",
+    "common_passwords",
+    "is_common",
+]
+
+MIN_LENGTH: Final = 8
+MAX_LENGTH: Final = 256
+REJECTION_CODE: Final = "weak_password"
+
+_DATA_PACKAGE: Final = "authflow.data"
+_COMMON_PASSWORDS_FILE: Final = "common-passwords.txt"
+
+
+class PasswordRejected(Exception):  # noqa: N818 - the name is part of the module's contract
+    """The password does not meet the policy; ``reason`` says why, for the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.code: str = REJECTION_CODE
+        self.reason: str = reason
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _fold(text: str) -> str:
+    """The form two strings are compared in, case-insensitively."""
+    return _nfc(text).casefold()
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The refusal list, case-folded; read from the package data once."""
+    text = files(_DATA_PACKAGE).joinpath(_COMMON_PASSWORDS_FILE).read_text(encoding="utf-8")
+    return frozenset(_fold(line) for line in text.splitlines() if line)
+
+
+def is_common(password: str) -> bool:
+    """Whether ``password`` is, ignoring case, one of the common passwords."""
+    return _fold(password) in common_passwords()
+
+
+def check_password(password: str, *, email: str | None = None) -> None:
+    """Raise :class:`PasswordRejected` unless ``password`` meets the policy.
+
+    ``email``, when given, is the account's address: the password may be
+    neither the address itself nor its local part (the text before the last
+    ``@``), ignoring case.
+    """
+    length = len(_nfc(password))
+    if length < MIN_LENGTH:
+        raise PasswordRejected(f"The password must be at least {MIN_LENGTH} characters long.")
+    if length > MAX_LENGTH:
+        raise PasswordRejected(f"The password must be at most {MAX_LENGTH} characters long.")
+    if is_common(password):
+        raise PasswordRejected("This password is too common; choose a less predictable one.")
+    if email:
+        folded = _fold(password)
+        address = _fold(email.strip())
+        local_part = address.rpartition("@")[0] if "@" in address else address
+        if folded in {address, local_part}:
+            raise PasswordRejected(
+                "The password must not be your email address or the part before its @."
+            )

@@ -1,0 +1,83 @@
+"""Password hashing: argon2id through libpass's passlib API, off the event loop.
+
+argon2-cffi releases the GIL while hashing, so a small thread pool spreads a
+registration or login burst over every core while the event loop keeps answering
+other requests (health probes, token refreshes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+
+from passlib.context import CryptContext
+
+
+@dataclass(frozen=True)
+class Argon2Parameters:
+    """OWASP's minimum for argon2id: m = 19456 KiB, t = 2, p = 1."""
+
+    memory_cost_kib: int = 19456
+    time_cost: int = 2
+    parallelism: int = 1
+
+
+class PasswordHasher:
+    def __init__(self, params: Argon2Parameters | None = None, *, workers: int = 0) -> None:
+        self.params = params or Argon2Parameters()
+        self._workers = workers or max(2, os.cpu_count() or 2)
+
+    @cached_property
+    def context(self) -> CryptContext:
+        return CryptContext(
+            schemes=["argon2"],
+            argon2__type="ID",
+            argon2__memory_cost=self.params.memory_cost_kib,
+            argon2__rounds=self.params.time_cost,
+            argon2__parallelism=self.params.parallelism,
+        )
+
+    @cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="argon2")
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        # Verified against when the account does not exist, so that a login for an
+        # unknown email costs the same time as one for a known email.
+        return self.context.hash("authflow-dummy-password-for-timing")
+
+    def hash_sync(self, password: str) -> str:
+        return str(self.context.hash(_normalise(password)))
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash_sync, password)
+
+    async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
+        """Check a password; returns (ok, new_hash) where new_hash is set when the stored
+        hash used weaker parameters than today's and should be replaced."""
+        target = password_hash or self._dummy_hash
+
+        def _verify() -> tuple[bool, str | None]:
+            ok, new_hash = self.context.verify_and_update(_normalise(password), target)
+            return bool(ok) and password_hash is not None, new_hash
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _verify)
+
+    def warm_up(self) -> None:
+        """Compute the dummy hash now rather than inside the first unknown-email login."""
+        _ = self._dummy_hash
+
+    def shutdown(self) -> None:
+        if "_pool" in self.__dict__:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _normalise(password: str) -> str:
+    """NFC, as the length rules count it: the same password typed on another keyboard
+    (composed or decomposed accents) must hash the same."""
+    return unicodedata.normalize("NFC", password)

@@ -1,0 +1,122 @@
+"""One settings class, read from the environment (and an optional ``.env``).
+
+Every variable in the public contract (``shared/API.md``) is a field here; the names
+are the contract's. Extra knobs (codec keys, per-queue overrides) are additions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "changethis"}
+
+
+class InsecureConfiguration(RuntimeError):
+    """Raised at start-up when a production process would run with a weak secret."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # --- the contract's variables -------------------------------------------------
+    database_url: str = "sqlite+aiosqlite:///./var/authflow.db"
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "no-reply@authflow.local"
+    jwt_secret: str = ""
+    admin_email: str | None = None
+    admin_password: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    otp_ttl_seconds: int = Field(default=600, ge=10)
+    otp_max_attempts: int = Field(default=5, ge=1)
+    otp_resend_cooldown_seconds: int = Field(default=60, ge=0)
+    require_approval: bool = False
+
+    # --- additions ---------------------------------------------------------------
+    # "dev" relaxes the secret checks (``authflow dev`` generates secrets) and lets
+    # localhost use the Temporal codec endpoint without a token.
+    environment: Literal["production", "development", "test"] = "production"
+    jwt_issuer: str = "authflow"
+    jwt_audience: str = "authflow-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # Comma-separated ``keyid:base64key`` list; the first key encrypts, all decrypt.
+    # Unset: one key derived from JWT_SECRET (fine for dev, set it in production).
+    codec_keys: str = ""
+    # Keyed hashes of codes and email addresses use this; unset: derived from JWT_SECRET.
+    otp_secret: str = ""
+    # Per-kind overrides of the declared email policies, e.g. ``register=20,notification=5``.
+    email_rate_limits: str = ""
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+    temporal_api_key: str = ""
+    temporal_tls_cert: str = ""
+    temporal_tls_key: str = ""
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # Password hashing runs in a thread pool this large (argon2 releases the GIL).
+    hash_workers: int = Field(default=0, ge=0)
+    login_max_failures_per_hour: int = Field(default=100, ge=1, le=100)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.environment == "production":
+            secret = self.jwt_secret
+            if len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in _PLACEHOLDERS:
+                raise InsecureConfiguration(
+                    "JWT_SECRET must be set to at least 32 bytes of random data "
+                    "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+        return self
+
+    # --- derived values ------------------------------------------------------------
+    def derived_key(self, label: str) -> bytes:
+        """A 32-byte key for one purpose, derived from JWT_SECRET when not configured."""
+        base = self.jwt_secret.encode() or b"authflow-insecure-test-key"
+        return hmac.new(base, f"authflow/{label}".encode(), hashlib.sha256).digest()
+
+    @property
+    def otp_key(self) -> bytes:
+        if self.otp_secret:
+            return hashlib.sha256(self.otp_secret.encode()).digest()
+        return self.derived_key("otp")
+
+    def codec_keyring(self) -> list[tuple[str, bytes]]:
+        """(key id, 32-byte key) pairs, the encrypting key first."""
+        if not self.codec_keys.strip():
+            return [("derived-1", self.derived_key("temporal-codec"))]
+        ring: list[tuple[str, bytes]] = []
+        for item in self.codec_keys.split(","):
+            key_id, _, b64 = item.strip().partition(":")
+            key = base64.b64decode(b64)
+            if len(key) not in (16, 24, 32) or not key_id:
+                raise InsecureConfiguration(f"CODEC_KEYS entry {key_id!r} is not keyid:base64(16|24|32 bytes)")
+            ring.append((key_id, key))
+        return ring
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def public_api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,95 @@
+"""Counters for cooldowns, wrong-code tries and login failures, in the ``throttles`` table.
+
+Rows are keyed by a keyed hash of the email address (``CodeVault.email_key``), so the
+same rules apply to unknown addresses and nothing about them is stored in clear.
+Each helper runs inside the caller's transaction and locks its row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authflow.models import Throttle
+
+HOUR = 3600.0
+
+
+async def load(session: AsyncSession, key: str) -> Throttle:
+    """The row for ``key``, created if missing, locked for this transaction."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    await session.execute(insert(Throttle).values(key=key).on_conflict_do_nothing())
+    row = await session.scalar(select(Throttle).where(Throttle.key == key).with_for_update())
+    assert row is not None
+    return row
+
+
+def seconds_until(moment: float, now: float | None = None) -> int:
+    return max(1, math.ceil(moment - (now or time.time())))
+
+
+# --- resend cooldown -------------------------------------------------------------------
+def cooldown_remaining(row: Throttle, cooldown_seconds: int, now: float | None = None) -> int:
+    """Seconds left before another code may be sent (0: allowed)."""
+    now = now or time.time()
+    if row.last_at and now - row.last_at < cooldown_seconds:
+        return seconds_until(row.last_at + cooldown_seconds, now)
+    return 0
+
+
+def start_cooldown(row: Throttle, now: float | None = None) -> None:
+    row.last_at = now or time.time()
+
+
+# --- wrong codes -------------------------------------------------------------------------
+def attempts_exhausted(row: Throttle, max_attempts: int, window_seconds: int) -> bool:
+    _roll_window(row, window_seconds)
+    return row.count >= max_attempts
+
+
+def add_wrong_attempt(row: Throttle, window_seconds: int) -> int:
+    _roll_window(row, window_seconds)
+    row.count += 1
+    return row.count
+
+
+def reset(row: Throttle) -> None:
+    row.count = 0
+    row.window_started_at = 0.0
+    row.blocked_until = 0.0
+
+
+def _roll_window(row: Throttle, window_seconds: float, now: float | None = None) -> None:
+    now = now or time.time()
+    if not row.window_started_at or now - row.window_started_at >= window_seconds:
+        row.count = 0
+        row.window_started_at = now
+
+
+# --- login failures ----------------------------------------------------------------------
+FREE_LOGIN_FAILURES = 5
+MAX_LOGIN_DELAY = 900.0
+
+
+def login_blocked_for(row: Throttle, now: float | None = None) -> int:
+    """Seconds this account must wait before the next login attempt (0: go ahead)."""
+    now = now or time.time()
+    return seconds_until(row.blocked_until, now) if row.blocked_until > now else 0
+
+
+def add_login_failure(row: Throttle, max_per_hour: int, now: float | None = None) -> None:
+    """Count a failure; past the free ones, each further failure doubles the wait.
+    The hourly cap is a hard stop: the window must roll before anyone tries again."""
+    now = now or time.time()
+    _roll_window(row, HOUR, now)
+    row.count += 1
+    row.last_at = now
+    if row.count >= max_per_hour:
+        row.blocked_until = row.window_started_at + HOUR
+    elif row.count >= FREE_LOGIN_FAILURES:
+        delay = min(2.0 ** (row.count - FREE_LOGIN_FAILURES), MAX_LOGIN_DELAY)
+        row.blocked_until = now + delay

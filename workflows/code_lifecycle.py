@@ -1,0 +1,212 @@
+"""The life of one-time codes, shared by the registration and password-reset workflows.
+
+issue a code -> send it (retried on its email queue) -> wait for: verification, a
+resend request (issue a fresh code, the old one dies) or the expiry timer.
+The database verifies codes and counts wrong tries; this loop owns sending, resending
+and expiry, and keeps the delivery state visible as a search attribute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.codes import CodeActivities
+    from activities.email import EmailActivities
+    from authflow.policies import DeliveryState
+    from workflows import search_attributes as sa
+    from workflows.inputs import (
+        CodeFlowInput,
+        DeliveryProgressSignal,
+        EmailRoute,
+        IssueCodeInput,
+        IssuedCode,
+        MarkDeliveryInput,
+        SendCodeInput,
+        SendNotificationInput,
+        VerifiedSignal,
+    )
+
+LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+
+def set_delivery_state(state: str) -> None:
+    workflow.upsert_search_attributes([sa.DELIVERY_STATE.value_set(state)])
+
+
+def tag_workflow(kind: str, user_id: str) -> None:
+    workflow.upsert_search_attributes([sa.KIND.value_set(kind), sa.USER_ID.value_set(user_id)])
+
+
+async def send_email_activity(route: EmailRoute, activity: object, arg: object) -> object:
+    """Run one email activity on its kind's queue with its retry policy."""
+    return await workflow.execute_activity_method(
+        activity,  # type: ignore[arg-type]
+        arg,
+        task_queue=route.task_queue,
+        schedule_to_close_timeout=timedelta(seconds=route.retry.schedule_to_close_seconds),
+        start_to_close_timeout=timedelta(seconds=route.retry.attempt_timeout_seconds + 90),
+        retry_policy=route.retry.retry_policy(),
+        cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
+    )
+
+
+async def send_notification(route: EmailRoute, user_id: str, template: str) -> bool:
+    """Send a notification email; a final failure is recorded, not raised."""
+    try:
+        await send_email_activity(
+            route, EmailActivities.send_notification, SendNotificationInput(user_id, template, route.kind)
+        )
+        return True
+    except ActivityError:
+        workflow.logger.warning("notification %s could not be delivered", template)
+        return False
+
+
+class CodeLifecycle:
+    def __init__(self, flow: CodeFlowInput) -> None:
+        self.flow = flow
+        self.resend_requested = False
+        self.verified: VerifiedSignal | None = None
+        self.delivery_id: str | None = None
+        self.state = DeliveryState.PENDING.value
+
+    # -- signal targets (the workflow class forwards its signals here) ------------------
+    def request_resend(self) -> None:
+        self.resend_requested = True
+
+    def mark_verified(self, signal: VerifiedSignal) -> None:
+        self.verified = signal
+
+    def record_progress(self, signal: DeliveryProgressSignal) -> None:
+        if signal.delivery_id == self.delivery_id and self.state not in _FINAL_STATES:
+            self._set_state(signal.state)
+
+    # -- the loop ---------------------------------------------------------------------
+    async def run_until_verified(self) -> bool:
+        """True once the code was used; False when it expired or the user is gone."""
+        while True:
+            self.resend_requested = False
+            issued = await self._issue()
+            if issued is None:
+                return False
+            self.delivery_id = issued.delivery_id
+            self._set_state(DeliveryState.PENDING)
+            sending = asyncio.create_task(self._send(issued.delivery_id))
+            outcome = await self._wait_for_outcome(issued)
+            if not sending.done():
+                sending.cancel()
+            if outcome == "verified":
+                self._set_state(DeliveryState.USED)
+                return True
+            if outcome == "expired":
+                await self._mark(issued.delivery_id, DeliveryState.EXPIRED)
+                if self.state != DeliveryState.FAILED:
+                    self._set_state(DeliveryState.EXPIRED)
+                return False
+            # outcome == "resend": loop and issue a fresh code (the old one dies)
+
+    async def _wait_for_outcome(self, issued: IssuedCode) -> str:
+        remaining = issued.expires_at_epoch - workflow.now().timestamp()
+        try:
+            await workflow.wait_condition(
+                lambda: self.resend_requested or self.verified is not None,
+                timeout=timedelta(seconds=max(remaining, 0.001)),
+            )
+        except TimeoutError:
+            return "expired"
+        return "verified" if self.verified is not None else "resend"
+
+    async def _issue(self) -> IssuedCode | None:
+        info = workflow.info()
+        result: IssuedCode | None = await workflow.execute_local_activity_method(
+            CodeActivities.issue_code,
+            IssueCodeInput(
+                user_id=self.flow.user_id,
+                purpose=self.flow.purpose,
+                kind=self.flow.code_email.kind,
+                workflow_id=info.workflow_id,
+                code_length=self.flow.code_length,
+                code_ttl_seconds=self.flow.code_ttl_seconds,
+            ),
+            start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+        )
+        return result
+
+    async def _send(self, delivery_id: str) -> None:
+        route = self.flow.code_email
+        try:
+            await send_email_activity(
+                route,
+                EmailActivities.send_code,
+                SendCodeInput(delivery_id, route.kind, workflow.info().workflow_id),
+            )
+            if delivery_id == self.delivery_id and self.state not in _FINAL_STATES:
+                self._set_state(DeliveryState.DELIVERED)
+        except asyncio.CancelledError:
+            raise
+        except ActivityError:
+            # Out of retries or refused for good: keep the record as "failed" so an
+            # admin sees it and can re-send; the workflow keeps waiting for a resend.
+            await self._mark(delivery_id, DeliveryState.FAILED, "delivery gave up")
+            if delivery_id == self.delivery_id:
+                self._set_state(DeliveryState.FAILED)
+
+    async def _mark(self, delivery_id: str, state: str, error: str | None = None) -> None:
+        await workflow.execute_local_activity_method(
+            CodeActivities.mark_delivery,
+            MarkDeliveryInput(delivery_id, state, error),
+            start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+        )
+
+    def _set_state(self, state: str) -> None:
+        self.state = str(state)
+        set_delivery_state(self.state)
+
+
+_FINAL_STATES = {DeliveryState.USED.value, DeliveryState.EXPIRED.value}
+
+
+class CodeFlowWorkflow:
+    """Signal handlers shared by the workflows whose life is one code at a time.
+
+    Signals may arrive (signal-with-start) before ``run`` has built the lifecycle:
+    they are kept and applied as soon as it exists.
+    """
+
+    def __init__(self) -> None:
+        self.codes: CodeLifecycle | None = None
+        self._early_signals: list[tuple[str, object]] = []
+
+    def start_codes(self, flow: CodeFlowInput) -> CodeLifecycle:
+        self.codes = CodeLifecycle(flow)
+        for name, payload in self._early_signals:
+            self._dispatch(name, payload)
+        self._early_signals.clear()
+        return self.codes
+
+    @workflow.signal
+    def resend(self) -> None:
+        self._dispatch("resend", None)
+
+    @workflow.signal
+    def verified(self, signal: VerifiedSignal) -> None:
+        self._dispatch("verified", signal)
+
+    @workflow.signal
+    def delivery_progress(self, signal: DeliveryProgressSignal) -> None:
+        self._dispatch("progress", signal)
+
+    def _dispatch(self, name: str, payload: object) -> None:
+        if self.codes is None:
+            self._early_signals.append((name, payload))
+        elif name == "resend":
+            self.codes.request_resend()
+        elif name == "verified" and isinstance(payload, VerifiedSignal):
+            self.codes.mark_verified(payload)
+        elif name == "progress" and isinstance(payload, DeliveryProgressSignal):
+            self.codes.record_progress(payload)

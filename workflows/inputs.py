@@ -1,0 +1,113 @@
+"""Inputs, results and signal payloads of workflows and activities.
+
+One frozen dataclass each, so fields can be added later without breaking running
+workflows.  They carry ids and policy numbers only: never an email address, a name,
+a password or a code (history is encrypted anyway; this keeps it harmless too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    initial_interval_seconds: float
+    backoff_coefficient: float
+    maximum_interval_seconds: float
+    schedule_to_close_seconds: float
+    attempt_timeout_seconds: float
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=self.initial_interval_seconds),
+            backoff_coefficient=self.backoff_coefficient,
+            maximum_interval=timedelta(seconds=self.maximum_interval_seconds),
+            maximum_attempts=0,  # bounded by schedule_to_close instead
+        )
+
+
+@dataclass(frozen=True)
+class EmailRoute:
+    """Where and how one kind of email is sent."""
+
+    kind: str
+    task_queue: str
+    retry: RetrySpec
+
+
+@dataclass(frozen=True)
+class CodeFlowInput:
+    """Input of the registration and password-reset workflows."""
+
+    user_id: str
+    purpose: str
+    code_length: int
+    code_ttl_seconds: int
+    code_email: EmailRoute
+    notification_email: EmailRoute
+
+
+@dataclass(frozen=True)
+class NotificationInput:
+    user_id: str
+    template: str
+    email: EmailRoute
+
+
+@dataclass(frozen=True)
+class VerifiedSignal:
+    needs_approval: bool = False
+
+
+@dataclass(frozen=True)
+class IssueCodeInput:
+    user_id: str
+    purpose: str
+    kind: str
+    workflow_id: str
+    code_length: int
+    code_ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    delivery_id: str
+    expires_at_epoch: float
+
+
+@dataclass(frozen=True)
+class SendCodeInput:
+    delivery_id: str
+    kind: str
+    workflow_id: str
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What a send activity reports: ``delivered`` or ``skipped`` (code no longer live)."""
+
+    status: str
+
+
+@dataclass(frozen=True)
+class MarkDeliveryInput:
+    delivery_id: str
+    state: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SendNotificationInput:
+    user_id: str
+    template: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class DeliveryProgressSignal:
+    delivery_id: str
+    state: str

@@ -1,0 +1,40 @@
+"""Registration: emailed code -> verification -> (optional) admin approval -> approval email."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.code_lifecycle import CodeFlowWorkflow, send_notification, tag_workflow
+    from workflows.inputs import CodeFlowInput
+
+
+@workflow.defn(name="RegistrationWorkflow")
+class RegistrationWorkflow(CodeFlowWorkflow):
+    def __init__(self) -> None:
+        super().__init__()
+        self._approved = False
+        self._phase = "verifying"
+
+    @workflow.run
+    async def run(self, flow: CodeFlowInput) -> str:
+        tag_workflow("register", flow.user_id)
+        codes = self.start_codes(flow)
+        if not await codes.run_until_verified():
+            self._phase = "expired"
+            return "expired"
+        if codes.verified is not None and codes.verified.needs_approval:
+            # Durable: survives worker and server restarts; deleting the user cancels it.
+            self._phase = "waiting_for_approval"
+            await workflow.wait_condition(lambda: self._approved)
+            await send_notification(flow.notification_email, flow.user_id, "account_approved")
+        self._phase = "done"
+        return "verified"
+
+    @workflow.signal
+    def approved(self) -> None:
+        self._approved = True
+
+    @workflow.query
+    def phase(self) -> str:
+        return self._phase
