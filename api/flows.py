@@ -11,6 +11,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
+    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -155,5 +156,9 @@ class FlowStarter:
 
 def _attributes(kind: str, user_id: str) -> TypedSearchAttributes:
     return TypedSearchAttributes(
-        [sa.KIND.value_set(kind), sa.USER_ID.value_set(user_id), sa.DELIVERY_STATE.value_set("pending")]
+        [
+            SearchAttributePair(sa.KIND, kind),
+            SearchAttributePair(sa.USER_ID, user_id),
+            SearchAttributePair(sa.DELIVERY_STATE, "pending"),
+        ]
     )

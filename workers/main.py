@@ -1,0 +1,140 @@
+"""Build and run the workers of the selected task queues.
+
+Each email queue hosts the workflows whose code emails it carries plus its send
+activity; the queue's rate limit is handed to the Temporal server
+(``max_task_queue_activities_per_second``: enforced for all workers together) and to
+the shared pacer (even spacing, see ``activities.pacer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.codes import CodeActivities
+from activities.email import EmailActivities
+from activities.mailer import Mailer, SmtpConfig
+from activities.pacer import Pacer
+from authflow.db import Database
+from authflow.policies import EmailKind, EmailPolicy, resolve_email_policies
+from authflow.security.otp import CodeVault
+from authflow.settings import Settings
+from workflows.notification import NotificationWorkflow
+from workflows.password_reset import PasswordResetWorkflow
+from workflows.registration import RegistrationWorkflow
+
+log = logging.getLogger("authflow.worker")
+
+_WORKFLOWS: dict[EmailKind, list[type]] = {
+    EmailKind.REGISTER: [RegistrationWorkflow],
+    EmailKind.PASSWORD_RESET: [PasswordResetWorkflow],
+    EmailKind.NOTIFICATION: [NotificationWorkflow],
+}
+
+# In-flight sends finish on SIGTERM (graceful shutdown) within this time.
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+
+@dataclass
+class WorkerDeps:
+    db: Database
+    codes: CodeActivities
+    email: EmailActivities
+    pacer: Pacer
+
+    @classmethod
+    def build(cls, settings: Settings, policies: dict[EmailKind, EmailPolicy]) -> WorkerDeps:
+        db = Database(settings.database_url, pool_size=5)
+        vault = CodeVault(settings.otp_key)
+        pacer = Pacer(db, {p.task_queue: p.rate_per_second for p in policies.values()})
+        mailer = Mailer(
+            SmtpConfig(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+                starttls=settings.smtp_starttls,
+            )
+        )
+        email = EmailActivities(db, vault, mailer, pacer, sender=settings.mail_from)
+        return cls(db=db, codes=CodeActivities(db, vault), email=email, pacer=pacer)
+
+
+def _sandbox() -> SandboxedWorkflowRunner:
+    # Our own modules and their heavy dependencies are passed through instead of being
+    # re-imported for every workflow run: workflows only reference them, never call them.
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(
+        "activities", "authflow", "workflows.inputs", "sqlalchemy", "pydantic", "aiosmtplib"
+    )
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def build_workers(
+    client: Client,
+    deps: WorkerDeps,
+    policies: dict[EmailKind, EmailPolicy],
+    queues: Sequence[str],
+) -> list[Worker]:
+    by_queue = {p.task_queue: p for p in policies.values()}
+    workers = []
+    for queue in queues:
+        policy = by_queue[queue]
+        activities: list[Any] = [deps.codes.issue_code, deps.codes.mark_delivery]
+        activities.append(
+            deps.email.send_notification
+            if policy.kind == EmailKind.NOTIFICATION
+            else deps.email.send_code
+        )
+        workers.append(
+            Worker(
+                client,
+                task_queue=queue,
+                workflows=_WORKFLOWS[policy.kind],
+                activities=activities,
+                max_task_queue_activities_per_second=policy.rate_per_second,
+                max_concurrent_activities=200,
+                max_concurrent_workflow_tasks=100,
+                graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                workflow_runner=_sandbox(),
+            )
+        )
+    return workers
+
+
+async def run_workers(settings: Settings, client: Client, queues: Sequence[str]) -> None:
+    """Run until SIGINT/SIGTERM, then let in-flight sends finish."""
+    policies = resolve_email_policies(settings.email_rate_limits)
+    deps = WorkerDeps.build(settings, policies)
+    await deps.pacer.ensure_rows()
+    workers = build_workers(client, deps, policies, queues)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling %s", ", ".join(f"{q} ({by_rate(policies, q)}/s)" for q in queues))
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        log.info("worker stopping: finishing in-flight tasks")
+        stopping.cancel()
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await deps.db.dispose()
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures and not stop.is_set():
+        raise failures[0]
+
+
+def by_rate(policies: dict[EmailKind, EmailPolicy], queue: str) -> float:
+    return next(p.rate_per_second for p in policies.values() if p.task_queue == queue)
