@@ -1,0 +1,1 @@
+"""Admin endpoints: users, roles and permissions, code deliveries, audit log."""
