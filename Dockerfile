@@ -30,11 +30,11 @@ RUN pip install .
 # --- runtime ---------------------------------------------------------------------
 FROM python:3.11-slim
 
+# In a container the API must listen on every interface: the contract's default,
+# 127.0.0.1, would only be reachable from inside the container.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    # In a container the API must listen on every interface (the contract's default,
-    # 127.0.0.1, would only be reachable from inside the container).
     API_HOST=0.0.0.0 \
     API_PORT=8000 \
     LOG_FORMAT=json

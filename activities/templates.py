@@ -79,7 +79,9 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def build_message(rendered: Rendered, *, sender: str, recipient: str, name: str | None) -> EmailMessage:
+def build_message(
+    rendered: Rendered, *, sender: str, recipient: str, name: str | None
+) -> EmailMessage:
     """A MIME message with exactly one recipient.  Header values were validated on the
     way in (no CR/LF/NUL); EmailMessage refuses them again as a second line of defence."""
     message = EmailMessage()

@@ -32,7 +32,7 @@ async def get_db_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
 @dataclass(frozen=True)

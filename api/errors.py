@@ -49,13 +49,19 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [_safe_detail(err) for err in exc.errors()]
     code = _validation_code(details)
-    message = "; ".join(f"{'.'.join(map(str, d['loc'][1:])) or 'body'}: {d['msg']}" for d in details)
+    message = "; ".join(
+        f"{'.'.join(map(str, d['loc'][1:])) or 'body'}: {d['msg']}" for d in details
+    )
     return JSONResponse(error_body(code, message or "Invalid request.", details), status_code=422)
 
 
 def _safe_detail(err: dict[str, Any]) -> dict[str, Any]:
     # Never echo the input back: it may be a password or a code.
-    return {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+    return {
+        "loc": list(err.get("loc", ())),
+        "msg": str(err.get("msg", "")),
+        "type": err.get("type"),
+    }
 
 
 # Validators raise PydanticCustomError with these types; the first one found names the error.
@@ -74,13 +80,17 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     return JSONResponse(
-        error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        error_body(code, message),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
     )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(error_body("internal_error", "An unexpected error occurred."), status_code=500)
+    return JSONResponse(
+        error_body("internal_error", "An unexpected error occurred."), status_code=500
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

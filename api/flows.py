@@ -98,10 +98,16 @@ class FlowStarter:
             options["start_signal"] = "resend"
         else:
             options["id_conflict_policy"] = WorkflowIDConflictPolicy.USE_EXISTING
-        await self._call(self._client.start_workflow(flow.run, self._code_flow_input(purpose, user_id), **options))
+        await self._call(
+            self._client.start_workflow(
+                flow.run, self._code_flow_input(purpose, user_id), **options
+            )
+        )
         return workflow_id
 
-    async def signal_verified(self, purpose: OtpPurpose, user_id: str, needs_approval: bool) -> bool:
+    async def signal_verified(
+        self, purpose: OtpPurpose, user_id: str, needs_approval: bool
+    ) -> bool:
         return await self._signal(
             code_workflow_id(purpose, user_id), "verified", VerifiedSignal(needs_approval)
         )

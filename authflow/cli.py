@@ -14,8 +14,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    dev = sub.add_parser("dev", help="everything on one machine: Temporal, mail sink, DB, workers, API")
-    dev.add_argument("--no-mail-sink", action="store_true", help="send to SMTP_HOST:SMTP_PORT instead")
+    dev = sub.add_parser(
+        "dev", help="everything on one machine: Temporal, mail sink, DB, workers, API"
+    )
+    dev.add_argument(
+        "--no-mail-sink", action="store_true", help="send to SMTP_HOST:SMTP_PORT instead"
+    )
     dev.add_argument("--temporal-port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--inbox-port", type=int, default=8025)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -21,7 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authflow.ports import ensure_free, is_listening
-from authflow.temporal_server import spawn_dev_server, start_dev_server_command, wait_until_listening
+from authflow.temporal_server import (
+    spawn_dev_server,
+    start_dev_server_command,
+    wait_until_listening,
+)
 
 VAR = Path("var")
 STOP_TIMEOUT = 8.0
@@ -80,11 +85,15 @@ def run_dev(options: DevOptions) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level, process="dev")
-    _check_ports(options, settings.api_host, settings.api_port, settings.smtp_host, settings.smtp_port)
+    _check_ports(
+        options, settings.api_host, settings.api_port, settings.smtp_host, settings.smtp_port
+    )
     return asyncio.run(_DevStack(options, env).run())
 
 
-def _check_ports(options: DevOptions, api_host: str, api_port: int, smtp_host: str, smtp_port: int) -> None:
+def _check_ports(
+    options: DevOptions, api_host: str, api_port: int, smtp_host: str, smtp_port: int
+) -> None:
     ensure_free("127.0.0.1", options.temporal_port, "Temporal", "--temporal-port")
     ensure_free("127.0.0.1", options.ui_port, "the Temporal Web UI", "--ui-port")
     ensure_free(api_host, api_port, "the API", "API_PORT")
@@ -117,7 +126,9 @@ class _DevStack:
                 self._spawn(f"worker-{index + 1}", ["worker"])
             self._spawn("api", ["api"])
             await self._wait_for_api(settings.api_host, settings.api_port)
-            self._print_urls(settings.api_host, settings.api_port, settings.smtp_host, settings.smtp_port)
+            self._print_urls(
+                settings.api_host, settings.api_port, settings.smtp_host, settings.smtp_port
+            )
             exit_code = await self._supervise(stop)
         finally:
             self._stop_children()
@@ -177,12 +188,13 @@ class _DevStack:
         while not stop.is_set():
             for name, process in self.children:
                 if process.poll() is not None:
-                    print(f"authflow dev: {name} exited with code {process.returncode}; stopping", flush=True)
+                    print(
+                        f"authflow dev: {name} exited with code {process.returncode}; stopping",
+                        flush=True,
+                    )
                     return 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except TimeoutError:
-                pass
         return 0
 
     def _stop_children(self) -> None:
@@ -213,6 +225,10 @@ class _DevStack:
             lines.append(f"  SMTP sink       {smtp_host}:{smtp_port}")
         else:
             lines.append(f"  SMTP (external) {smtp_host}:{smtp_port}")
-        lines.append(f"  Admin sign-in   {self.env['ADMIN_EMAIL']} (password in var/dev-secrets.json)")
-        lines.append(f"  Database        {self.env.get('DATABASE_URL', 'sqlite+aiosqlite:///./var/authflow.db')}")
+        lines.append(
+            f"  Admin sign-in   {self.env['ADMIN_EMAIL']} (password in var/dev-secrets.json)"
+        )
+        lines.append(
+            f"  Database        {self.env.get('DATABASE_URL', 'sqlite+aiosqlite:///./var/authflow.db')}"
+        )
         print("\n".join(lines) + "\n", flush=True)

@@ -18,7 +18,9 @@ class AppError(Exception):
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, self.retry_after))} if self.retry_after is not None else {}
+        return (
+            {"Retry-After": str(max(1, self.retry_after))} if self.retry_after is not None else {}
+        )
 
 
 class EmailTaken(AppError):
@@ -114,3 +116,38 @@ class PayloadTooLarge(AppError):
 class ServiceUnavailable(AppError):
     status, code = 503, "service_unavailable"
     default_message = "A service this request needs is unavailable; try again shortly."
+
+
+class LastAdmin(AppError):
+    status, code = 409, "last_admin"
+    default_message = "The last active ADMIN can be neither demoted, banned nor deleted."
+
+
+class SeededRole(AppError):
+    status, code = 409, "seeded_role"
+    default_message = "Seeded roles cannot be deleted."
+
+
+class RoleExists(AppError):
+    status, code = 409, "role_exists"
+    default_message = "A role with this name already exists."
+
+
+class NotPendingApproval(AppError):
+    status, code = 409, "not_pending_approval"
+    default_message = "This account is not waiting for approval."
+
+
+class NotEligible(AppError):
+    status, code = 409, "not_eligible"
+    default_message = "The account is no longer in a state that can receive this code."
+
+
+class UnknownRole(AppError):
+    status, code = 422, "unknown_role"
+    default_message = "Unknown role."
+
+
+class UnknownPermission(AppError):
+    status, code = 422, "unknown_permission"
+    default_message = "Unknown permission."

@@ -13,7 +13,12 @@ from contextvars import ContextVar
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _REDACTIONS = [
-    (re.compile(r"(?i)(\"?(?:password|new_password|current_password|otp|code|refresh_token|access_token|token|secret|authorization)\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,}&]+)"), r"\1[redacted]"),
+    (
+        re.compile(
+            r"(?i)(\"?(?:password|new_password|current_password|otp|code|refresh_token|access_token|token|secret|authorization)\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,}&]+)"
+        ),
+        r"\1[redacted]",
+    ),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),
     (re.compile(r"(?<!\d)\d{6}(?!\d)"), "[redacted-digits]"),
@@ -73,8 +78,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO", *, process: str = 
         prefix = f"{process} " if process else ""
         handler.setFormatter(
             RedactingFormatter(
-                f"%(asctime)s {prefix}%(levelname)s %(name)s [%(request_id)s%(workflow_id)s] %(message)s"
-                .replace("[%(request_id)s%(workflow_id)s]", "%(ctx)s")
+                f"%(asctime)s {prefix}%(levelname)s %(name)s %(ctx)s %(message)s"
             )
         )
         handler.addFilter(_ctx_field)

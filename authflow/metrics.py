@@ -8,9 +8,7 @@ import time
 from prometheus_client import Counter, Histogram
 
 EMAILS_SENT = Counter("authflow_emails_sent_total", "Emails accepted by SMTP", ["kind"])
-EMAILS_FAILED = Counter(
-    "authflow_emails_failed_total", "Failed send attempts", ["kind", "reason"]
-)
+EMAILS_FAILED = Counter("authflow_emails_failed_total", "Failed send attempts", ["kind", "reason"])
 EMAILS_RETRIED = Counter(
     "authflow_emails_retried_total", "Emails delivered after at least one retry", ["kind"]
 )

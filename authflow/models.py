@@ -106,7 +106,9 @@ class RolePermission(Base):
 class UserRole(Base):
     __tablename__ = "user_roles"
 
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     role_name: Mapped[str] = mapped_column(
         ForeignKey("roles.name", ondelete="CASCADE", onupdate="CASCADE"), primary_key=True
     )
@@ -169,6 +171,8 @@ class OtpDelivery(Base):
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Set when a newer code replaced this one (the old code stops working at once).
     superseded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Claimed by an admin re-send (conditional UPDATE): two clicks send one email.
+    resend_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Throttle(Base):

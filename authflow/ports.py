@@ -16,7 +16,9 @@ def ensure_free(host: str, port: int, what: str, flag: str | None = None) -> Non
             sock.bind((host, port))
         except OSError:
             hint = f" (choose another with {flag})" if flag else ""
-            raise PortTaken(f"port {port} on {host} is already in use; {what} needs it{hint}") from None
+            raise PortTaken(
+                f"port {port} on {host} is already in use; {what} needs it{hint}"
+            ) from None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

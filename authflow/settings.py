@@ -104,7 +104,9 @@ class Settings(BaseSettings):
             key_id, _, b64 = item.strip().partition(":")
             key = base64.b64decode(b64)
             if len(key) not in (16, 24, 32) or not key_id:
-                raise InsecureConfiguration(f"CODEC_KEYS entry {key_id!r} is not keyid:base64(16|24|32 bytes)")
+                raise InsecureConfiguration(
+                    f"CODEC_KEYS entry {key_id!r} is not keyid:base64(16|24|32 bytes)"
+                )
             ring.append((key_id, key))
         return ring
 

@@ -24,7 +24,10 @@ def data_converter(settings: Settings) -> DataConverter:
 
 def _tls(settings: Settings) -> TLSConfig | bool:
     if settings.temporal_tls_cert and settings.temporal_tls_key:
-        with open(settings.temporal_tls_cert, "rb") as cert, open(settings.temporal_tls_key, "rb") as key:
+        with (
+            open(settings.temporal_tls_cert, "rb") as cert,
+            open(settings.temporal_tls_key, "rb") as key,
+        ):
             return TLSConfig(client_cert=cert.read(), client_private_key=key.read())
     return bool(settings.temporal_api_key)
 

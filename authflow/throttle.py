@@ -3,6 +3,8 @@
 Rows are keyed by a keyed hash of the email address (``CodeVault.email_key``), so the
 same rules apply to unknown addresses and nothing about them is stored in clear.
 Each helper runs inside the caller's transaction and locks its row.
+
+The pure helpers take an optional ``now`` (epoch seconds) so tests can move the clock.
 """
 
 from __future__ import annotations
@@ -21,38 +23,52 @@ HOUR = 3600.0
 
 async def load(session: AsyncSession, key: str) -> Throttle:
     """The row for ``key``, created if missing, locked for this transaction."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(insert(Throttle).values(key=key).on_conflict_do_nothing())
-    row = await session.scalar(select(Throttle).where(Throttle.key == key).with_for_update())
+    row = await session.scalar(
+        select(Throttle)
+        .where(Throttle.key == key)
+        .with_for_update()
+        # Another transaction may have changed the row since this session last saw it.
+        .execution_options(populate_existing=True)
+    )
     assert row is not None
     return row
 
 
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
 def seconds_until(moment: float, now: float | None = None) -> int:
-    return max(1, math.ceil(moment - (now or time.time())))
+    """Whole seconds until ``moment``, at least 1 (a ``Retry-After`` value)."""
+    return max(1, math.ceil(moment - _now(now)))
 
 
 # --- resend cooldown -------------------------------------------------------------------
 def cooldown_remaining(row: Throttle, cooldown_seconds: int, now: float | None = None) -> int:
     """Seconds left before another code may be sent (0: allowed)."""
-    now = now or time.time()
+    now = _now(now)
     if row.last_at and now - row.last_at < cooldown_seconds:
         return seconds_until(row.last_at + cooldown_seconds, now)
     return 0
 
 
 def start_cooldown(row: Throttle, now: float | None = None) -> None:
-    row.last_at = now or time.time()
+    row.last_at = _now(now)
 
 
 # --- wrong codes -------------------------------------------------------------------------
-def attempts_exhausted(row: Throttle, max_attempts: int, window_seconds: int) -> bool:
-    _roll_window(row, window_seconds)
+def attempts_exhausted(
+    row: Throttle, max_attempts: int, window_seconds: float, now: float | None = None
+) -> bool:
+    _roll_window(row, window_seconds, now)
     return row.count >= max_attempts
 
 
-def add_wrong_attempt(row: Throttle, window_seconds: int) -> int:
-    _roll_window(row, window_seconds)
+def add_wrong_attempt(row: Throttle, window_seconds: float, now: float | None = None) -> int:
+    _roll_window(row, window_seconds, now)
     row.count += 1
     return row.count
 
@@ -64,7 +80,7 @@ def reset(row: Throttle) -> None:
 
 
 def _roll_window(row: Throttle, window_seconds: float, now: float | None = None) -> None:
-    now = now or time.time()
+    now = _now(now)
     if not row.window_started_at or now - row.window_started_at >= window_seconds:
         row.count = 0
         row.window_started_at = now
@@ -77,19 +93,34 @@ MAX_LOGIN_DELAY = 900.0
 
 def login_blocked_for(row: Throttle, now: float | None = None) -> int:
     """Seconds this account must wait before the next login attempt (0: go ahead)."""
-    now = now or time.time()
+    now = _now(now)
     return seconds_until(row.blocked_until, now) if row.blocked_until > now else 0
 
 
 def add_login_failure(row: Throttle, max_per_hour: int, now: float | None = None) -> None:
     """Count a failure; past the free ones, each further failure doubles the wait.
-    The hourly cap is a hard stop: the window must roll before anyone tries again."""
-    now = now or time.time()
+
+    Login counts each attempt here *before* its password is checked (a success then
+    forgives it with ``reset``), so concurrent guesses are counted and delayed as they
+    arrive: a burst gets the free tries and then 429s, as a sequence would.
+
+    The hourly cap is a hard stop for a full hour after the failure that reached it.
+    A window may hold at most half the cap, so a rolling hour either lies within one
+    window's hour or spans the tails of two windows that stayed under half: no rolling
+    hour ever holds more than ``max_per_hour``.  (With the default cap of 100 the
+    doubling delay keeps a window far below it anyway.)
+    """
+    now = _now(now)
     _roll_window(row, HOUR, now)
     row.count += 1
     row.last_at = now
-    if row.count >= max_per_hour:
-        row.blocked_until = row.window_started_at + HOUR
+    if row.count >= window_cap(max_per_hour):
+        row.blocked_until = max(row.blocked_until, now + HOUR)
     elif row.count >= FREE_LOGIN_FAILURES:
         delay = min(2.0 ** (row.count - FREE_LOGIN_FAILURES), MAX_LOGIN_DELAY)
-        row.blocked_until = now + delay
+        row.blocked_until = max(row.blocked_until, now + delay)
+
+
+def window_cap(max_per_hour: int) -> int:
+    """Failures one counting window may hold so that no rolling hour exceeds the cap."""
+    return max(1, max_per_hour // 2)

@@ -6,6 +6,7 @@ that take it run twice.  Unit tests take nothing and run once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,10 +24,8 @@ class _Capture(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.lines.append(self.format(record))
-        except Exception:  # noqa: S110
-            pass
 
 
 CAPTURED_LOGS = _Capture()

@@ -28,12 +28,16 @@ from authflow.policies import resolve_email_policies
 from authflow.ports import free_port
 from authflow.settings import Settings
 from authflow.temporal import connect
-from authflow.temporal_server import spawn_dev_server, start_dev_server_command, wait_until_listening
+from authflow.temporal_server import (
+    spawn_dev_server,
+    start_dev_server_command,
+    wait_until_listening,
+)
 from workers.main import WorkerDeps, build_workers
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 ADMIN_EMAIL = "root-admin@authflow.test"
-ADMIN_PASSWORD = "admin passphrase for tests"  # noqa: S105 - test fixture
+ADMIN_PASSWORD = "admin passphrase for tests"
 CODE_RE = re.compile(r"(?<!\d)\d{6}(?!\d)")
 # Every password, code and token the run handled (the log test looks for them).
 SEEN_SECRETS: set[str] = set()
@@ -160,26 +164,34 @@ class Stack:
 
         return await self.sink.wait_for(wanted, timeout=timeout, after_id=after_id)
 
-    async def register(self, email: str, password: str | None = None, **extra: Any) -> httpx.Response:
+    async def register(
+        self, email: str, password: str | None = None, **extra: Any
+    ) -> httpx.Response:
         password = password or f"pw-{secrets.token_hex(8)}"
         self.remember(password)
         return await self.http.post(
             "/api/v1/auth/register", json={"email": email, "password": password, **extra}
         )
 
-    async def register_and_verify(self, email: str | None = None, password: str | None = None) -> tuple[str, str]:
+    async def register_and_verify(
+        self, email: str | None = None, password: str | None = None
+    ) -> tuple[str, str]:
         email = email or self.new_email()
         password = password or f"pw-{secrets.token_hex(8)}"
         mark = self.sink.last_id
         response = await self.register(email, password)
         assert response.status_code == 202, response.text
         code = await self.wait_for_code(email, after_id=mark)
-        verified = await self.http.post("/api/v1/auth/register/verify", json={"email": email, "otp": code})
+        verified = await self.http.post(
+            "/api/v1/auth/register/verify", json={"email": email, "otp": code}
+        )
         assert verified.status_code == 200, verified.text
         return email, password
 
     async def login(self, email: str, password: str) -> dict[str, Any]:
-        response = await self.http.post("/api/v1/auth/login", json={"email": email, "password": password})
+        response = await self.http.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}
+        )
         assert response.status_code == 200, response.text
         tokens: dict[str, Any] = response.json()
         self.remember(tokens["access_token"], tokens["refresh_token"])
@@ -193,7 +205,9 @@ class Stack:
         return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-def stack_settings(backend: str, database_url: str, temporal: TemporalDevServer, smtp_port: int, **overrides: Any) -> Settings:
+def stack_settings(
+    backend: str, database_url: str, temporal: TemporalDevServer, smtp_port: int, **overrides: Any
+) -> Settings:
     values: dict[str, Any] = {
         "environment": "test",
         "database_url": database_url,
@@ -211,7 +225,9 @@ def stack_settings(backend: str, database_url: str, temporal: TemporalDevServer,
 
 
 @contextlib.asynccontextmanager
-async def running_stack(backend: str, temporal: TemporalDevServer, tmp: Path) -> AsyncIterator[Stack]:
+async def running_stack(
+    backend: str, temporal: TemporalDevServer, tmp: Path, **overrides: Any
+) -> AsyncIterator[Stack]:
     pg_name = None
     if backend == "postgresql":
         pg_name = await create_pg_database()
@@ -220,14 +236,16 @@ async def running_stack(backend: str, temporal: TemporalDevServer, tmp: Path) ->
         database_url = f"sqlite+aiosqlite:///{tmp / 'authflow.db'}"
     sink = MailSink("127.0.0.1", 0)
     await sink.start()
-    settings = stack_settings(backend, database_url, temporal, sink.port)
+    settings = stack_settings(backend, database_url, temporal, sink.port, **overrides)
     await migrate_and_seed(settings)
     client = await connect(settings)
     workers = WorkerHandle(client, settings)
     await workers.start()
     app = create_app(settings, temporal=client)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

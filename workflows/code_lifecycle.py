@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.codes import CodeActivities
@@ -59,7 +59,9 @@ async def send_notification(route: EmailRoute, user_id: str, template: str) -> b
     """Send a notification email; a final failure is recorded, not raised."""
     try:
         await send_email_activity(
-            route, EmailActivities.send_notification, SendNotificationInput(user_id, template, route.kind)
+            route,
+            EmailActivities.send_notification,
+            SendNotificationInput(user_id, template, route.kind),
         )
         return True
     except ActivityError:
@@ -97,9 +99,8 @@ class CodeLifecycle:
             self.delivery_id = issued.delivery_id
             self._set_state(DeliveryState.PENDING)
             sending = asyncio.create_task(self._send(issued.delivery_id))
-            outcome = await self._wait_for_outcome(issued)
-            if not sending.done():
-                sending.cancel()
+            outcome = await self._wait_for_outcome()
+            await _stop(sending)
             if outcome == "verified":
                 self._set_state(DeliveryState.USED)
                 return True
@@ -110,12 +111,14 @@ class CodeLifecycle:
                 return False
             # outcome == "resend": loop and issue a fresh code (the old one dies)
 
-    async def _wait_for_outcome(self, issued: IssuedCode) -> str:
-        remaining = issued.expires_at_epoch - workflow.now().timestamp()
+    async def _wait_for_outcome(self) -> str:
+        # The workflow's own clock times the code's life (deterministic, and skippable in
+        # tests); the database's expires_at, set at the same moment, is what verification
+        # checks.
         try:
             await workflow.wait_condition(
                 lambda: self.resend_requested or self.verified is not None,
-                timeout=timedelta(seconds=max(remaining, 0.001)),
+                timeout=timedelta(seconds=self.flow.code_ttl_seconds),
             )
         except TimeoutError:
             return "expired"
@@ -148,8 +151,10 @@ class CodeLifecycle:
             if delivery_id == self.delivery_id and self.state not in _FINAL_STATES:
                 self._set_state(DeliveryState.DELIVERED)
         except asyncio.CancelledError:
-            raise
-        except ActivityError:
+            return  # the code was used, replaced or expired: this send no longer matters
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                return
             # Out of retries or refused for good: keep the record as "failed" so an
             # admin sees it and can re-send; the workflow keeps waiting for a resend.
             await self._mark(delivery_id, DeliveryState.FAILED, "delivery gave up")
@@ -166,6 +171,14 @@ class CodeLifecycle:
     def _set_state(self, state: str) -> None:
         self.state = str(state)
         set_delivery_state(self.state)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a send that no longer matters and let it wind down before moving on,
+    so no command of the old send is issued after the workflow completes."""
+    if not task.done():
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 _FINAL_STATES = {DeliveryState.USED.value, DeliveryState.EXPIRED.value}

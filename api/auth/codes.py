@@ -28,7 +28,9 @@ async def user_by_email(db: AsyncSession, email: str) -> User | None:
     return await db.scalar(select(User).where(User.email == email).with_for_update())
 
 
-async def take_cooldown(db: AsyncSession, services: Services, purpose: OtpPurpose, email: str) -> None:
+async def take_cooldown(
+    db: AsyncSession, services: Services, purpose: OtpPurpose, email: str
+) -> None:
     """Refuse (429 + Retry-After) when a code went to this address too recently;
     otherwise start the cooldown, and give the next code a fresh set of tries."""
     row = await throttle.load(db, cooldown_key(services, purpose, email))
@@ -38,7 +40,9 @@ async def take_cooldown(db: AsyncSession, services: Services, purpose: OtpPurpos
     await start_cooldown(db, services, purpose, email)
 
 
-async def start_cooldown(db: AsyncSession, services: Services, purpose: OtpPurpose, email: str) -> None:
+async def start_cooldown(
+    db: AsyncSession, services: Services, purpose: OtpPurpose, email: str
+) -> None:
     throttle.start_cooldown(await throttle.load(db, cooldown_key(services, purpose, email)))
     throttle.reset(await throttle.load(db, verify_key(services, purpose, email)))
 

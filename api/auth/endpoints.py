@@ -52,7 +52,7 @@ async def resend_otp(body: EmailRequest, db: DbSession, services: ServicesDep) -
 @router.post("/register/verify", response_model=VerifyResponse, responses=responses(400, 422, 429))
 async def verify(body: VerifyRequest, db: DbSession, services: ServicesDep) -> VerifyResponse:
     new_status = await registration.verify(db, services, body.email, body.otp)
-    return VerifyResponse(status=new_status)  # type: ignore[arg-type]
+    return VerifyResponse(status=new_status)
 
 
 @router.post("/login", response_model=TokenPair, responses=responses(401, 403, 422, 429))
@@ -101,7 +101,9 @@ async def change_password(
     body: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
 ) -> Response:
     """Every other session is revoked; a notification email follows."""
-    await passwords.change_password(db, services, principal, body.current_password, body.new_password)
+    await passwords.change_password(
+        db, services, principal, body.current_password, body.new_password
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,18 +1,36 @@
-"""Password change, forgotten password and reset by emailed code."""
+"""Password change, forgotten password and reset by emailed code.
+
+Hashing (~0.1 s of CPU) runs in the hasher's thread pool with no transaction open, so
+no lock (SQLite has a single one) is held while it runs.
+"""
 
 from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.codes import consume_code, take_cooldown, user_by_email
-from api.auth.sessions import revoke_sessions
+from api.auth.sessions import (
+    count_password_attempt,
+    login_key,
+    reload_user,
+    revoke_sessions,
+)
 from api.deps import Principal
 from api.services import Services
-from authflow.errors import InvalidOtp, ServiceUnavailable, WrongCurrentPassword
-from authflow.models import UserStatus
+from authflow import throttle
+from authflow.errors import (
+    InvalidOtp,
+    InvalidToken,
+    ServiceUnavailable,
+    WeakPassword,
+    WrongCurrentPassword,
+)
+from authflow.models import Session, UserStatus
 from authflow.policies import OtpPurpose
+from authflow.security.password_policy import PasswordRejected, check_password
 
 RESET = OtpPurpose.PASSWORD_RESET
 log = logging.getLogger(__name__)
@@ -21,14 +39,35 @@ log = logging.getLogger(__name__)
 async def change_password(
     db: AsyncSession, services: Services, principal: Principal, current: str, new: str
 ) -> None:
+    """A wrong current password counts as a failed login of the account (throttled the
+    same way): a stolen access token must not become a password-guessing oracle."""
     user = principal.user
-    ok, _ = await services.hasher.verify(current, user.password_hash)
+    _check_new_password(new, user.email)
+    key = login_key(services, user.email)
+    await count_password_attempt(db, services, key)
+    checked_hash = user.password_hash
+    await db.commit()
+
+    ok, _ = await services.hasher.verify(current, checked_hash)
     if not ok:
         raise WrongCurrentPassword()
-    user.password_hash = await services.hasher.hash(new)
-    await revoke_sessions(db, user.id, reason="password_changed", keep=principal.session_id)
+    new_hash = await services.hasher.hash(new)
+
+    fresh = await reload_user(db, user.id)
+    if fresh is None or fresh.status != UserStatus.ACTIVE:
+        raise InvalidToken()
+    if fresh.password_hash != checked_hash:
+        raise WrongCurrentPassword()  # changed meanwhile by another request
+    session = await db.scalar(
+        select(Session).where(Session.id == principal.session_id).with_for_update()
+    )
+    if session is None or session.revoked_at is not None:
+        raise InvalidToken()  # logged out (or revoked) meanwhile
+    throttle.reset(await throttle.load(db, key))
+    fresh.password_hash = new_hash
+    await revoke_sessions(db, fresh.id, reason="password_changed", keep=principal.session_id)
     await db.commit()
-    await _notify(services, user.id, "password_changed")
+    await _notify(services, fresh.id, "password_changed")
 
 
 async def forgot_password(db: AsyncSession, services: Services, email: str) -> None:
@@ -43,12 +82,14 @@ async def forgot_password(db: AsyncSession, services: Services, email: str) -> N
 async def reset_password(
     db: AsyncSession, services: Services, email: str, code: str, new_password: str
 ) -> None:
+    # Hashed first, before any transaction opens (see the module docstring).
+    new_hash = await services.hasher.hash(new_password)
     user = await user_by_email(db, email)
     eligible = user if user is not None and user.status == UserStatus.ACTIVE else None
     await consume_code(db, services, purpose=RESET, email=email, code=code, user=eligible)
     if eligible is None:
         raise InvalidOtp()
-    eligible.password_hash = await services.hasher.hash(new_password)
+    eligible.password_hash = new_hash
     await revoke_sessions(db, eligible.id, reason="password_reset")
     await db.commit()
     try:
@@ -58,6 +99,14 @@ async def reset_password(
             await services.flows.notify(eligible.id, "password_reset")
     except ServiceUnavailable:
         log.warning("password reset notice not started: workflow service unavailable")
+
+
+def _check_new_password(password: str, email: str) -> None:
+    """The rules the request schema could not apply: it does not know the address."""
+    try:
+        check_password(password, email=email)
+    except PasswordRejected as exc:
+        raise WeakPassword(exc.reason) from None
 
 
 async def _notify(services: Services, user_id: str, template: str) -> None:

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
-from api.schemas_common import AnyPassword, Email, FullName, NewPassword, OtpCode, StrictModel
+from api.schemas_common import (
+    AnyPassword,
+    Email,
+    FullName,
+    NewPassword,
+    OtpCode,
+    RefreshTokenText,
+    StrictModel,
+    check_password_for,
+)
 
 
 class RegisterRequest(StrictModel):
     email: Email
     password: NewPassword
     full_name: FullName | None = None
+
+    @model_validator(mode="after")
+    def _password_is_not_the_address(self) -> RegisterRequest:
+        check_password_for(self.password, self.email)
+        return self
 
 
 class RegisterResponse(BaseModel):
@@ -41,12 +55,12 @@ class LoginRequest(StrictModel):
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
 
 
 class RefreshRequest(StrictModel):
-    refresh_token: str
+    refresh_token: RefreshTokenText
 
 
 class MeResponse(BaseModel):
@@ -67,6 +81,11 @@ class ResetPasswordRequest(StrictModel):
     email: Email
     otp: OtpCode
     new_password: NewPassword
+
+    @model_validator(mode="after")
+    def _password_is_not_the_address(self) -> ResetPasswordRequest:
+        check_password_for(self.new_password, self.email)
+        return self
 
 
 class Accepted(BaseModel):

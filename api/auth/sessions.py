@@ -7,7 +7,6 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth.codes import user_by_email
 from api.auth.schemas import TokenPair
 from api.services import Services
 from authflow import throttle
@@ -34,21 +33,33 @@ def login_key(services: Services, email: str) -> str:
 
 
 async def login(
-    db: AsyncSession, services: Services, email: str, password: str, *, ip: str | None, agent: str | None
+    db: AsyncSession,
+    services: Services,
+    email: str,
+    password: str,
+    *,
+    ip: str | None,
+    agent: str | None,
 ) -> TokenPair:
     """401 for an unknown email and a wrong password alike (a dummy hash is verified
-    for unknown emails, so both cost the same); a 403 reason only after the right password."""
-    guard = await throttle.load(db, login_key(services, email))
-    blocked = throttle.login_blocked_for(guard)
-    if blocked:
-        raise TooManyAttempts(retry_after=blocked)
+    for unknown emails, and both take the same steps); a 403 reason only after the
+    right password.  No transaction (no lock: SQLite has only one) is held while the
+    hash is checked.
+    """
+    key = login_key(services, email)
+    await count_password_attempt(db, services, key)
     user = await db.scalar(select(User).where(User.email == email))
-    ok, upgraded_hash = await services.hasher.verify(password, user.password_hash if user else None)
-    if not ok or user is None:
-        throttle.add_login_failure(guard, services.settings.login_max_failures_per_hour)
-        await db.commit()
+    checked_hash = user.password_hash if user is not None else None
+    await db.commit()
+
+    ok, upgraded_hash = await services.hasher.verify(password, checked_hash)
+    if ok and user is not None:
+        user = await reload_user(db, user.id)
+    if not ok or user is None or user.password_hash != checked_hash:
+        # (Deleted, or the password changed while we were checking the old one.)
         raise InvalidCredentials()
-    throttle.reset(guard)
+
+    throttle.reset(await throttle.load(db, key))
     if upgraded_hash:
         user.password_hash = upgraded_hash  # parameters rose since this hash was made
     error = _STATUS_ERRORS.get(user.status)
@@ -56,6 +67,28 @@ async def login(
         await db.commit()
         raise error()
     return await open_session(db, services, user, ip=ip, agent=agent)
+
+
+async def count_password_attempt(db: AsyncSession, services: Services, key: str) -> None:
+    """Refuse (429) while the account is throttled; otherwise count this attempt as a
+    failure before the password is checked, so concurrent guesses are counted (and
+    delayed) as they arrive.  The caller commits before hashing and forgives the
+    attempt (``throttle.reset``) once the password proved right."""
+    guard = await throttle.load(db, key)
+    blocked = throttle.login_blocked_for(guard)
+    if blocked:
+        raise TooManyAttempts(retry_after=blocked)
+    throttle.add_login_failure(guard, services.settings.login_max_failures_per_hour)
+
+
+async def reload_user(db: AsyncSession, user_id: str) -> User | None:
+    """The user as stored now (not as this session last saw it), locked."""
+    return await db.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 async def open_session(

@@ -40,7 +40,7 @@ _DATA_PACKAGE: Final = "authflow.data"
 _COMMON_PASSWORDS_FILE: Final = "common-passwords.txt"
 
 
-class PasswordRejected(Exception):  # noqa: N818 - the name is part of the module's contract
+class PasswordRejected(Exception):
     """The password does not meet the policy; ``reason`` says why, for the user."""
 
     def __init__(self, reason: str) -> None:

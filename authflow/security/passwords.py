@@ -55,7 +55,9 @@ class PasswordHasher:
         return str(self.context.hash(_normalise(password)))
 
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash_sync, password)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.hash_sync, password
+        )
 
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
         """Check a password; returns (ok, new_hash) where new_hash is set when the stored

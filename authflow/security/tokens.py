@@ -54,14 +54,19 @@ class TokenService:
                 issuer=self.issuer,
                 options={"require": REQUIRED_CLAIMS},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
+            # Not only PyJWT's own errors: a malformed claim may surface as a
+            # conversion error, and a bad token must never become a 500.
             raise InvalidToken() from exc
         if claims.get("typ") != "access":
             raise InvalidToken()
         sub, sid = claims.get("sub"), claims.get("sid")
         if not isinstance(sub, str) or not isinstance(sid, str):
             raise InvalidToken()
-        return AccessClaims(sub, sid, int(claims["iat"]), int(claims["exp"]))
+        try:
+            return AccessClaims(sub, sid, int(claims["iat"]), int(claims["exp"]))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidToken() from exc
 
 
 def new_refresh_token() -> tuple[str, str]:

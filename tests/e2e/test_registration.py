@@ -28,7 +28,9 @@ async def test_register_email_verify_login(stack: Stack) -> None:
     assert message.rcpt_tos == [email]
     code = CODE_RE.findall(message.text)[0]
 
-    verified = await stack.http.post("/api/v1/auth/register/verify", json={"email": email, "otp": code})
+    verified = await stack.http.post(
+        "/api/v1/auth/register/verify", json={"email": email, "otp": code}
+    )
     assert verified.status_code == 200 and verified.json() == {"status": "active"}
     tokens = await stack.login(email, "correct horse battery staple")
     me = await stack.http.get("/api/v1/auth/me", headers=stack.bearer(tokens))
@@ -38,15 +40,21 @@ async def test_register_email_verify_login(stack: Stack) -> None:
 async def test_double_submit_starts_one_workflow_and_sends_one_email(stack: Stack) -> None:
     email = stack.new_email("twice")
     mark = stack.sink.last_id
-    first, second = await asyncio.gather(stack.register(email, "pass phrase one"), stack.register(email, "pass phrase one"))
+    first, second = await asyncio.gather(
+        stack.register(email, "pass phrase one"), stack.register(email, "pass phrase one")
+    )
     assert {first.status_code, second.status_code} == {202}
     assert first.json()["user_id"] == second.json()["user_id"]
     await stack.wait_for_mail(email, after_id=mark)
     await asyncio.sleep(1.0)
     assert len([m for m in stack.sink.messages if m.id > mark and m.is_to(email)]) == 1
     async with stack.db.session() as session:
-        users = await session.scalar(select(func.count()).select_from(User).where(User.email == email))
-        codes = await session.scalar(select(func.count()).select_from(OtpDelivery).where(OtpDelivery.email == email))
+        users = await session.scalar(
+            select(func.count()).select_from(User).where(User.email == email)
+        )
+        codes = await session.scalar(
+            select(func.count()).select_from(OtpDelivery).where(OtpDelivery.email == email)
+        )
     assert users == 1 and codes == 1
 
 
@@ -64,7 +72,9 @@ async def test_wrong_codes_burn_the_code(stack: Stack) -> None:
     code = await stack.wait_for_code(email, after_id=mark)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     for _ in range(stack.settings.otp_max_attempts):
-        r = await stack.http.post("/api/v1/auth/register/verify", json={"email": email, "otp": wrong})
+        r = await stack.http.post(
+            "/api/v1/auth/register/verify", json={"email": email, "otp": wrong}
+        )
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_otp"
     r = await stack.http.post("/api/v1/auth/register/verify", json={"email": email, "otp": code})
     assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_attempts"
@@ -78,9 +88,13 @@ async def test_unknown_email_gets_the_same_answers(stack: Stack) -> None:
     assert again.status_code == 429 and again.json()["error"]["code"] == "cooldown"
     assert int(again.headers["Retry-After"]) >= 1
     for _ in range(stack.settings.otp_max_attempts):
-        r = await stack.http.post("/api/v1/auth/register/verify", json={"email": ghost, "otp": "123456"})
+        r = await stack.http.post(
+            "/api/v1/auth/register/verify", json={"email": ghost, "otp": "123456"}
+        )
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_otp"
-    r = await stack.http.post("/api/v1/auth/register/verify", json={"email": ghost, "otp": "123456"})
+    r = await stack.http.post(
+        "/api/v1/auth/register/verify", json={"email": ghost, "otp": "123456"}
+    )
     assert r.status_code == 429
 
 
@@ -110,7 +124,9 @@ async def test_code_is_single_use(stack: Stack) -> None:
     code = await stack.wait_for_code(email, after_id=mark)
     ok = await stack.http.post("/api/v1/auth/register/verify", json={"email": email, "otp": code})
     assert ok.status_code == 200
-    again = await stack.http.post("/api/v1/auth/register/verify", json={"email": email, "otp": code})
+    again = await stack.http.post(
+        "/api/v1/auth/register/verify", json={"email": email, "otp": code}
+    )
     assert again.status_code == 400
 
 

@@ -139,7 +139,9 @@ needs_compose_v2 = pytest.mark.skipif(
 )
 
 
-def _run_compose(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def _run_compose(
+    tmp_path: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
     assert COMPOSE_V2 is not None
     empty_env_file = tmp_path / "empty.env"  # a developer's ./.env must not leak in
     empty_env_file.write_text("")
@@ -207,7 +209,8 @@ def test_depends_on_names_existing_services_with_explicit_conditions(
 def test_long_running_services_have_healthchecks(services: dict[str, Any]) -> None:
     for name in ("postgresql", "temporal", "api", "worker", "edge", "mailpit"):
         test = services[name].get("healthcheck", {}).get("test")
-        assert test and test[0] in ("CMD", "CMD-SHELL"), f"{name} has no healthcheck"
+        assert test, f"{name} has no healthcheck"
+        assert test[0] in ("CMD", "CMD-SHELL"), f"{name}: healthcheck must run a command"
     assert "pg_isready" in " ".join(services["postgresql"]["healthcheck"]["test"])
     assert "/healthz" in " ".join(services["api"]["healthcheck"]["test"])
 
@@ -300,7 +303,8 @@ def test_third_party_images_are_pinned(services: dict[str, Any]) -> None:
         if name in AUTHFLOW_SERVICES:
             assert "build" in service
             continue
-        assert ":" in image and not image.endswith(":latest"), f"{name}: pin {image}"
+        assert ":" in image, f"{name}: pin {image}"
+        assert not image.endswith(":latest"), f"{name}: pin {image}"
 
 
 def test_postgresql_data_lives_in_a_named_volume(compose: dict[str, Any]) -> None:
@@ -321,11 +325,15 @@ def test_operations_doc_names_every_task_queue() -> None:
 def test_dockerfile_builds_a_non_root_image_that_runs_the_api() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     instructions = [
-        line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
     ]
     froms = [line for line in instructions if line.startswith("FROM ")]
-    assert froms and all(line.split()[1] == "python:3.11-slim" for line in froms)
+    assert froms
+    assert all(line.split()[1] == "python:3.11-slim" for line in froms)
     assert "pip install ." in text
     users = [line for line in instructions if line.startswith("USER ")]
-    assert users and users[-1].split()[1].split(":")[0] not in ("root", "0")
+    assert users
+    assert users[-1].split()[1].split(":")[0] not in ("root", "0")
     assert instructions[-1] == 'CMD ["authflow", "api"]'

@@ -1,0 +1,8 @@
+"""``authflow bench``: the registration-spike benchmark (see ``docs/benchmarks.md``).
+
+Modules: ``stats`` (the arithmetic, unit-tested), ``sink`` (an SMTP sink that
+timestamps every send), ``load`` (load generator and /healthz prober, run as separate
+processes), ``stack`` (starts or attaches to a platform), ``monitor`` (CPU and memory of
+the stack's processes), ``scenarios`` (what each scenario does and measures),
+``report`` (tables, JSON, charts) and ``cli``.
+"""

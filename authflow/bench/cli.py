@@ -1,0 +1,139 @@
+"""``authflow bench [spike|steady|isolation|scale|faults|all] [options]``.
+
+Runs each selected scenario ``--runs`` times, prints a table of the medians with a
+PASS/MISS line per target, and writes ``<out>/<scenario>.json`` and ``.png``.  The exit
+code is 0 even when targets are missed; 1 when a run could not be carried out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+from authflow.bench.report import VariantResult, render_table, write_chart, write_json
+from authflow.bench.scenarios import (
+    BenchOptions,
+    RunResult,
+    Scenario,
+    Variant,
+    build_scenarios,
+    median_metrics,
+    rate_limits,
+    run_once,
+)
+
+SCENARIO_NAMES = ("spike", "steady", "isolation", "scale", "faults")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authflow bench",
+        description="The registration-spike benchmark (docs/benchmarks.md).",
+    )
+    parser.add_argument("scenario", nargs="?", default="spike", choices=[*SCENARIO_NAMES, "all"])
+    parser.add_argument("--n", type=int, default=500, help="registrations in a spike (500)")
+    parser.add_argument("--rate", type=float, default=10.0, help="steady: registrations/s (10)")
+    parser.add_argument("--duration", type=float, default=30.0, help="steady: seconds (30)")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="runs per scenario; medians reported (1)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes, except scale (1)")
+    parser.add_argument(
+        "--attach",
+        metavar="URL",
+        help="use the running stack at URL instead of starting one; it must send mail to "
+        "--sink-host:--sink-port (start it with SMTP_PORT=<port> authflow dev --no-mail-sink)",
+    )
+    parser.add_argument("--sink-host", default="127.0.0.1", help="with --attach: sink address")
+    parser.add_argument(
+        "--sink-port", type=int, default=1025, help="with --attach: sink port (1025)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=180.0,
+        help="seconds after the first request to wait for every email (180)",
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.n < 1 or args.runs < 1 or args.workers < 1 or args.rate <= 0 or args.duration <= 0:
+        print(
+            "authflow bench: --n, --runs, --workers, --rate and --duration must be positive",
+            file=sys.stderr,
+        )
+        return 2
+    options = BenchOptions(
+        n=args.n,
+        rate=args.rate,
+        duration=args.duration,
+        runs=args.runs,
+        workers=args.workers,
+        attach=args.attach,
+        sink_host=args.sink_host,
+        sink_port=args.sink_port,
+        out=args.out,
+        drain_timeout=args.drain_timeout,
+    )
+    names = SCENARIO_NAMES if args.scenario == "all" else (args.scenario,)
+    command = "authflow bench " + " ".join(argv)
+    try:
+        return asyncio.run(_run(options, names, command))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(options: BenchOptions, names: tuple[str, ...], command: str) -> int:
+    limits = rate_limits()
+    scenarios = build_scenarios(options, limits)
+    failed = False
+    for name in names:
+        scenario = scenarios[name]
+        if scenario.own_stack_only and options.attach:
+            print(
+                f"== {name}: skipped (it starts stacks with 1, 2 and 4 workers; not with --attach)"
+            )
+            continue
+        results = [await _run_variant(options, scenario, v, limits) for v in scenario.variants]
+        failed = failed or any(r.errors for r in results)
+        print(render_table(scenario, results, options.runs), flush=True)
+        write_json(options.out / f"{name}.json", scenario, results, options, limits, command)
+        write_chart(options.out / f"{name}.png", scenario, results, limits)
+        print(f"wrote {options.out / name}.json and .png\n", flush=True)
+    return 1 if failed else 0
+
+
+async def _run_variant(
+    options: BenchOptions, scenario: Scenario, variant: Variant, limits: dict[str, float]
+) -> VariantResult:
+    runs: list[RunResult] = []
+    errors: list[str] = []
+    slug = re.sub(r"[^a-z0-9]+", "-", variant.name.lower()).strip("-")
+    for index in range(options.runs):
+        log_file = options.out / "logs" / f"{scenario.name}-{slug}-run{index + 1}.log"
+        print(f"-- {scenario.name} [{variant.name}] run {index + 1}/{options.runs} ...", flush=True)
+        try:
+            result = await run_once(options, variant, limits, log_file)
+        except Exception as exc:  # report it, carry on with the other runs
+            errors.append(f"run {index + 1}: {type(exc).__name__}: {exc}")
+            print(f"   failed: {type(exc).__name__}: {exc}", flush=True)
+            continue
+        runs.append(result)
+        m = result.metrics
+        print(
+            "   acked {a:.0f}/{r:.0f}, ack p99 {p:.0f} ms, lost {lost:.0f}, drain {d} s".format(
+                a=m["accepted"] or 0,
+                r=m["requests"] or 0,
+                p=m.get("ack_p99_ms") or 0,
+                lost=m["lost"] or 0,
+                d=f"{m['drain_s']:.1f}" if m.get("drain_s") else "-",
+            ),
+            flush=True,
+        )
+    return VariantResult(variant, runs, median_metrics(runs) if runs else {}, errors)

@@ -1,0 +1,482 @@
+"""The scenarios: what one run does, and what it measures.
+
+One run = a fresh stack (or the attached one) and a fresh sink; a warm-up (three
+registrations through the whole chain, which also proves that mail reaches the sink);
+for *isolation*, active users to reset; then, from a common start time ``t0``, the load
+streams run as separate processes (the registrations, a /healthz probe every 50 ms, the
+password resets), faults are switched on schedule, and the run ends when every
+accepted request's email has arrived or the drain timeout has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import secrets
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from authflow.bench import stats
+from authflow.bench.load import RequestRecord, StreamConfig, StreamProcess
+from authflow.bench.monitor import Interference, MachineMonitor, ProcessMonitor, Usage
+from authflow.bench.sink import BenchSink, SendRecord
+from authflow.bench.stack import AttachedStack, OwnStack, Stack
+from authflow.bench.targets import (
+    Metrics,
+    Target,
+    fault_targets,
+    isolation_targets,
+    scale_targets,
+    spike_targets,
+    steady_targets,
+)
+from authflow.policies import resolve_email_policies
+
+KINDS = ("register", "password_reset", "notification")
+START_DELAY = 2.0  # seconds between launching the load processes and t0
+OUTAGE_SECONDS = 10.0
+TRANSIENT_RATIO = 0.3
+PROBE_INTERVAL = 0.05
+DUPLICATE_GRACE = 3.0  # after the drain, wait this long for late duplicates
+WARM_UP_USERS = 3
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    n: int = 500
+    rate: float = 10.0
+    duration: float = 30.0
+    runs: int = 1
+    workers: int = 1
+    attach: str | None = None
+    sink_host: str = "127.0.0.1"
+    sink_port: int = 1025  # only with --attach: where the attached stack sends mail
+    out: Path = Path("bench-results")
+    drain_timeout: float = 180.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    load: Literal["spike", "steady"] = "spike"
+    workers: int = 1
+    fault: Literal["none", "transient", "down"] = "none"
+    resets: bool = False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    variants: list[Variant]
+    targets: list[Target]
+    own_stack_only: bool = False
+
+
+@dataclass
+class RunResult:
+    metrics: Metrics
+    series: dict[str, list[float]] = field(default_factory=dict)
+
+
+def rate_limits() -> dict[str, float]:
+    """Sends per second per email kind, as the stack resolves them (EMAIL_RATE_LIMITS)."""
+    policies = resolve_email_policies(os.environ.get("EMAIL_RATE_LIMITS", ""))
+    return {kind.value: policy.rate_per_second for kind, policy in policies.items()}
+
+
+def build_scenarios(options: BenchOptions, limits: dict[str, float]) -> dict[str, Scenario]:
+    k = options.workers
+    return {
+        "spike": Scenario("spike", [Variant("spike", workers=k)], spike_targets(limits)),
+        "steady": Scenario(
+            "steady", [Variant("steady", load="steady", workers=k)], steady_targets(limits)
+        ),
+        "isolation": Scenario(
+            "isolation", [Variant("isolation", workers=k, resets=True)], isolation_targets(limits)
+        ),
+        "scale": Scenario(
+            "scale",
+            [Variant(f"{w} worker{'s' if w > 1 else ''}", workers=w) for w in (1, 2, 4)],
+            scale_targets(limits),
+            own_stack_only=True,
+        ),
+        "faults": Scenario(
+            "faults",
+            [
+                Variant("30% transient", workers=k, fault="transient"),
+                Variant(f"down {OUTAGE_SECONDS:.0f} s", workers=k, fault="down"),
+            ],
+            fault_targets(limits),
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- one run
+
+
+async def run_once(
+    options: BenchOptions, variant: Variant, limits: dict[str, float], log_file: Path
+) -> RunResult:
+    run_id = uuid.uuid4().hex[:8]
+    password = f"bench {secrets.token_urlsafe(12)}"
+    sink = BenchSink(options.sink_host, options.sink_port if options.attach else 0)
+    await sink.start()
+    stack: Stack
+    if options.attach:
+        stack = AttachedStack(options.attach)
+    else:
+        stack = OwnStack(
+            workers=variant.workers, smtp_host=sink.host, smtp_port=sink.port, log_file=log_file
+        )
+    try:
+        await stack.start()
+        return await _measure(options, variant, limits, stack, sink, run_id, password)
+    finally:
+        sink.faults.reset()
+        await stack.stop()
+        await sink.stop()
+
+
+async def _measure(
+    options: BenchOptions,
+    variant: Variant,
+    limits: dict[str, float],
+    stack: Stack,
+    sink: BenchSink,
+    run_id: str,
+    password: str,
+) -> RunResult:
+    n = options.n if variant.load == "spike" else max(1, round(options.rate * options.duration))
+    emails = [f"bench-{run_id}-{i}@example.com" for i in range(n)]
+    reset_count = math.ceil(n / limits["register"]) + 2 if variant.resets else 0
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
+        await warm_up(http, sink, run_id, password)
+        reset_users = await create_active_users(http, sink, run_id, reset_count, password)
+    await settle(sink)
+    sink.reset_records()
+    hash_wall, hash_cpu = await asyncio.to_thread(measure_hash_cost)
+    if variant.fault == "transient":
+        sink.faults.transient_ratio = TRANSIENT_RATIO
+
+    with tempfile.TemporaryDirectory(prefix="authflow-bench-load-") as tmp:
+        workdir = Path(tmp)
+        t0 = time.time() + START_DELAY
+        main = StreamProcess(
+            _main_stream(options, variant, stack.base_url, t0, emails, password), workdir, "load"
+        )
+        probe = StreamProcess(
+            StreamConfig(stack.base_url, "probe", t0, interval=PROBE_INTERVAL, timeout=5),
+            workdir,
+            "probe",
+        )
+        resets = StreamProcess(
+            StreamConfig(stack.base_url, "reset", t0, emails=reset_users, rate=1.0, timeout=30),
+            workdir,
+            "resets",
+        )
+        streams = [main, probe, *([resets] if reset_users else [])]
+        monitor = ProcessMonitor(stack.root_pid) if stack.root_pid is not None else None
+        if monitor is not None:
+            monitor.start()
+        machine = MachineMonitor()
+        machine.start()
+        faults = asyncio.create_task(_schedule_faults(sink, variant, t0))
+        try:
+            for stream in streams:
+                await stream.start()
+            main_records = await main.finish()
+            probe_records = await probe.stop()
+            reset_records = await resets.finish() if reset_users else []
+        finally:
+            for stream in streams:
+                stream.kill()
+        await faults
+        expected = {
+            "register": {r.key for r in main_records if _ok(r)},
+            "password_reset": {r.key for r in reset_records if _ok(r)},
+        }
+        drained = await wait_for_drain(sink, expected, t0 + options.drain_timeout)
+        if drained:
+            await asyncio.sleep(DUPLICATE_GRACE)
+        usage = await monitor.stop() if monitor is not None else None
+        interference = await machine.stop()
+
+    metrics = compute_metrics(
+        n=n,
+        t0=t0,
+        main=main_records,
+        probes=probe_records,
+        resets=reset_records,
+        records=sink.records,
+        run_prefix=f"bench-{run_id}-",
+        limits=limits,
+        hash_wall=hash_wall,
+        hash_cpu=hash_cpu,
+        usage=usage,
+        spike=variant.load == "spike",
+    )
+    metrics["drained"] = 1.0 if drained else 0.0
+    _interference_metrics(metrics, interference, usage)
+    return RunResult(metrics, _series(t0, main_records, sink.records))
+
+
+def _main_stream(
+    options: BenchOptions,
+    variant: Variant,
+    base_url: str,
+    t0: float,
+    emails: list[str],
+    password: str,
+) -> StreamConfig:
+    if variant.load == "spike":
+        return StreamConfig(base_url, "burst", t0, emails=emails, password=password)
+    return StreamConfig(base_url, "rate", t0, emails=emails, password=password, rate=options.rate)
+
+
+async def _schedule_faults(sink: BenchSink, variant: Variant, t0: float) -> None:
+    if variant.fault != "down":
+        return
+    await asyncio.sleep(max(0.0, t0 - time.time()))
+    sink.faults.mode = "down"
+    await asyncio.sleep(max(0.0, t0 + OUTAGE_SECONDS - time.time()))
+    sink.faults.mode = "ok"
+
+
+def _ok(record: RequestRecord) -> bool:
+    return record.status is not None and 200 <= record.status < 300
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def measure_hash_cost(samples: int = 9) -> tuple[float, float]:
+    """Median wall and CPU seconds of one argon2id hash with the platform's parameters
+    (run on an otherwise idle stack, in a thread of this process)."""
+    from authflow.security.passwords import PasswordHasher
+
+    hasher = PasswordHasher()
+    hasher.hash_sync("warm up the hasher")
+    walls, cpus = [], []
+    for index in range(samples):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        hasher.hash_sync(f"bench password {index}")
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.thread_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+async def warm_up(http: httpx.AsyncClient, sink: BenchSink, run_id: str, password: str) -> None:
+    """A few registrations through the whole chain: warms every process up and proves
+    that the stack's mail reaches this sink."""
+    emails = [f"bench-{run_id}-warm{i}@example.com" for i in range(WARM_UP_USERS)]
+    answers = await asyncio.gather(
+        *(
+            http.post("/api/v1/auth/register", json={"email": e, "password": password})
+            for e in emails
+        )
+    )
+    for answer in answers:
+        if answer.status_code != 202:
+            raise RuntimeError(
+                f"warm-up registration answered {answer.status_code}: {answer.text[:200]}"
+            )
+    try:
+        for email in emails:
+            await sink.wait_for_code(email, "register", timeout=60)
+    except TimeoutError:
+        raise RuntimeError(
+            f"no registration email reached the bench's sink on {sink.host}:{sink.port} "
+            "within 60 s; with --attach, the stack must send mail there (SMTP_HOST/SMTP_PORT)"
+        ) from None
+
+
+async def create_active_users(
+    http: httpx.AsyncClient, sink: BenchSink, run_id: str, count: int, password: str
+) -> list[str]:
+    """Register and verify ``count`` users (for password resets)."""
+    emails = [f"bench-{run_id}-user{i}@example.com" for i in range(count)]
+
+    async def one(email: str) -> None:
+        answer = await http.post(
+            "/api/v1/auth/register", json={"email": email, "password": password}
+        )
+        answer.raise_for_status()
+        code = await sink.wait_for_code(email, "register", timeout=120)
+        verified = await http.post(
+            "/api/v1/auth/register/verify", json={"email": email, "otp": code}
+        )
+        verified.raise_for_status()
+
+    await asyncio.gather(*(one(email) for email in emails))
+    return emails
+
+
+async def settle(sink: BenchSink, quiet: float = 1.5, timeout: float = 60.0) -> None:
+    """Until no send attempt has reached the sink for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = max((r.data_at for r in sink.records), default=0.0)
+        if time.time() - last >= quiet:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def wait_for_drain(sink: BenchSink, expected: dict[str, set[str]], deadline: float) -> bool:
+    """Until every expected recipient has an email of its kind; False at the deadline."""
+    while True:
+        missing = sum(
+            len(wanted - {r.recipient for r in sink.delivered(kind)})
+            for kind, wanted in expected.items()
+        )
+        if missing == 0:
+            return True
+        if time.time() >= deadline:
+            return False
+        await asyncio.sleep(0.25)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def compute_metrics(
+    *,
+    n: int,
+    t0: float,
+    main: list[RequestRecord],
+    probes: list[RequestRecord],
+    resets: list[RequestRecord],
+    records: list[SendRecord],
+    run_prefix: str,
+    limits: dict[str, float],
+    hash_wall: float,
+    hash_cpu: float,
+    usage: Usage | None,
+    spike: bool,
+) -> Metrics:
+    ours = [r for r in records if r.recipient.startswith(run_prefix)]
+    accepted = [r for r in main if _ok(r)]
+    m: Metrics = {"requests": float(len(main)), "accepted": float(len(accepted))}
+    m["non_2xx"] = float(len(main) - len(accepted))
+    for record in main:
+        if not _ok(record):
+            key = f"http_{record.status}" if record.status is not None else "http_no_answer"
+            m[key] = (m.get(key) or 0.0) + 1
+    sent = [r.sent_at for r in main]
+    m["fire_spread_s"] = max(sent) - min(sent) if sent else None
+    acks = [r.answered_at - r.sent_at for r in accepted if r.answered_at is not None]
+    _put_summary(m, "ack", stats.summarize(acks).scaled(1000), "_ms")
+
+    cores = os.cpu_count() or 1
+    m.update(hash_ms=hash_wall * 1000, hash_cpu_ms=hash_cpu * 1000, cores=float(cores))
+    m["floor_ms"] = n * hash_wall / cores * 1000
+
+    register = [r for r in ours if r.kind == "register" and r.accepted]
+    account = stats.account((r.key for r in accepted), (r.recipient for r in register))
+    m.update(
+        delivered=float(account.delivered),
+        lost=float(account.lost),
+        duplicated=float(account.duplicated),
+        unexpected=float(account.unexpected),
+    )
+    inbox = stats.first_arrival_latencies(
+        {r.key: r.sent_at for r in accepted}, ((r.recipient, r.data_at) for r in register)
+    )
+    _put_summary(m, "inbox", stats.summarize(inbox).scaled(1000), "_ms")
+
+    for kind in KINDS:
+        starts = [r.connected_at for r in ours if r.kind == kind]
+        m[f"max_1s_{kind}"] = float(stats.max_in_window(starts))
+        m[f"max_1s_{kind}_data"] = float(
+            stats.max_in_window(r.data_at for r in ours if r.kind == kind)
+        )
+        m[f"attempts_{kind}"] = float(len(starts))
+    m["failed_attempts"] = float(sum(1 for r in ours if not r.accepted))
+    register_starts = [r.connected_at for r in ours if r.kind == "register"]
+    m["send_rate_register"] = stats.mean_rate(register_starts) if spike else None
+    first_sent = min(sent, default=t0)
+    m["drain_s"] = stats.drain_time(first_sent, (r.data_at for r in register))
+    m["drain_ideal_s"] = n / limits["register"]
+    m["drain_target_s"] = stats.drain_target(n, limits["register"])
+
+    last_answer = max((r.answered_at or r.sent_at for r in main), default=t0)
+    during = [r for r in probes if first_sent <= r.sent_at <= last_answer]
+    m["probe_count"] = float(len(during))
+    m["probe_fail"] = float(sum(1 for r in during if r.status != 200))
+    probe_latencies = [r.answered_at - r.sent_at for r in during if r.answered_at is not None]
+    _put_summary(m, "probe", stats.summarize(probe_latencies).scaled(1000), "_ms")
+
+    if resets:
+        _reset_metrics(m, resets, ours)
+    if usage is not None:
+        _usage_metrics(m, usage, max(1, len(accepted)), hash_cpu)
+    return m
+
+
+def _reset_metrics(m: Metrics, resets: list[RequestRecord], ours: list[SendRecord]) -> None:
+    accepted = [r for r in resets if _ok(r)]
+    emails = [r for r in ours if r.kind == "password_reset" and r.accepted]
+    account = stats.account((r.key for r in accepted), (r.recipient for r in emails))
+    m.update(
+        reset_requests=float(len(resets)),
+        reset_non_2xx=float(len(resets) - len(accepted)),
+        reset_lost=float(account.lost),
+        reset_duplicated=float(account.duplicated),
+    )
+    inbox = stats.first_arrival_latencies(
+        {r.key: r.sent_at for r in accepted}, ((r.recipient, r.data_at) for r in emails)
+    )
+    _put_summary(m, "reset_inbox", stats.summarize(inbox).scaled(1000), "_ms")
+
+
+def _usage_metrics(m: Metrics, usage: Usage, registrations: int, hash_cpu: float) -> None:
+    per = {role: seconds / registrations for role, seconds in usage.cpu_seconds.items()}
+    total = sum(per.values())
+    m["cpu_per_reg_ms"] = total * 1000
+    m["cpu_hash_ms"] = hash_cpu * 1000
+    m["cpu_rest_ms"] = (total - hash_cpu) * 1000
+    m["cpu_api_other_ms"] = (per.get("api", 0.0) - hash_cpu) * 1000
+    for role in ("worker", "temporal", "dev"):
+        m[f"cpu_{role}_ms"] = per.get(role, 0.0) * 1000
+    for role in ("api", "worker", "temporal"):
+        m[f"rss_{role}_mb"] = usage.peak_rss_mb.get(role)
+
+
+def _interference_metrics(m: Metrics, machine: Interference, usage: Usage | None) -> None:
+    stack_cpu = sum(usage.cpu_seconds.values()) if usage is not None else 0.0
+    m["bench_cpu_s"] = machine.bench_cpu_seconds
+    m["other_cpu_s"] = machine.busy_cpu_seconds - machine.bench_cpu_seconds - stack_cpu
+    m["load_avg_1m"] = machine.load_average
+    m["sink_loop_lag_max_ms"] = machine.loop_lag_max_ms
+
+
+def _put_summary(m: Metrics, prefix: str, summary: stats.Summary, unit: str) -> None:
+    m[f"{prefix}_p50{unit}"] = summary.p50
+    m[f"{prefix}_p95{unit}"] = summary.p95
+    m[f"{prefix}_p99{unit}"] = summary.p99
+    m[f"{prefix}_max{unit}"] = summary.max
+
+
+def _series(
+    t0: float, main: list[RequestRecord], records: list[SendRecord]
+) -> dict[str, list[float]]:
+    """Raw data for the charts: send starts per kind and ack latencies, relative to t0."""
+    series = {
+        f"starts_{kind}": [r.connected_at - t0 for r in records if r.kind == kind] for kind in KINDS
+    }
+    series["ack_s"] = [
+        r.answered_at - r.sent_at for r in main if _ok(r) and r.answered_at is not None
+    ]
+    return series
+
+
+def median_metrics(runs: list[RunResult]) -> Metrics:
+    keys = dict.fromkeys(key for run in runs for key in run.metrics)
+    return {key: stats.median_or_none(run.metrics.get(key) for run in runs) for key in keys}

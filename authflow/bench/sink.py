@@ -1,0 +1,131 @@
+"""The benchmark's SMTP sink: ``MailSink`` plus a timestamp on every send attempt.
+
+The contract limits when sends *start*, so each attempt that reaches DATA is recorded
+with the time its SMTP connection was accepted (the mailer opens one connection per
+message), the time its DATA arrived, the outcome, the recipient, the email kind (from
+the subject) and, for accepted code emails, the 6-digit code.  Fault injection is the
+sink's own (``sink.faults``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import weakref
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from authflow.mailsink import MailSink
+from authflow.mailsink.sink import _SinkHandler  # the sink's handler: we wrap its DATA hook
+
+CODE_RE = re.compile(r"(?<!\d)\d{6}(?!\d)")
+_QUEUED_ID = re.compile(r"queued as (\d+)")
+
+
+def kind_of_subject(subject: str) -> str:
+    """The email kind (``register``, ``password_reset``, ``notification``) of a subject,
+    from the wording of ``activities/templates.py``."""
+    lowered = subject.lower()
+    if "verification code" in lowered:
+        return "register"
+    if "password reset code" in lowered:
+        return "password_reset"
+    return "notification"
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """One send attempt that reached DATA."""
+
+    kind: str
+    recipient: str
+    connected_at: float  # the SMTP connection was accepted: the send started
+    data_at: float  # the message was received; the reply follows at once
+    accepted: bool
+    reply: str
+    code: str | None  # the 6-digit code of an accepted code email
+
+
+class _RecordingHandler(_SinkHandler):
+    def __init__(self, sink: BenchSink) -> None:
+        super().__init__(sink)
+        self._bench = sink
+
+    async def handle_DATA(  # noqa: N802 - the hook name aiosmtpd looks up
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        data_at = time.time()
+        reply = await super().handle_DATA(server, session, envelope)
+        self._bench._record(server, envelope, data_at, reply)
+        return reply
+
+
+class BenchSink(MailSink):
+    """A :class:`MailSink` that keeps a :class:`SendRecord` per attempt in :attr:`records`.
+
+    Must be used from the loop thread that started it, like ``MailSink``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = 7) -> None:
+        super().__init__(host, port, seed=seed)
+        self._handler = _RecordingHandler(self)
+        self._connected: weakref.WeakKeyDictionary[SMTP, float] = weakref.WeakKeyDictionary()
+        self.records: list[SendRecord] = []
+        self._headers = BytesHeaderParser(policy=default_policy)
+
+    def _new_session(self) -> Any:
+        # asyncio calls the protocol factory when it accepts a connection, just before
+        # connection_made: the time of the call is the time the send started.
+        session = super()._new_session()
+        self._connected[session] = time.time()
+        return session
+
+    def _record(self, server: SMTP, envelope: Envelope, data_at: float, reply: str) -> None:
+        raw = envelope.original_content or b""
+        subject = str(self._headers.parsebytes(raw).get("subject", ""))
+        accepted = reply.startswith("250")
+        code = None
+        if accepted and (found := _QUEUED_ID.search(reply)):
+            message = self.get(int(found.group(1)))
+            codes = CODE_RE.findall(message.text) if message is not None else []
+            code = codes[0] if len(codes) == 1 else None
+        recipient = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
+        self.records.append(
+            SendRecord(
+                kind=kind_of_subject(subject),
+                recipient=recipient.lower(),
+                connected_at=self._connected.get(server, data_at),
+                data_at=data_at,
+                accepted=accepted,
+                reply=reply,
+                code=code,
+            )
+        )
+
+    def delivered(self, kind: str | None = None) -> list[SendRecord]:
+        return [r for r in self.records if r.accepted and (kind is None or r.kind == kind)]
+
+    def reset_records(self) -> None:
+        """Forget the records and the stored messages (between warm-up and measurement)."""
+        self.records = []
+        self.clear()
+        self.reset_stats()
+
+    async def wait_for_code(self, address: str, kind: str, timeout: float = 60.0) -> str:
+        """The code of the first accepted ``kind`` email to ``address``."""
+        wanted = address.lower()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            for record in self.records:
+                if record.accepted and record.kind == kind and record.recipient == wanted:
+                    if record.code is None:
+                        raise ValueError(f"the {kind} email to {address} has no single code")
+                    return record.code
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no {kind} email to {address} within {timeout:.0f}s")

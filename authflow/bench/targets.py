@@ -1,0 +1,109 @@
+"""The issue's targets, checked against the median of the runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Metrics = dict[str, float | None]
+Verdict = Literal["PASS", "MISS", "n/a"]
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    key: str  # the metric checked
+    op: Literal["<=", ">=", "=="]
+    limit: float = 0.0
+    limit_key: str | None = None  # when set, the limit is factor * that metric
+    factor: float = 1.0
+
+    def limit_of(self, metrics: Metrics) -> float | None:
+        if self.limit_key is None:
+            return self.limit
+        base = metrics.get(self.limit_key)
+        return None if base is None else base * self.factor
+
+    def check(self, metrics: Metrics) -> tuple[Verdict, float | None, float | None]:
+        """(verdict, value, limit)."""
+        value, limit = metrics.get(self.key), self.limit_of(metrics)
+        if value is None or limit is None:
+            return "n/a", value, limit
+        ok = {"<=": value <= limit, ">=": value >= limit, "==": value == limit}[self.op]
+        return ("PASS" if ok else "MISS"), value, limit
+
+
+def spike_targets(limits: dict[str, float]) -> list[Target]:
+    register = limits["register"]
+    return [
+        Target("non-2xx answers", "non_2xx", "==", 0),
+        Target("lost registration emails", "lost", "==", 0),
+        Target("duplicated registration emails", "duplicated", "==", 0),
+        Target("/healthz p99 during the spike (ms)", "probe_p99_ms", "<=", 25),
+        Target(
+            "ack p99 (ms) within 10 % of the hashing floor",
+            "ack_p99_ms",
+            "<=",
+            limit_key="floor_ms",
+            factor=1.10,
+        ),
+        *rate_targets(register),
+    ]
+
+
+def rate_targets(register_limit: float) -> list[Target]:
+    return [
+        Target("register sends in the busiest 1 s window", "max_1s_register", "<=", register_limit),
+        Target(
+            "register send rate with a backlog (/s)",
+            "send_rate_register",
+            ">=",
+            0.95 * register_limit,
+        ),
+        Target("drain time (s) <= N / (0.95 x limit)", "drain_s", "<=", limit_key="drain_target_s"),
+    ]
+
+
+def steady_targets(limits: dict[str, float]) -> list[Target]:
+    return [
+        Target("time to inbox p50 (ms)", "inbox_p50_ms", "<=", 250),
+        Target("time to inbox p99 (ms)", "inbox_p99_ms", "<=", 1000),
+        Target(
+            "register sends in the busiest 1 s window", "max_1s_register", "<=", limits["register"]
+        ),
+        Target("non-2xx answers", "non_2xx", "==", 0),
+        Target("lost registration emails", "lost", "==", 0),
+    ]
+
+
+def isolation_targets(limits: dict[str, float]) -> list[Target]:
+    return [
+        Target("password-reset time to inbox p99 (ms)", "reset_inbox_p99_ms", "<=", 2000),
+        Target("lost password-reset emails", "reset_lost", "==", 0),
+        Target(
+            "reset sends in the busiest 1 s window",
+            "max_1s_password_reset",
+            "<=",
+            limits["password_reset"],
+        ),
+        Target(
+            "register sends in the busiest 1 s window", "max_1s_register", "<=", limits["register"]
+        ),
+    ]
+
+
+def scale_targets(limits: dict[str, float]) -> list[Target]:
+    return [
+        Target("lost registration emails", "lost", "==", 0),
+        Target("duplicated registration emails", "duplicated", "==", 0),
+        *rate_targets(limits["register"]),
+    ]
+
+
+def fault_targets(limits: dict[str, float]) -> list[Target]:
+    return [
+        Target("lost registration emails", "lost", "==", 0),
+        Target(
+            "register sends in the busiest 1 s window", "max_1s_register", "<=", limits["register"]
+        ),
+    ]

@@ -1,0 +1,99 @@
+"""``migrate_and_seed`` is idempotent: a second run changes nothing, on both backends."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import delete, func, select, text
+
+from authflow.db import Database
+from authflow.migrate import alembic_config, migrate_and_seed
+from authflow.models import AuditEntry, Permission, Role, RolePermission, User, UserRole
+from authflow.policies import ADMIN_ROLE, PERMISSIONS, SEEDED_ROLES
+from authflow.settings import Settings
+from tests.conftest import BACKENDS
+from tests.stack import ADMIN_EMAIL, ADMIN_PASSWORD, create_pg_database, drop_pg_database
+
+pytestmark = pytest.mark.e2e
+
+TABLES = (Role, Permission, RolePermission, User, UserRole, AuditEntry)
+
+
+async def _snapshot(url: str) -> dict[str, object]:
+    db = Database(url, pool_size=1)
+    try:
+        async with db.session() as session:
+            counts = {
+                t.__tablename__: await session.scalar(select(func.count()).select_from(t))
+                for t in TABLES
+            }
+            roles = {
+                role.name: sorted(p.name for p in role.permissions)
+                for role in await session.scalars(select(Role))
+            }
+            version = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    finally:
+        await db.dispose()
+    return {"counts": counts, "roles": roles, "version": version}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_migrate_and_seed_twice_changes_nothing(backend: str, tmp_path: Path) -> None:
+    pg_name = None
+    if backend == "postgresql":
+        pg_name = await create_pg_database()
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'seed.db'}"
+    settings = Settings(
+        environment="test",
+        database_url=url,
+        jwt_secret=secrets.token_urlsafe(48),
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
+    )
+    try:
+        first = await migrate_and_seed(settings)
+        seeded = await _snapshot(url)
+        second = await migrate_and_seed(settings)
+        again = await _snapshot(url)
+
+        # A role an admin edited is left as it is by a later run.
+        db = Database(url, pool_size=1)
+        try:
+            async with db.session() as session:
+                await session.execute(
+                    delete(RolePermission).where(
+                        RolePermission.role_name == "MANAGER",
+                        RolePermission.permission_name == "users:delete",
+                    )
+                )
+        finally:
+            await db.dispose()
+        edited = await _snapshot(url)
+        third = await migrate_and_seed(settings)
+        after_edit = await _snapshot(url)
+    finally:
+        if pg_name:
+            await drop_pg_database(pg_name)
+
+    assert f"admin {ADMIN_EMAIL}" in first
+    assert {f"role {name}" for name in SEEDED_ROLES} <= set(first)
+    assert second == []
+    assert again == seeded
+    assert third == []
+    assert after_edit == edited
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert seeded["version"] == head
+    assert seeded["roles"] == {name: sorted(perms) for name, perms in SEEDED_ROLES.items()}
+    counts = seeded["counts"]
+    assert isinstance(counts, dict)
+    assert counts["permissions"] == len(PERMISSIONS)
+    assert counts["users"] == 1
+    assert counts["user_roles"] == 1
+    assert counts["audit_log"] == 0
+    assert ADMIN_ROLE in SEEDED_ROLES

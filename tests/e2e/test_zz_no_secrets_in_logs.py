@@ -1,0 +1,54 @@
+"""Runs last (file name): no password, code or token the run handled appears in any log
+line of the whole run (API, workers, Temporal client, mail sink...).
+
+The captured lines are formatted without the redacting formatter, so this checks that
+secrets are never logged at all, not that redaction hides them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests import conftest, stack
+
+pytestmark = pytest.mark.e2e
+
+
+# aiosmtpd (the test stack's SMTP sink, standing in for the mail provider) logs each
+# line of a received message at DEBUG: that is the email itself, as delivered, not a
+# log line of authflow.  (`configure_logging` silences its "mail.log" logger; the test
+# session's capture does not.)
+_MAIL_SERVER_TRANSCRIPT = ("DATA readline: ",)
+
+
+def _pattern(secret: str) -> re.Pattern[str]:
+    # A 6-digit code could occur inside a longer number (a timestamp, a run id) by
+    # chance; it is a leak only when it stands alone as a run of digits.
+    if secret.isdigit():
+        return re.compile(rf"(?<!\d){re.escape(secret)}(?!\d)")
+    return re.compile(re.escape(secret))
+
+
+def test_no_secret_appears_in_any_log_line() -> None:
+    lines = [
+        line
+        for line in conftest.CAPTURED_LOGS.lines
+        if not line.startswith(_MAIL_SERVER_TRANSCRIPT)
+    ]
+    secrets = sorted(stack.SEEN_SECRETS)
+    assert lines, "no log line was captured: the check would be vacuous"
+    assert secrets, "no secret was recorded: run this file after the e2e tests"
+    # The run really logged the places secrets pass through.
+    assert any("authflow" in line or "temporal" in line.lower() for line in lines)
+
+    leaks = []
+    for secret in secrets:
+        pattern = _pattern(secret)
+        for line in lines:
+            if pattern.search(line):
+                shown = line.replace(secret, "<SECRET>")[:300]
+                leaks.append(f"{len(secret)}-char secret in: {shown}")
+                break
+    assert not leaks, "\n".join(leaks)

@@ -1,0 +1,114 @@
+"""Password hashing: argon2id through libpass, OWASP parameters, upgrades, no truncation,
+and always in the hasher's thread pool (never on the event loop)."""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from collections.abc import Iterator
+
+import pytest
+
+from authflow.security.passwords import Argon2Parameters, PasswordHasher
+
+WEAK = Argon2Parameters(memory_cost_kib=8192, time_cost=1, parallelism=1)
+# Cheaper than the default but still "stronger than WEAK", for the fast tests.
+FAST = Argon2Parameters(memory_cost_kib=9216, time_cost=2, parallelism=1)
+
+
+def params_of(password_hash: str) -> tuple[str, dict[str, int]]:
+    # $argon2id$v=19$m=19456,t=2,p=1$salt$hash
+    _, variant, _version, params, _salt, _digest = password_hash.split("$")
+    return variant, {k: int(v) for k, v in (p.split("=") for p in params.split(","))}
+
+
+@pytest.fixture
+def fast() -> Iterator[PasswordHasher]:
+    hasher = PasswordHasher(FAST, workers=2)
+    yield hasher
+    hasher.shutdown()
+
+
+def test_defaults_are_owasp_argon2id() -> None:
+    hasher = PasswordHasher()
+    try:
+        variant, params = params_of(hasher.hash_sync("correct horse battery staple"))
+    finally:
+        hasher.shutdown()
+    assert variant == "argon2id"
+    assert params["m"] >= 19456
+    assert params["t"] == 2
+    assert params["p"] == 1
+
+
+async def test_verify_right_and_wrong(fast: PasswordHasher) -> None:
+    stored = await fast.hash("pass phrase one")
+    assert stored != "pass phrase one"
+    assert stored.startswith("$argon2id$")
+    assert await fast.verify("pass phrase one", stored) == (True, None)
+    assert await fast.verify("pass phrase two", stored) == (False, None)
+    assert (await fast.verify("pass phrase one", None))[0] is False  # unknown user: dummy hash
+
+
+async def test_same_password_different_salt(fast: PasswordHasher) -> None:
+    assert await fast.hash("same password") != await fast.hash("same password")
+
+
+async def test_weaker_hash_is_upgraded_after_a_successful_check() -> None:
+    weak, strong = PasswordHasher(WEAK), PasswordHasher(FAST)
+    try:
+        old = await weak.hash("upgrade me please")
+        assert params_of(old)[1]["m"] == WEAK.memory_cost_kib
+        ok, new = await strong.verify("upgrade me please", old)
+        assert ok
+        assert new is not None
+        assert params_of(new) == ("argon2id", {"m": 9216, "t": 2, "p": 1})
+        # The replacement works and needs no further upgrade.
+        assert await strong.verify("upgrade me please", new) == (True, None)
+        # A wrong password never yields a replacement hash.
+        assert await strong.verify("not the password", old) == (False, None)
+    finally:
+        weak.shutdown()
+        strong.shutdown()
+
+
+async def test_long_unicode_password_is_not_truncated(fast: PasswordHasher) -> None:
+    password = "".join("aé€😀"[i % 4] for i in range(256))  # 256 chars, ~700 UTF-8 bytes
+    stored = await fast.hash(password)
+    assert (await fast.verify(password, stored))[0]
+    changed = password[:200] + ("x" if password[200] != "x" else "y") + password[201:]
+    assert len(changed) == 256
+    assert not (await fast.verify(changed, stored))[0]
+    assert not (await fast.verify(password[:255], stored))[0]
+    assert not (await fast.verify(password[:72], stored))[0]  # no bcrypt-style cut-off
+
+
+async def test_composed_and_decomposed_accents_are_the_same_password(fast: PasswordHasher) -> None:
+    composed = "café crème brûlée"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    stored = await fast.hash(composed)
+    assert (await fast.verify(decomposed, stored))[0]
+
+
+async def test_hashing_runs_off_the_event_loop_thread(fast: PasswordHasher) -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    real_hash, context = fast.hash_sync, fast.context
+    real_verify = context.verify_and_update
+
+    def spy_hash(password: str) -> str:
+        seen.append(threading.get_ident())
+        return real_hash(password)
+
+    def spy_verify(*args: object, **kwargs: object) -> object:
+        seen.append(threading.get_ident())
+        return real_verify(*args, **kwargs)
+
+    fast.hash_sync = spy_hash  # type: ignore[method-assign]
+    context.verify_and_update = spy_verify  # type: ignore[method-assign]
+    stored = await fast.hash("off the loop please")
+    await fast.verify("off the loop please", stored)
+    await fast.verify("off the loop please", None)
+    assert len(seen) == 3
+    assert loop_thread not in seen

