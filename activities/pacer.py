@@ -47,7 +47,7 @@ class Pacer:
 
     async def ensure_rows(self) -> None:
         async with self._db.session() as session:
-            dialect = session.bind.dialect.name
+            dialect = self._db.engine.dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             for queue in self._rates:
                 stmt = insert(SendSlot).values(task_queue=queue, next_at=0.0, last_start=0.0)

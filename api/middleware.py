@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 import time
 import uuid
 from typing import Any
@@ -110,6 +111,6 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-def _route(scope: dict[str, Any]) -> str:
+def _route(scope: MutableMapping[str, Any]) -> str:
     route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"

@@ -29,7 +29,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     results = await asyncio.gather(*(_timed(c) for c in checks.values()))
     status = dict(zip(checks, results, strict=True))
     down = [name for name, ok in status.items() if not ok]
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if not down else "unavailable",
         "checks": {name: "ok" if ok else "down" for name, ok in status.items()},
     }

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from authflow.mailsink import InboxServer, MailSink
 from authflow.ports import ensure_free, is_listening
 from authflow.temporal_server import (
     spawn_dev_server,
@@ -116,7 +117,8 @@ class _DevStack:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        sink = inbox = None
+        sink: MailSink | None = None
+        inbox: InboxServer | None = None
         try:
             self._start_temporal(settings.api_host, settings.api_port)
             if self.options.mail_sink:
@@ -150,8 +152,8 @@ class _DevStack:
         self.children.append(("temporal", process))
         wait_until_listening("127.0.0.1", self.options.temporal_port, process)
 
-    async def _start_mail_sink(self, host: str, port: int) -> tuple[object, object]:
-        from authflow.mailsink import MailSink, serve_inbox
+    async def _start_mail_sink(self, host: str, port: int) -> tuple[MailSink, InboxServer]:
+        from authflow.mailsink import serve_inbox
 
         sink = MailSink(host, port, store_dir=VAR / "mail")
         await sink.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, CancelledError
@@ -42,10 +43,10 @@ def tag_workflow(kind: str, user_id: str) -> None:
     workflow.upsert_search_attributes([sa.KIND.value_set(kind), sa.USER_ID.value_set(user_id)])
 
 
-async def send_email_activity(route: EmailRoute, activity: object, arg: object) -> object:
+async def send_email_activity(route: EmailRoute, activity: Any, arg: object) -> object:
     """Run one email activity on its kind's queue with its retry policy."""
     return await workflow.execute_activity_method(
-        activity,  # type: ignore[arg-type]
+        activity,
         arg,
         task_queue=route.task_queue,
         schedule_to_close_timeout=timedelta(seconds=route.retry.schedule_to_close_seconds),

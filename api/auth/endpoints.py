@@ -95,7 +95,9 @@ async def me(principal: CurrentPrincipal) -> MeResponse:
 
 
 @router.post(
-    "/password/change", status_code=status.HTTP_204_NO_CONTENT, responses=responses(400, 401, 422)
+    "/password/change",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(400, 401, 422, 429),
 )
 async def change_password(
     body: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, services: ServicesDep

@@ -55,7 +55,7 @@ class LoginRequest(StrictModel):
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    token_type: Literal["bearer"] = "bearer"
     expires_in: int
 
 

@@ -127,6 +127,7 @@ class Interference:
     """How much else the machine did while a scenario ran."""
 
     busy_cpu_seconds: float  # all CPUs, every process
+    steal_cpu_seconds: float  # taken by the hypervisor from this machine's CPUs
     bench_cpu_seconds: float  # this process and its finished children (the load streams)
     load_average: float  # 1-minute load average at the end
     loop_lag_max_ms: float  # worst delay of this process's event loop (the sink's clock)
@@ -136,15 +137,15 @@ class MachineMonitor:
     """System-wide busy CPU time, the bench's own CPU time, and the event-loop lag of
     this process: the sink's timestamps are only as good as its loop is prompt."""
 
-    def __init__(self, tick: float = 0.005) -> None:
+    def __init__(self, tick: float = 0.01) -> None:
         self._tick = tick
-        self._busy = _busy_cpu()
+        self._busy, self._steal = _busy_cpu()
         self._own = _own_cpu()
         self._lag = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._busy, self._own, self._lag = _busy_cpu(), _own_cpu(), 0.0
+        (self._busy, self._steal), self._own, self._lag = _busy_cpu(), _own_cpu(), 0.0
         self._task = asyncio.get_running_loop().create_task(self._watch_lag())
 
     async def _watch_lag(self) -> None:
@@ -159,23 +160,23 @@ class MachineMonitor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        busy, steal = _busy_cpu()
         return Interference(
-            busy_cpu_seconds=_busy_cpu() - self._busy,
+            busy_cpu_seconds=busy - self._busy,
+            steal_cpu_seconds=steal - self._steal,
             bench_cpu_seconds=_own_cpu() - self._own,
             load_average=float(psutil.getloadavg()[0]),
             loop_lag_max_ms=self._lag * 1000,
         )
 
 
-def _busy_cpu() -> float:
-    times = psutil.cpu_times()
-    idle = float(times.idle) + float(getattr(times, "iowait", 0.0))
-    return (
-        float(sum(times))
-        - idle
-        - float(getattr(times, "guest", 0.0))
-        - float(getattr(times, "guest_nice", 0.0))
-    )
+def _busy_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds since boot, all CPUs.  Busy excludes idle, iowait and
+    steal, and guest time (already counted in user time on Linux)."""
+    fields = psutil.cpu_times()._asdict()
+    not_busy = ("idle", "iowait", "steal", "guest", "guest_nice")
+    busy = sum(float(v) for k, v in fields.items() if k not in not_busy)
+    return busy, float(fields.get("steal", 0.0))
 
 
 def _own_cpu() -> float:

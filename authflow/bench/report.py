@@ -47,6 +47,11 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ),
     ("busiest 1 s: register / reset / notification", tuple(f"max_1s_{k}" for k in KINDS), "{:.0f}"),
     ("  same, counted at DATA", tuple(f"max_1s_{k}_data" for k in KINDS), "{:.0f}"),
+    (
+        "  same, lower bound given the sink's lag",
+        tuple(f"max_1s_{k}_lower" for k in KINDS),
+        "{:.0f}",
+    ),
     ("send attempts register / failed", ("attempts_register", "failed_attempts"), "{:.0f}"),
     ("register send rate with a backlog (/s)", ("send_rate_register",), "{:.2f}"),
     ("drain (s) / N / limit / target", ("drain_s", "drain_ideal_s", "drain_target_s"), "{:.1f}"),
@@ -82,7 +87,11 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
         ("http_429", "http_500", "http_503", "http_no_answer"),
         "{:.0f}",
     ),
-    ("CPU s: bench / other processes", ("bench_cpu_s", "other_cpu_s"), "{:.1f}"),
+    (
+        "CPU s: bench / other processes / steal",
+        ("bench_cpu_s", "other_cpu_s", "steal_cpu_s"),
+        "{:.1f}",
+    ),
     ("load average (1 min) at the end", ("load_avg_1m",), "{:.2f}"),
     ("sink event-loop lag max (ms)", ("sink_loop_lag_max_ms",), "{:.1f}"),
 ]

@@ -51,9 +51,18 @@ def spike_targets(limits: dict[str, float]) -> list[Target]:
     ]
 
 
+def window_targets(kind: str, label: str, limit: float) -> list[Target]:
+    """The busiest second as observed, and its lower bound given the sink's own lag
+    (a MISS of the lower bound is a certain violation)."""
+    return [
+        Target(f"{label} sends in the busiest 1 s window", f"max_1s_{kind}", "<=", limit),
+        Target("  ... lower bound given the sink's lag", f"max_1s_{kind}_lower", "<=", limit),
+    ]
+
+
 def rate_targets(register_limit: float) -> list[Target]:
     return [
-        Target("register sends in the busiest 1 s window", "max_1s_register", "<=", register_limit),
+        *window_targets("register", "register", register_limit),
         Target(
             "register send rate with a backlog (/s)",
             "send_rate_register",
@@ -68,9 +77,7 @@ def steady_targets(limits: dict[str, float]) -> list[Target]:
     return [
         Target("time to inbox p50 (ms)", "inbox_p50_ms", "<=", 250),
         Target("time to inbox p99 (ms)", "inbox_p99_ms", "<=", 1000),
-        Target(
-            "register sends in the busiest 1 s window", "max_1s_register", "<=", limits["register"]
-        ),
+        *window_targets("register", "register", limits["register"]),
         Target("non-2xx answers", "non_2xx", "==", 0),
         Target("lost registration emails", "lost", "==", 0),
     ]
@@ -80,15 +87,8 @@ def isolation_targets(limits: dict[str, float]) -> list[Target]:
     return [
         Target("password-reset time to inbox p99 (ms)", "reset_inbox_p99_ms", "<=", 2000),
         Target("lost password-reset emails", "reset_lost", "==", 0),
-        Target(
-            "reset sends in the busiest 1 s window",
-            "max_1s_password_reset",
-            "<=",
-            limits["password_reset"],
-        ),
-        Target(
-            "register sends in the busiest 1 s window", "max_1s_register", "<=", limits["register"]
-        ),
+        *window_targets("password_reset", "reset", limits["password_reset"]),
+        *window_targets("register", "register", limits["register"]),
     ]
 
 
@@ -103,7 +103,5 @@ def scale_targets(limits: dict[str, float]) -> list[Target]:
 def fault_targets(limits: dict[str, float]) -> list[Target]:
     return [
         Target("lost registration emails", "lost", "==", 0),
-        Target(
-            "register sends in the busiest 1 s window", "max_1s_register", "<=", limits["register"]
-        ),
+        *window_targets("register", "register", limits["register"]),
     ]

@@ -49,10 +49,11 @@ class PasswordHasher:
     def _dummy_hash(self) -> str:
         # Verified against when the account does not exist, so that a login for an
         # unknown email costs the same time as one for a known email.
-        return self.context.hash("authflow-dummy-password-for-timing")
+        return self.hash_sync("authflow-dummy-password-for-timing")
 
     def hash_sync(self, password: str) -> str:
-        return str(self.context.hash(_normalise(password)))
+        hashed: str = self.context.hash(_normalise(password))
+        return hashed
 
     async def hash(self, password: str) -> str:
         return await asyncio.get_running_loop().run_in_executor(

@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from authflow import throttle
-from authflow.models import User, UserStatus
+from authflow.models import Session, User, UserStatus, utcnow
 from authflow.policies import PERMISSIONS
 from authflow.security.passwords import Argon2Parameters, PasswordHasher
 from tests.stack import Stack, eventually
@@ -311,6 +312,20 @@ async def test_concurrent_refreshes_of_one_token_never_both_succeed(stack: Stack
     # Whatever won, the token was presented twice: the session is dead.
     for winner in (r for r in results if r.status_code == 200):
         assert_error(await get_me(stack, winner.json()), 401, "invalid_token")
+
+
+async def test_an_expired_session_is_refused(stack: Stack) -> None:
+    """Rotation never extends a session: once its absolute lifetime is over, neither its
+    access token nor its refresh token works."""
+    email, password = await stack.register_and_verify()
+    tokens = await stack.login(email, password)
+    sid = jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"]
+    async with stack.db.session() as session:
+        await session.execute(
+            update(Session).where(Session.id == sid).values(expires_at=utcnow() - timedelta(1))
+        )
+    assert_error(await get_me(stack, tokens), 401, "invalid_token")
+    assert_error(await do_refresh(stack, tokens["refresh_token"]), 401, "invalid_token")
 
 
 async def test_unknown_refresh_token_is_refused(stack: Stack) -> None:
