@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.admin.endpoints import router as admin_router
 from api.auth.endpoints import router as auth_router
+from api.codec_server import router as codec_router
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
@@ -46,6 +48,23 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(auth_router)
     app.include_router(admin_router)
     app.include_router(ops_router)
+    app.include_router(codec_router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=_codec_origins(settings),
+        allow_methods=["POST", "OPTIONS"],
+        allow_headers=["Content-Type", "X-Namespace", "Authorization"],
+        allow_credentials=True,
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _codec_origins(settings: Settings) -> list[str]:
+    """The Temporal Web UI calls /codec from the browser: allow its origin."""
+    origin = settings.temporal_ui_url.rstrip("/")
+    origins = {origin}
+    if "127.0.0.1" in origin:
+        origins.add(origin.replace("127.0.0.1", "localhost"))
+    return sorted(origins)
