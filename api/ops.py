@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import httpx
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -57,10 +59,25 @@ async def _check_temporal(services: ServicesDep) -> None:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    """Prometheus text format: this process's metrics, and with PROMETHEUS_MULTIPROC_DIR
-    set, those of every authflow process on this host (workers included)."""
-    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus text format: this process's metrics; with PROMETHEUS_MULTIPROC_DIR set,
+    those of every authflow process on this host (the workers' email counters); and the
+    Temporal SDK metrics of the workers listed in WORKER_METRICS_URLS."""
+    body = generate_latest(_registry()).decode()
+    urls = [u.strip() for u in services.settings.worker_metrics_urls.split(",") if u.strip()]
+    if urls:
+        body += "".join(await asyncio.gather(*(_worker_metrics(url) for url in urls)))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def _worker_metrics(url: str) -> str:
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+    except httpx.HTTPError:
+        return f"# worker metrics unavailable: {url}\n"
+    return f"# Temporal SDK metrics of worker {url}\n{response.text}"
 
 
 def _registry() -> CollectorRegistry:

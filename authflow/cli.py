@@ -131,7 +131,12 @@ async def _run_worker(settings: object, queues: list[str]) -> int:
     from workers.main import run_workers
 
     assert isinstance(settings, Settings)
-    client = await connect(settings)
+    runtime = None
+    if settings.worker_metrics_port:
+        from authflow.temporal import runtime_with_metrics
+
+        runtime = runtime_with_metrics(f"127.0.0.1:{settings.worker_metrics_port}")
+    client = await connect(settings, runtime=runtime)
     await run_workers(settings, client, queues)
     return 0
 

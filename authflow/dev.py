@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authflow.mailsink import InboxServer, MailSink
-from authflow.ports import ensure_free, is_listening
+from authflow.ports import ensure_free, free_port, is_listening
 from authflow.temporal_server import (
     spawn_dev_server,
     start_dev_server_command,
@@ -124,8 +124,12 @@ class _DevStack:
             if self.options.mail_sink:
                 sink, inbox = await self._start_mail_sink(settings.smtp_host, settings.smtp_port)
             await self._migrate()
-            for index in range(self.options.worker_processes):
-                self._spawn(f"worker-{index + 1}", ["worker"])
+            metrics_ports = [free_port() for _ in range(self.options.worker_processes)]
+            for index, port in enumerate(metrics_ports):
+                self._spawn(f"worker-{index + 1}", ["worker"], WORKER_METRICS_PORT=str(port))
+            self.env["WORKER_METRICS_URLS"] = ",".join(
+                f"http://127.0.0.1:{port}/metrics" for port in metrics_ports
+            )
             self._spawn("api", ["api"])
             await self._wait_for_api(settings.api_host, settings.api_port)
             self._print_urls(
@@ -168,9 +172,9 @@ class _DevStack:
         if created:
             print("seeded: " + ", ".join(created), flush=True)
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], **extra_env: str) -> None:
         cmd = [sys.executable, "-m", "authflow.cli", *args]
-        self.children.append((name, subprocess.Popen(cmd, env=self.env)))
+        self.children.append((name, subprocess.Popen(cmd, env=self.env | extra_env)))
 
     async def _wait_for_api(self, host: str, port: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     temporal_api_key: str = ""
     temporal_tls_cert: str = ""
     temporal_tls_key: str = ""
+    # A worker serves the Temporal SDK's own metrics on this port (0: off); the API's
+    # /metrics appends the text of every URL in WORKER_METRICS_URLS (authflow dev sets both).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_urls: str = ""
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     # Password hashing runs in a thread pool this large (argon2 releases the GIL).

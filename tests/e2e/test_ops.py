@@ -1,0 +1,72 @@
+"""Operations endpoints: health, readiness (naming what is down), Prometheus metrics."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from authflow.ports import free_port
+from authflow.settings import Settings
+from authflow.temporal import connect
+from tests.stack import Stack, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_health_and_ready(stack: Stack) -> None:
+    assert (await stack.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await stack.http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
+
+
+async def test_metrics_count_emails_and_requests(stack: Stack) -> None:
+    mark = stack.sink.last_id
+    email = stack.new_email("metrics")
+    await stack.register(email)
+    await stack.wait_for_mail(email, after_id=mark)
+
+    async def sent_metric() -> str | None:
+        text = (await stack.http.get("/metrics")).text
+        return text if 'authflow_emails_sent_total{kind="register"}' in text else None
+
+    text = await eventually(sent_metric)
+    assert 'authflow_email_time_to_smtp_seconds_bucket{kind="register"' in text
+    assert 'route="/api/v1/auth/register",status="202"' in text
+    assert "# TYPE authflow_emails_failed_total counter" in text
+
+
+async def test_readyz_names_what_is_down(tmp_path: object) -> None:
+    dead_temporal = f"127.0.0.1:{free_port()}"
+    settings = Settings(
+        environment="test",
+        database_url=f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none",
+        temporal_address=dead_temporal,
+        jwt_secret="x" * 40,
+    )
+    client = await connect(settings, lazy=True)
+    app = create_app(settings, temporal=client)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    import asyncio
+
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert sorted(ready.json()["down"]) == ["database", "temporal"]
+            assert ready.json()["error"]["code"] == "service_unavailable"
+            # A registration while everything is down: a clear 503, not a 500.
+            r = await http.post(
+                "/api/v1/auth/register", json={"email": "down@example.com", "password": "long enough pass"}
+            )
+            assert r.status_code == 503, r.text
+    finally:
+        server.should_exit = True
+        await task
