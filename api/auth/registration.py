@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.codes import consume_code, start_cooldown, take_cooldown, user_by_email
@@ -25,6 +26,20 @@ async def register(db: AsyncSession, services: Services, body: RegisterRequest) 
     otherwise anyone could replace the password of an account they cannot verify.
     """
     password_hash = await services.hasher.hash(body.password)  # off the event loop
+    try:
+        user = await _pending_account(db, services, body, password_hash)
+    except IntegrityError:
+        # The same address was registered concurrently and committed first: answer
+        # as for a repeated registration.
+        await db.rollback()
+        user = await _pending_account(db, services, body, password_hash)
+    await services.flows.start_code_flow(REGISTER, user.id, resend=False)
+    return user
+
+
+async def _pending_account(
+    db: AsyncSession, services: Services, body: RegisterRequest, password_hash: str
+) -> User:
     user = await user_by_email(db, body.email)
     if user is not None and user.status != UserStatus.PENDING_VERIFICATION:
         raise EmailTaken()
@@ -41,7 +56,6 @@ async def register(db: AsyncSession, services: Services, body: RegisterRequest) 
         # The first code is on its way: a resend right now would only fill the inbox.
         await start_cooldown(db, services, REGISTER, body.email)
     await db.commit()
-    await services.flows.start_code_flow(REGISTER, user.id, resend=False)
     return user
 
 

@@ -144,3 +144,14 @@ async def test_code_stored_only_as_keyed_hash(stack: Stack) -> None:
     row = await eventually(delivered)
     assert code not in row.code_hash and code.encode() not in row.sealed_code
     assert row.attempts == 1
+
+
+async def test_concurrent_registrations_of_one_address_make_one_account(stack: Stack) -> None:
+    email = stack.new_email("race")
+    mark = stack.sink.last_id
+    responses = await asyncio.gather(*(stack.register(email, "race pass phrase") for _ in range(8)))
+    assert [r.status_code for r in responses] == [202] * 8, [r.text for r in responses]
+    assert len({r.json()["user_id"] for r in responses}) == 1
+    await stack.wait_for_mail(email, after_id=mark)
+    await asyncio.sleep(1.0)
+    assert len([m for m in stack.sink.messages if m.id > mark and m.is_to(email)]) == 1
