@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,7 +36,10 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         services = Services.build(settings, client)
         services.hasher.warm_up()
         app.state.services = services
+        relay = asyncio.create_task(services.outbox.relay_forever())
         yield
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
         await services.close()
 
     app = FastAPI(

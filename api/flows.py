@@ -116,8 +116,9 @@ class FlowStarter:
         """False when no registration flow waits (then the caller sends the email itself)."""
         return await self._signal(code_workflow_id(OtpPurpose.REGISTER, user_id), "approved", None)
 
-    async def notify(self, user_id: str, template: str) -> str:
-        workflow_id = f"notify-{template}-{user_id}-{uuid.uuid4().hex[:12]}"
+    async def notify(self, user_id: str, template: str, *, key: str | None = None) -> str:
+        """Start a notification workflow; the same ``key`` never sends twice."""
+        workflow_id = f"notify-{template}-{user_id}-{key or uuid.uuid4().hex}"
         route = self.route(EmailKind.NOTIFICATION)
         await self._call(
             self._client.start_workflow(
@@ -125,6 +126,8 @@ class FlowStarter:
                 NotificationInput(user_id, template, route),
                 id=workflow_id,
                 task_queue=route.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=_attributes(EmailKind.NOTIFICATION.value, user_id),
             )
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 
 from api.flows import FlowStarter
+from api.outbox import Outbox
 from authflow.db import Database
 from authflow.policies import OtpRules, resolve_email_policies
 from authflow.security.otp import CodeVault
@@ -25,11 +26,13 @@ class Services:
     otp_rules: OtpRules
     temporal: Client
     flows: FlowStarter = field(init=False)
+    outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:
         self.flows = FlowStarter(
             self.temporal, resolve_email_policies(self.settings.email_rate_limits), self.otp_rules
         )
+        self.outbox = Outbox(self.db, self.flows)
 
     @classmethod
     def build(cls, settings: Settings, temporal: Client, db: Database | None = None) -> Services:

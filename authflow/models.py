@@ -211,3 +211,21 @@ class AuditEntry(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     ip: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class PendingFlow(Base):
+    """A workflow call that must follow a committed change (the transactional outbox).
+
+    Written in the same transaction as the change, dispatched right after the commit,
+    deleted once Temporal accepted it; the API's relay retries what is left, so a
+    Temporal outage delays an email but never loses it.
+    """
+
+    __tablename__ = "pending_flows"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    action: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300))

@@ -6,7 +6,6 @@ before any workflow is started or signalled, so the workflow reads what was writ
 
 from __future__ import annotations
 
-import logging
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,10 +15,9 @@ from api.admin.audit import Actor
 from api.admin.guards import ensure_may_manage, ensure_not_last_admin, lock_user_for_change
 from api.auth.sessions import revoke_sessions
 from api.services import Services
-from authflow.errors import NotFound, NotPendingApproval, ServiceUnavailable
+from authflow.errors import NotFound, NotPendingApproval
 from authflow.models import User, UserStatus
 
-log = logging.getLogger(__name__)
 
 # What an unbanned account returns to when the ban did not record it.
 _RESTORABLE = {UserStatus.PENDING_VERIFICATION, UserStatus.PENDING_APPROVAL, UserStatus.ACTIVE}
@@ -108,13 +106,9 @@ async def approve(db: AsyncSession, services: Services, actor: Actor, user_id: s
         raise NotPendingApproval()
     user.status = UserStatus.ACTIVE
     audit.record(db, actor, "user.approve", user.id)
+    entry = services.outbox.add(db, "approved", user_id=user.id)
     await db.commit()
-    try:
-        if not await services.flows.signal_approved(user.id):
-            await services.flows.notify(user.id, "account_approved")
-    except ServiceUnavailable:
-        # The approval itself is committed, which is what counts for signing in.
-        log.warning("approval email not started: workflow service unavailable")
+    await services.outbox.dispatch(entry)
     return user
 
 
@@ -129,9 +123,6 @@ async def delete_user(db: AsyncSession, services: Services, actor: Actor, user_i
         status=user.status, roles=sorted(role.name for role in user.roles),
     )  # fmt: skip
     await db.delete(user)
+    entry = services.outbox.add(db, "cancel", user_id=user_id)
     await db.commit()
-    try:
-        await services.flows.cancel_user_flows(user_id)
-    except ServiceUnavailable:
-        # Their activities find no user and end the flows; only an approval wait lingers.
-        log.warning("flows of a deleted user not cancelled: workflow service unavailable")
+    await services.outbox.dispatch(entry)

@@ -1,0 +1,52 @@
+"""The outbox: a committed change whose workflow call could not be made is not lost."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from api.outbox import Outbox
+from authflow.models import PendingFlow, User
+from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+class _TemporalDown:
+    """Stands in for FlowStarter while Temporal is unreachable."""
+
+    async def notify(self, *args: object, **kwargs: object) -> str:
+        from authflow.errors import ServiceUnavailable
+
+        raise ServiceUnavailable("down")
+
+
+async def test_notification_survives_a_temporal_outage(stack: Stack) -> None:
+    email, _ = await stack.register_and_verify()
+    async with stack.db.session() as session:
+        user = await session.scalar(select(User).where(User.email == email))
+        assert user is not None
+        entry = Outbox.add(session, "notify", user_id=user.id, template="password_changed")
+    down = Outbox(stack.db, _TemporalDown())  # type: ignore[arg-type]
+    assert await down.dispatch(entry) is False  # kept for the relay
+
+    async with stack.db.session() as session:
+        kept = await session.get(PendingFlow, entry.id)
+        assert kept is not None and kept.attempts == 1
+    mark = stack.sink.last_id
+    services = stack.app.state.services
+    assert await services.outbox.dispatch(kept) is True  # Temporal is back
+    message = await stack.wait_for_mail(email, after_id=mark, subject="password was changed")
+    assert message.rcpt_tos == [email]
+    # A second dispatch of the same entry (a relay racing the request) sends nothing more.
+    await services.outbox.dispatch(kept)
+    async with stack.db.session() as session:
+        left = await session.scalar(
+            select(func.count()).select_from(PendingFlow).where(PendingFlow.id == entry.id)
+        )
+    assert left == 0
+    import asyncio
+
+    await asyncio.sleep(1.5)
+    changed = [m for m in stack.sink.messages if m.id > mark and m.is_to(email)]
+    assert len(changed) == 1
