@@ -13,6 +13,7 @@ from temporalio.client import Client
 from api.admin.endpoints import router as admin_router
 from api.auth.endpoints import router as auth_router
 from api.codec_server import router as codec_router
+from api.console import console_router
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(admin_router)
     app.include_router(ops_router)
     app.include_router(codec_router)
+    app.include_router(console_router)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=_codec_origins(settings),

@@ -1,0 +1,19 @@
+"""The admin console: server-rendered pages under ``/admin`` for ADMINs and MANAGERs.
+
+Every action calls the same use cases of ``api.admin`` as the JSON API, with the
+signed-in principal, so the same permission and escalation checks apply.  See
+``session`` for how signing in and CSRF tokens work.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import assets, audit, deliveries, roles, signin, users
+from .web import PREFIX
+
+console_router = APIRouter(prefix=PREFIX, include_in_schema=False)
+for _module in (signin, users, roles, deliveries, audit, assets):
+    console_router.include_router(_module.router)
+
+__all__ = ["console_router"]
