@@ -113,7 +113,9 @@ def render_table(scenario: Scenario, results: list[VariantResult], runs: int) ->
         if any(c is not None for c in found):
             rows.append((label, [c or "-" for c in found]))
     width = max(len(label) for label, _ in rows) if rows else 10
-    widths = [max(len(name), *(len(cells[i]) for _, cells in rows)) for i, name in enumerate(names)]
+    widths = [
+        max([len(name), *(len(cells[i]) for _, cells in rows)]) for i, name in enumerate(names)
+    ]
     lines = [
         heading,
         "  ".join([" " * width, *(n.rjust(w) for n, w in zip(names, widths, strict=True))]),
@@ -248,7 +250,8 @@ def write_chart(
     sends.set_title(f"{scenario.name}: send starts in the rolling 1 s window [t, t+1)")
     sends.set_xlabel("seconds since t0 (first request)")
     sends.set_ylabel("sends per second")
-    sends.legend(fontsize=8, loc="upper right")
+    if sends.get_legend_handles_labels()[0]:
+        sends.legend(fontsize=8, loc="upper right")
     acks.set_title("ack latency of accepted requests")
     acks.set_xlabel("seconds")
     acks.set_ylabel("requests")

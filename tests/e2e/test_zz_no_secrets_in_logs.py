@@ -24,10 +24,12 @@ _MAIL_SERVER_TRANSCRIPT = ("DATA readline: ",)
 
 
 def _pattern(secret: str) -> re.Pattern[str]:
-    # A 6-digit code could occur inside a longer number (a timestamp, a run id) by
-    # chance; it is a leak only when it stands alone as a run of digits.
+    # A 6-digit code occurs by chance inside longer numbers and hex ids (request ids,
+    # UUIDs in workflow ids, "0.123456" durations): with hundreds of codes and
+    # thousands of ids that happens in about every other run.  A logged code stands
+    # alone ("otp=123456", "'123456'", "code 123456"), so only that counts.
     if secret.isdigit():
-        return re.compile(rf"(?<!\d){re.escape(secret)}(?!\d)")
+        return re.compile(rf"(?<![0-9A-Za-z.]){re.escape(secret)}(?![0-9A-Za-z]|\.\d)")
     return re.compile(re.escape(secret))
 
 

@@ -1,0 +1,125 @@
+"""Worker processes die (SIGKILL) or are stopped (SIGTERM) in the middle of sending.
+
+The workers run as real ``authflow worker`` subprocesses configured like the stack; the
+stack's in-process workers stand aside meanwhile.  The sink answers DATA slowly, so
+sends are caught in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.faults.support import (
+    codes_to,
+    eventually,
+    probing,
+    register_many,
+    settled_deliveries,
+    start_worker,
+    verify_code,
+    wait_for_codes,
+    wait_until_sends_settled,
+    worker_process,
+    workers_in_subprocesses,
+)
+from tests.stack import Stack
+
+pytestmark = [pytest.mark.faults, pytest.mark.e2e]
+
+KILLS = 3
+# A send killed mid-flight is retried once its attempt times out on the server
+# (start_to_close: attempt timeout 30 s + 90 s of pacing allowance), not before.
+STRANDED_SEND_RETRY = 120
+
+
+async def test_sigkilled_worker_loses_no_code(stack: Stack, tmp_path: Path) -> None:
+    emails = [stack.new_email("kill") for _ in range(40)]
+    mark = stack.sink.last_id
+    # 4 sends a second: the sending lasts ~10 s, long enough to kill the worker
+    # several times while sends are in flight.
+    worker = worker_process(stack.settings, tmp_path / "worker.log", EMAIL_RATE_LIMITS="register=4")
+    killed_mid_send = 0
+    async with workers_in_subprocesses(stack):
+        with probing(stack.sink, delay=0.6) as probe:
+            await start_worker(worker)
+            try:
+                answers = await register_many(stack.http, emails, concurrency=20)
+                assert {r.status_code for r in answers.values()} == {202}
+                for _ in range(KILLS):
+
+                    async def sending() -> bool:
+                        return probe.in_flight > 0
+
+                    await eventually(sending, timeout=60, interval=0.05)
+                    worker.kill()
+                    killed_mid_send += probe.in_flight > 0
+                    await start_worker(worker)
+                codes = await wait_for_codes(
+                    stack, emails, after_id=mark, timeout=STRANDED_SEND_RETRY + 60
+                )
+                # Retries of sends stranded by a kill may still come: wait them out.
+                await wait_until_sends_settled(stack, emails, timeout=STRANDED_SEND_RETRY + 60)
+            finally:
+                worker.stop()
+    assert killed_mid_send == KILLS, "every kill was meant to hit a send in flight"
+
+    rows = await settled_deliveries(stack, emails)
+    duplicates = 0
+    for email in emails:
+        received = codes_to(stack, email, mark)
+        # A duplicate happens when the worker died after the server took the message
+        # but before the worker recorded it; it repeats the same (still valid) code.
+        assert 1 <= len(received) <= 1 + KILLS, (email, received)
+        assert len(set(received)) == 1, f"{email} got different codes: a code was lost"
+        duplicates += len(received) - 1
+        (delivery,) = rows[email]
+        assert delivery.state == "delivered"
+        assert delivery.attempts >= len(received)
+    print(f"\nsigkill x{KILLS}: {duplicates} duplicates, {killed_mid_send} kills mid-send")
+    accepted = [a for e in emails for a in probe.to(e) if a.accepted]
+    assert len(accepted) == len(emails) + duplicates
+    for email in emails:
+        assert (await verify_code(stack, email, codes[email][0])).status_code == 200
+
+
+async def test_sigterm_lets_in_flight_sends_finish(stack: Stack, tmp_path: Path) -> None:
+    emails = [stack.new_email("term") for _ in range(12)]
+    mark = stack.sink.last_id
+    worker = worker_process(stack.settings, tmp_path / "worker.log")
+    async with workers_in_subprocesses(stack):
+        with probing(stack.sink, delay=2.0) as probe:
+            await start_worker(worker)
+            try:
+                answers = await register_many(stack.http, emails)
+                assert {r.status_code for r in answers.values()} == {202}
+
+                async def several_in_flight() -> bool:
+                    return probe.in_flight >= 3
+
+                await eventually(several_in_flight, timeout=60, interval=0.05)
+                in_flight = probe.in_flight
+                worker.terminate()
+                assert await worker.wait_exit(timeout=45) == 0, worker.log_text()[-3000:]
+                assert "worker stopping" in worker.log_text()
+                # Graceful: the worker waited for its sends' answers before leaving.
+                assert probe.in_flight == 0
+                finished = [a for e in emails for a in probe.to(e) if a.accepted]
+                assert len(finished) >= in_flight
+
+                await start_worker(worker)  # picks up what was never started
+                codes = await wait_for_codes(stack, emails, after_id=mark, timeout=60)
+                await wait_until_sends_settled(stack, emails, timeout=60)
+                await asyncio.sleep(1.0)
+            finally:
+                worker.stop()
+
+    rows = await settled_deliveries(stack, emails)
+    for email in emails:
+        assert len(codes_to(stack, email, mark)) == 1, f"{email}: a finished send was re-sent"
+        assert len(probe.to(email)) == 1
+        (delivery,) = rows[email]
+        assert (delivery.state, delivery.attempts) == ("delivered", 1)
+        assert (await verify_code(stack, email, codes[email][0])).status_code == 200

@@ -1,0 +1,367 @@
+"""Recorded workflow histories replay against today's workflow code.
+
+Running workflows live for days (an approval wait has no end): a change to workflow code
+that makes it issue different commands for an old history breaks them in production.
+The Replayer re-runs every recorded history and fails on any such non-determinism.
+
+The histories in ``tests/data/histories`` come from real runs through the whole chain
+(API, Temporal dev server, workers, SMTP sink, database), encrypted by the payload codec
+with the fixed test key below.  Regenerate them (after an intended, versioned change)
+with::
+
+    .venv/bin/python -m tests.unit.test_replay --record
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import secrets
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.workflow import NondeterminismError
+
+from authflow.settings import Settings
+from authflow.temporal import data_converter
+from workers.main import _sandbox
+from workflows.inputs import CodeFlowInput
+from workflows.notification import NotificationWorkflow
+from workflows.password_reset import PasswordResetWorkflow
+from workflows.registration import RegistrationWorkflow
+
+HISTORIES = Path(__file__).resolve().parents[1] / "data" / "histories"
+WORKFLOWS = [RegistrationWorkflow, PasswordResetWorkflow, NotificationWorkflow]
+# A fixed key, for these test histories only: the Replayer must decrypt what was recorded.
+REPLAY_CODEC_KEYS = "replay-1:" + base64.b64encode(bytes(range(32))).decode()
+# What the recordings must cover (file stem -> workflow type).
+SCENARIOS = {
+    "registration_verified": "RegistrationWorkflow",
+    "registration_resend": "RegistrationWorkflow",
+    "registration_retried": "RegistrationWorkflow",
+    "registration_failed_then_resent": "RegistrationWorkflow",
+    "registration_approval": "RegistrationWorkflow",
+    "registration_waiting_for_approval": "RegistrationWorkflow",
+    "registration_expired": "RegistrationWorkflow",
+    "password_reset": "PasswordResetWorkflow",
+    "notification_delivered": "NotificationWorkflow",
+    "notification_failed": "NotificationWorkflow",
+}
+
+
+def replay_settings(**values: Any) -> Settings:
+    return Settings(environment="test", codec_keys=REPLAY_CODEC_KEYS, **values)
+
+
+def load_histories() -> list[WorkflowHistory]:
+    return [
+        WorkflowHistory.from_json(path.stem, path.read_text())
+        for path in sorted(HISTORIES.glob("*.json"))
+    ]
+
+
+def workflow_type(history: WorkflowHistory) -> str:
+    started = history.events[0].workflow_execution_started_event_attributes
+    return str(started.workflow_type.name)
+
+
+def test_every_workflow_type_and_path_is_recorded() -> None:
+    recorded = {h.workflow_id: workflow_type(h) for h in load_histories()}
+    assert recorded == SCENARIOS, "re-record: python -m tests.unit.test_replay --record"
+
+
+async def test_recorded_histories_replay_without_nondeterminism() -> None:
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=data_converter(replay_settings()),
+        workflow_runner=_sandbox(),  # exactly as the workers run them
+    )
+    results = await replayer.replay_workflows(load_histories(), raise_on_replay_failure=False)
+    failures = {wid: repr(err) for wid, err in results.replay_failures.items()}
+    assert not failures, f"workflow code no longer replays its histories: {failures}"
+
+
+@workflow.defn(name="RegistrationWorkflow", sandboxed=False)
+class _RegistrationThatWaitsFirst(RegistrationWorkflow):
+    """An "innocent" change: wait a second before issuing the code."""
+
+    @workflow.run
+    async def run(self, flow: CodeFlowInput) -> str:
+        await workflow.sleep(timedelta(seconds=1))
+        return await super().run(flow)
+
+
+async def test_a_breaking_change_fails_the_replay() -> None:
+    """The check above is not vacuous: a changed command sequence is caught."""
+    history = next(h for h in load_histories() if h.workflow_id == "registration_verified")
+    replayer = Replayer(
+        workflows=[_RegistrationThatWaitsFirst],
+        data_converter=data_converter(replay_settings()),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(history)
+
+
+def test_histories_are_encrypted_with_the_test_key() -> None:
+    """Checked in, the histories still hold no readable payload, not even an id."""
+    encrypted = base64.b64encode(b"binary/encrypted").decode()
+    for path in sorted(HISTORIES.glob("*.json")):
+        assert _payload_encodings(json.loads(path.read_text())) == {encrypted}, path.name
+
+
+def _payload_encodings(node: object, path: str = "") -> set[str]:
+    """Base64 encodings of payloads outside search attributes and marker metadata."""
+    if "searchAttributes" in path or path.endswith("markerRecordedEventAttributes/details"):
+        return set()
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if "metadata" in node and "encoding" in node["metadata"]:
+            found.add(node["metadata"]["encoding"])
+        for key, value in node.items():
+            found |= _payload_encodings(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for item in node:
+            found |= _payload_encodings(item, path)
+    return found
+
+
+# --------------------------------------------------------------------------- recording
+# Not run by pytest: ``python -m tests.unit.test_replay --record`` drives real flows
+# through a dedicated stack and writes one history per scenario.
+
+
+async def record_histories(out: Path) -> None:
+    from tests.faults.support import dedicated_stack, eventually
+
+    out.mkdir(parents=True, exist_ok=True)
+    ttl = 15
+    with tempfile.TemporaryDirectory(prefix="authflow-record-") as tmp:
+        async with dedicated_stack(
+            Path(tmp), codec_keys=REPLAY_CODEC_KEYS, otp_ttl_seconds=ttl
+        ) as (stack, _):
+            await _Recorder(stack, out, eventually).run_all(ttl)
+
+
+class _Recorder:
+    def __init__(self, stack: Any, out: Path, eventually: Any) -> None:
+        self.stack = stack
+        self.out = out
+        self.eventually = eventually
+        self.admin: dict[str, str] = {}
+        self.seen_notifications: set[str] = set()
+
+    async def run_all(self, ttl: int) -> None:
+        self.admin = self.stack.bearer(await self.stack.admin_tokens())
+        email, password = await self.verified()
+        await self.resend()
+        await self.retried()
+        await self.failed_then_resent()
+        await self.approval()
+        await self.expired(ttl)
+        await self.password_reset(email)
+        await self.notifications(email, password)
+
+    # -- helpers ----------------------------------------------------------------------
+    async def save(self, name: str, workflow_id: str, *, wait: bool = True) -> None:
+        handle = self.stack.client.get_workflow_handle(workflow_id)
+        if wait:
+            await asyncio.wait_for(handle.result(), timeout=120)
+        history = await handle.fetch_history()
+        data = json.loads(history.to_json())
+        (self.out / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        print(f"recorded {name}: {len(history.events)} events")
+
+    async def register(self, email: str | None = None) -> tuple[str, str, str]:
+        email = email or self.stack.new_email("replay")
+        response = await self.stack.register(email)
+        assert response.status_code == 202, response.text
+        user_id = response.json()["user_id"]
+        return email, user_id, f"register-{user_id}"
+
+    async def verify(self, email: str, code: str) -> str:
+        r = await self.stack.http.post(
+            "/api/v1/auth/register/verify", json={"email": email, "otp": code}
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["status"])
+
+    async def search_state(self, workflow_id: str) -> str | None:
+        from workflows import search_attributes as sa
+
+        described = await self.stack.client.get_workflow_handle(workflow_id).describe()
+        return described.typed_search_attributes.get(sa.DELIVERY_STATE)
+
+    # -- scenarios ----------------------------------------------------------------------
+    async def verified(self) -> tuple[str, str]:
+        email = self.stack.new_email("replay")
+        password = f"pw-{secrets.token_hex(8)}"
+        mark = self.stack.sink.last_id
+        response = await self.stack.register(email, password)
+        user_id = response.json()["user_id"]
+        await self.verify(email, await self.stack.wait_for_code(email, after_id=mark))
+        await self.save("registration_verified", f"register-{user_id}")
+        return email, password
+
+    async def resend(self) -> None:
+        mark = self.stack.sink.last_id
+        email, _, wid = await self.register()
+        await self.stack.wait_for_code(email, after_id=mark)
+        await asyncio.sleep(self.stack.settings.otp_resend_cooldown_seconds + 0.5)
+        mark = self.stack.sink.last_id
+        r = await self.stack.http.post("/api/v1/auth/register/resend-otp", json={"email": email})
+        assert r.status_code == 202, r.text
+        await self.verify(email, await self.stack.wait_for_code(email, after_id=mark))
+        await self.save("registration_resend", wid)
+
+    async def retried(self) -> None:
+        sink = self.stack.sink
+        mark = sink.last_id
+        sink.faults.mode = "transient"
+        try:
+            email, _, wid = await self.register()
+
+            async def retrying() -> bool:
+                return await self.search_state(wid) == "retrying"
+
+            await self.eventually(retrying, timeout=30)
+        finally:
+            sink.faults.reset()
+        await self.verify(email, await self.stack.wait_for_code(email, after_id=mark))
+        await self.save("registration_retried", wid)
+
+    async def failed_then_resent(self) -> None:
+        sink = self.stack.sink
+        sink.faults.mode = "permanent"
+        try:
+            email, _, wid = await self.register()
+
+            async def failed() -> bool:
+                return await self.search_state(wid) == "failed"
+
+            await self.eventually(failed, timeout=30)
+        finally:
+            sink.faults.reset()
+        listed = await self.stack.http.get(
+            "/api/v1/admin/otp", params={"state": "failed", "limit": 200}, headers=self.admin
+        )
+        delivery = next(d for d in listed.json()["items"] if d["email"] == email)
+        mark = sink.last_id
+        r = await self.stack.http.post(
+            f"/api/v1/admin/otp/{delivery['id']}/resend", headers=self.admin
+        )
+        assert r.status_code == 202, r.text
+        await self.verify(email, await self.stack.wait_for_code(email, after_id=mark))
+        await self.save("registration_failed_then_resent", wid)
+
+    async def approval(self) -> None:
+        settings = self.stack.settings
+        settings.require_approval = True  # the API reads it at verification time
+        try:
+            waiting = []
+            for _ in range(2):
+                mark = self.stack.sink.last_id
+                email, user_id, wid = await self.register()
+                code = await self.stack.wait_for_code(email, after_id=mark)
+                assert await self.verify(email, code) == "pending_approval"
+                handle = self.stack.client.get_workflow_handle(wid)
+
+                async def waiting_for_approval(h: Any = handle) -> bool:
+                    return bool(await h.query(RegistrationWorkflow.phase) == "waiting_for_approval")
+
+                await self.eventually(waiting_for_approval, timeout=30)
+                waiting.append((email, user_id, wid))
+        finally:
+            settings.require_approval = False
+        # One stays waiting (a history that ends mid-wait), one is approved.
+        await self.save("registration_waiting_for_approval", waiting[0][2], wait=False)
+        email, user_id, wid = waiting[1]
+        mark = self.stack.sink.last_id
+        r = await self.stack.http.post(f"/api/v1/admin/users/{user_id}/approve", headers=self.admin)
+        assert r.status_code == 200, r.text
+        await self.stack.wait_for_mail(email, after_id=mark, subject="approved")
+        await self.save("registration_approval", wid)
+
+    async def expired(self, ttl: int) -> None:
+        mark = self.stack.sink.last_id
+        email, _, wid = await self.register()
+        await self.stack.wait_for_code(email, after_id=mark)
+        await asyncio.sleep(ttl)
+        await self.save("registration_expired", wid)
+
+    async def password_reset(self, email: str) -> None:
+        mark = self.stack.sink.last_id
+        r = await self.stack.http.post("/api/v1/auth/password/forgot", json={"email": email})
+        assert r.status_code == 202, r.text
+        code = await self.stack.wait_for_code(email, after_id=mark)
+        r = await self.stack.http.post(
+            "/api/v1/auth/password/reset",
+            json={"email": email, "otp": code, "new_password": "replay reset passphrase"},
+        )
+        assert r.status_code == 204, r.text
+        user_id = await self.user_id(email)
+        await self.save("password_reset", f"password-reset-{user_id}")
+
+    async def notifications(self, email: str, _old_password: str) -> None:
+        user_id = await self.user_id(email)
+        password = "replay reset passphrase"
+        for name, mode in (("notification_delivered", "ok"), ("notification_failed", "permanent")):
+            tokens = await self.stack.login(email, password)
+            new_password = f"replay {name} passphrase"
+            self.stack.sink.faults.mode = mode
+            try:
+                r = await self.stack.http.post(
+                    "/api/v1/auth/password/change",
+                    json={"current_password": password, "new_password": new_password},
+                    headers=self.stack.bearer(tokens),
+                )
+                assert r.status_code == 204, r.text
+                password = new_password
+                wid = await self.newest_notification(user_id)
+                await asyncio.wait_for(
+                    self.stack.client.get_workflow_handle(wid).result(), timeout=120
+                )
+            finally:
+                self.stack.sink.faults.reset()
+            await self.save(name, wid)
+
+    async def newest_notification(self, user_id: str) -> str:
+        async def found() -> str | None:
+            query = f"WorkflowType='NotificationWorkflow' AND AuthflowUserId='{user_id}'"
+            ids = [w.id async for w in self.stack.client.list_workflows(query)]
+            fresh = [i for i in ids if i not in self.seen_notifications]
+            return fresh[0] if fresh else None
+
+        wid: str = await self.eventually(found, timeout=30)
+        self.seen_notifications.add(wid)
+        return wid
+
+    async def user_id(self, email: str) -> str:
+        from sqlalchemy import select
+
+        from authflow.models import User
+
+        async with self.stack.db.session() as session:
+            return str(await session.scalar(select(User.id).where(User.email == email)))
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="record workflow histories for replay tests")
+    parser.add_argument("--record", action="store_true", required=True)
+    parser.add_argument("--out", type=Path, default=HISTORIES)
+    args = parser.parse_args(argv)
+    asyncio.run(record_histories(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
