@@ -6,7 +6,14 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.headerregistry import Address
+from email.policy import SMTP
+from email.utils import make_msgid
+
+
+# Folding a long display name can drop its quoting (Python 3.11), which would turn one
+# recipient into several in the To header; header lines up to RFC 5322's 998 never fold.
+_NO_FOLDING = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,10 @@ def build_message(
 ) -> EmailMessage:
     """A MIME message with exactly one recipient.  Header values were validated on the
     way in (no CR/LF/NUL); EmailMessage refuses them again as a second line of defence."""
-    message = EmailMessage()
+    message = EmailMessage(policy=_NO_FOLDING)
     message["Subject"] = rendered.subject
     message["From"] = sender
-    message["To"] = formataddr((name or "", recipient))
+    message["To"] = Address(display_name=name or "", addr_spec=recipient)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "authflow.local")
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")

@@ -8,14 +8,19 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authflow import metrics
 from authflow.logging import request_id_var
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while the body is read; an HTTPException so that FastAPI's body parsing
+    passes it through to the error handler (413 in the contract's shape)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "The request body is too large.")
 
 
 class BodyLimitMiddleware:

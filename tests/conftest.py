@@ -51,7 +51,7 @@ def _capture_all_logs() -> Iterator[None]:
     root.addHandler(CAPTURED_LOGS)
     previous = root.level
     root.setLevel(logging.DEBUG)
-    for noisy in ("aiosqlite", "sqlalchemy", "asyncio", "hpack", "httpcore", "temporalio.bridge"):
+    for noisy in ("aiosqlite", "sqlalchemy", "asyncio", "hpack", "httpcore", "temporalio.bridge", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.INFO)
     yield
     root.removeHandler(CAPTURED_LOGS)

@@ -63,9 +63,9 @@ class PasswordHasher:
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
         """Check a password; returns (ok, new_hash) where new_hash is set when the stored
         hash used weaker parameters than today's and should be replaced."""
-        target = password_hash or self._dummy_hash
-
         def _verify() -> tuple[bool, str | None]:
+            # The dummy hash (made once, lazily) is resolved here, in the pool.
+            target = password_hash or self._dummy_hash
             ok, new_hash = self.context.verify_and_update(_normalise(password), target)
             return bool(ok) and password_hash is not None, new_hash
 

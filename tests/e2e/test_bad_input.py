@@ -279,12 +279,6 @@ async def _chunks(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     yield b'"}'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/middleware.py: BodyTooLarge raised inside receive() is caught by FastAPI's "
-    "body parsing and turned into 400 'There was an error parsing the body'; a 4xx, but "
-    "not the 413 the contract's users expect (declared Content-Length does give 413)",
-)
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.name for e in ENDPOINTS])
 async def test_one_megabyte_without_content_length_is_413(stack: Stack, endpoint: Endpoint) -> None:
     """Chunked: the limit holds while reading, not only from the declared length."""
@@ -378,13 +372,6 @@ async def test_each_email_has_exactly_its_recipient(stack: Stack, full_name: str
     assert to_header == [email]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="activities/templates.py: a long display name is folded by Python 3.11's email "
-    "package, which drops its quoting, so the To header no longer parses to the one "
-    "address (the envelope is still right). Fix: Address(...) with a policy that does "
-    "not fold (max_line_length=998), or no display name in To.",
-)
 async def test_a_long_display_name_keeps_the_to_header_intact(stack: Stack) -> None:
     long_name = ("Zoë O'Brien-Łukasiewicz (Jr.) [x] " * 6)[:200]
     email, envelope, to_header = await _registration_mail(stack, long_name)

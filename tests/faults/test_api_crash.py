@@ -8,7 +8,9 @@ emails it, or ``POST /register/resend-otp`` (signal-with-start) starts the workf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -107,3 +109,83 @@ async def _workflow_exists(stack: Stack, user_id: str) -> bool:
             return False
         raise
     return True
+
+
+async def test_account_committed_before_the_workflow_start_gets_its_code(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The deterministic version of the kill above: the API reaches a Temporal that
+    never answers, so each registration is committed and then hangs on the workflow
+    start; the API is killed right there.  Resend-otp still gets every code out."""
+    async with _black_hole() as address:
+        api, base_url = api_process(stack.settings, tmp_path / "api-stuck.log")
+        api.env["TEMPORAL_ADDRESS"] = address
+        prefix = f"stuck-{secrets.token_hex(4)}"
+        emails = [f"{prefix}-{i}@example.com" for i in range(5)]
+        mark = stack.sink.last_id
+        api.start()
+        try:
+            await wait_http_ready(base_url, api)
+            async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+                requests = [
+                    asyncio.create_task(
+                        http.post(
+                            "/api/v1/auth/register",
+                            json={"email": e, "password": f"pw-{secrets.token_hex(8)}"},
+                        )
+                    )
+                    for e in emails
+                ]
+
+                async def all_committed() -> bool:
+                    async with stack.db.session() as session:
+                        found = await session.scalars(
+                            select(User.id).where(User.email.like(f"{prefix}-%"))
+                        )
+                        return len(list(found)) == len(emails)
+
+                await eventually(all_committed, timeout=60)
+                assert not any(r.done() for r in requests), "the workflow starts did not hang"
+                api.kill()
+                await asyncio.gather(*requests, return_exceptions=True)
+        finally:
+            api.stop()
+
+    async with stack.db.session() as session:
+        rows = await session.execute(
+            select(User.email, User.id).where(User.email.like(f"{prefix}-%"))
+        )
+        pending = {str(email): str(user_id) for email, user_id in rows.all()}
+    assert not [e for e, uid in pending.items() if await _workflow_exists(stack, uid)]
+    for email in emails:
+        while True:
+            r = await stack.http.post("/api/v1/auth/register/resend-otp", json={"email": email})
+            if r.status_code != 429:
+                break
+            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+        assert r.status_code == 202, r.text
+    codes = await wait_for_codes(stack, emails, after_id=mark, timeout=60)
+    for email in emails:
+        assert len(codes[email]) == 1
+        assert (await verify_code(stack, email, codes[email][0])).status_code == 200
+
+
+@contextlib.asynccontextmanager
+async def _black_hole() -> AsyncIterator[str]:
+    """A TCP server that accepts connections and never answers a byte."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -121,13 +121,6 @@ async def test_hashing_runs_off_the_event_loop_thread(fast: PasswordHasher) -> N
     assert loop_thread not in seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="authflow/security/passwords.py: verify() resolves the lazily computed dummy "
-    "hash (`password_hash or self._dummy_hash`) on the caller's thread, so without "
-    "warm_up() the first unknown-email login hashes on the event loop; resolving the "
-    "target inside _verify() would keep it in the pool",
-)
 async def test_dummy_hash_is_computed_off_the_loop_even_without_warm_up(
     fast: PasswordHasher,
 ) -> None:
