@@ -24,7 +24,6 @@ from authflow import throttle
 from authflow.errors import (
     InvalidOtp,
     InvalidToken,
-    ServiceUnavailable,
     WeakPassword,
     WrongCurrentPassword,
 )
@@ -66,8 +65,10 @@ async def change_password(
     throttle.reset(await throttle.load(db, key))
     fresh.password_hash = new_hash
     await revoke_sessions(db, fresh.id, reason="password_changed", keep=principal.session_id)
+    notice = services.outbox.add(db, "notify", user_id=fresh.id, template="password_changed")
     await db.commit()
-    await _notify(services, fresh.id, "password_changed")
+    # The change is committed; if Temporal is down the outbox relay sends the notice later.
+    await services.outbox.dispatch(notice)
 
 
 async def forgot_password(db: AsyncSession, services: Services, email: str) -> None:
@@ -91,14 +92,13 @@ async def reset_password(
         raise InvalidOtp()
     eligible.password_hash = new_hash
     await revoke_sessions(db, eligible.id, reason="password_reset")
+    # The reset workflow ends its code's life and sends the "password reset" notice
+    # (or, when it no longer runs, a notification workflow does).
+    signal = services.outbox.add(
+        db, "verified", user_id=eligible.id, purpose=RESET.value, needs_approval=False
+    )
     await db.commit()
-    try:
-        # The reset workflow ends its code's life and sends the "password reset" notice.
-        found = await services.flows.signal_verified(RESET, eligible.id, needs_approval=False)
-        if not found:
-            await services.flows.notify(eligible.id, "password_reset")
-    except ServiceUnavailable:
-        log.warning("password reset notice not started: workflow service unavailable")
+    await services.outbox.dispatch(signal)
 
 
 def _check_new_password(password: str, email: str) -> None:
@@ -107,12 +107,3 @@ def _check_new_password(password: str, email: str) -> None:
         check_password(password, email=email)
     except PasswordRejected as exc:
         raise WeakPassword(exc.reason) from None
-
-
-async def _notify(services: Services, user_id: str, template: str) -> None:
-    try:
-        await services.flows.notify(user_id, template)
-    except ServiceUnavailable:
-        # The change itself is committed; failing the request now would invite a
-        # retry with a password that is no longer current.
-        log.warning("notification %s not started: workflow service unavailable", template)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth.codes import consume_code, start_cooldown, take_cooldown, user_by_email
 from api.auth.schemas import RegisterRequest
 from api.services import Services
-from authflow.errors import EmailTaken, InvalidOtp, ServiceUnavailable
+from authflow.errors import EmailTaken, InvalidOtp
 from authflow.models import Role, User, UserStatus, utcnow
 from authflow.policies import DEFAULT_ROLE, OtpPurpose
 
@@ -79,11 +79,11 @@ async def verify(db: AsyncSession, services: Services, email: str, code: str) ->
     needs_approval = services.settings.require_approval
     eligible.status = UserStatus.PENDING_APPROVAL if needs_approval else UserStatus.ACTIVE
     eligible.verified_at = utcnow()
+    signal = services.outbox.add(
+        db, "verified", user_id=eligible.id, purpose=REGISTER.value, needs_approval=needs_approval
+    )
     await db.commit()
-    try:
-        await services.flows.signal_verified(REGISTER, eligible.id, needs_approval)
-    except ServiceUnavailable:
-        # The account is verified in the database, which is what counts; the flow
-        # will expire its (used) code on its own, and approval does not depend on it.
-        log.warning("verified signal not delivered: workflow service unavailable")
+    # Verified in the database is what counts; the outbox relay delivers the signal
+    # later if Temporal is unreachable now.
+    await services.outbox.dispatch(signal)
     return eligible.status

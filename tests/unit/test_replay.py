@@ -21,6 +21,7 @@ import json
 import secrets
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,16 @@ async def test_recorded_histories_replay_without_nondeterminism() -> None:
         data_converter=data_converter(replay_settings()),
         workflow_runner=_sandbox(),  # exactly as the workers run them
     )
-    results = await replayer.replay_workflows(load_histories(), raise_on_replay_failure=False)
+    results = await replayer.replay_workflows(
+        _each(load_histories()), raise_on_replay_failure=False
+    )
     failures = {wid: repr(err) for wid, err in results.replay_failures.items()}
     assert not failures, f"workflow code no longer replays its histories: {failures}"
+
+
+async def _each(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:
+    for history in histories:
+        yield history
 
 
 @workflow.defn(name="RegistrationWorkflow", sandboxed=False)
