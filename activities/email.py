@@ -7,7 +7,10 @@ understands: permanent ones are non-retryable, throttled ones carry the provider
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,6 +37,11 @@ from workflows.inputs import (
 DELIVERED = DeliveryOutcome("delivered")
 SKIPPED = DeliveryOutcome("skipped")
 
+# Sends heartbeat all along (the SDK throttles the actual calls), so that with a heartbeat
+# timeout on the activity a send whose worker died (SIGKILL, OOM, lost host) is retried
+# within that timeout rather than after the whole start-to-close timeout.
+HEARTBEAT_EVERY_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class _Envelope:
@@ -53,6 +61,15 @@ class EmailActivities:
 
     @activity.defn(name="send_code")
     async def send_code(self, request: SendCodeInput) -> DeliveryOutcome:
+        async with _heartbeating():
+            return await self._send_code(request)
+
+    @activity.defn(name="send_notification")
+    async def send_notification(self, request: SendNotificationInput) -> DeliveryOutcome:
+        async with _heartbeating():
+            return await self._send_notification(request)
+
+    async def _send_code(self, request: SendCodeInput) -> DeliveryOutcome:
         prepared = await self._begin_code_attempt(request.delivery_id)
         if prepared is None:
             return SKIPPED  # replaced, used or expired: never send a dead code
@@ -70,8 +87,7 @@ class EmailActivities:
         await self._record_delivered(delivery.id, request.kind, delivery.requested_at.timestamp())
         return DELIVERED
 
-    @activity.defn(name="send_notification")
-    async def send_notification(self, request: SendNotificationInput) -> DeliveryOutcome:
+    async def _send_notification(self, request: SendNotificationInput) -> DeliveryOutcome:
         async with self._db.session() as session:
             user = await session.get(User, request.user_id)
             if user is None:
@@ -138,6 +154,22 @@ class EmailActivities:
             await handle.signal("delivery_progress", DeliveryProgressSignal(delivery_id, state))
         except Exception as exc:  # visibility only: never fail the send because of it
             activity.logger.info("could not report delivery progress: %s", type(exc).__name__)
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
 
 
 def _minutes_left(delivery: OtpDelivery) -> int:

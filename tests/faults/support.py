@@ -55,9 +55,9 @@ class DataAttempt:
 class SinkProbe:
     """Records every DATA command of a MailSink and can make it slow.
 
-    ``delay`` holds each DATA answer back *after* the message was received, like a slow
-    provider: a client killed meanwhile never sees the answer although the message is
-    stored, which is exactly how real duplicates happen.
+    ``delay`` holds each DATA answer back *after* the sink took (stored) the message,
+    like a slow provider: a client killed meanwhile never sees the "250" although the
+    message was delivered, which is exactly how real duplicates happen.
     """
 
     sink: MailSink
@@ -72,14 +72,14 @@ class SinkProbe:
         async def handle_data(server: Any, session: Any, envelope: Any) -> str:
             started = time.monotonic()
             self.in_flight += 1
+            rcpts = [r.strip("<>").lower() for r in envelope.rcpt_tos]
             try:
+                reply: str = await original(server, session, envelope)
+                self.attempts.append(DataAttempt(started, time.monotonic(), rcpts, reply))
                 if self.delay:
                     await asyncio.sleep(self.delay)
-                reply: str = await original(server, session, envelope)
             finally:
                 self.in_flight -= 1
-            rcpts = [r.strip("<>").lower() for r in envelope.rcpt_tos]
-            self.attempts.append(DataAttempt(started, time.monotonic(), rcpts, reply))
             return reply
 
         # aiosmtpd looks the hook up on the handler when a session starts: new
