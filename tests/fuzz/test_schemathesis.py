@@ -3,17 +3,17 @@ ones with an admin bearer token, valid and invalid inputs.
 
 Checks: no 5xx, every status code documented, every body and Content-Type as the schema
 says.  Bounded: a fixed number of examples per operation and generation mode, derandomized
-(the same inputs each run), no shrinking; SQLite only.  The requests run in a thread so
-the stack (served by this test's event loop) keeps answering.
+(the same inputs each run), no shrinking; SQLite only.  One test per operation, all
+against one dedicated stack; the requests run in a thread so the stack (served by the
+test event loop) keeps answering.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import hypothesis
@@ -24,12 +24,15 @@ from hypothesis import HealthCheck, Phase
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
+from api.app import create_app
+from authflow.settings import Settings
 from tests.faults.support import dedicated_stack
 from tests.stack import ADMIN_EMAIL, ADMIN_PASSWORD
 
@@ -72,70 +75,86 @@ class AdminSession:
 
 
 @dataclass
-class FuzzReport:
-    calls: int = 0
-    failures: dict[str, str] = field(default_factory=dict)
-    operations: list[str] = field(default_factory=list)
+class FuzzTarget:
+    schema: Any
+    base_url: str
+    admin: AdminSession
+    http: requests.Session = field(default_factory=requests.Session)
 
 
-def fuzz(schema_dict: dict[str, Any], base_url: str) -> FuzzReport:
-    schema = schemathesis.openapi.from_dict(schema_dict)
-    admin = AdminSession(base_url)
-    report = FuzzReport()
-    http = requests.Session()
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        label = f"{operation.method.upper()} {operation.path}"
-        report.operations.append(label)
-        own_session = operation.path.endswith(SESSION_ENDING)
-
-        def authenticated(own: bool = own_session) -> dict[str, str]:
-            return admin.headers(own_session=own)
-
-        runs: list[tuple[str, GenerationMode, int, Callable[[], dict[str, str]]]] = [
-            ("admin", GenerationMode.POSITIVE, MAX_EXAMPLES, authenticated),
-            ("admin", GenerationMode.NEGATIVE, MAX_EXAMPLES, authenticated),
-            ("anonymous", GenerationMode.POSITIVE, ANONYMOUS_EXAMPLES, dict),
-        ]
-        for caller, mode, examples, headers in runs:
-            strategy = operation.as_strategy(generation_mode=mode)
-
-            @hypothesis.settings(
-                max_examples=examples,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-                report_multiple_bugs=False,
-            )
-            @hypothesis.given(case=strategy)
-            def check(case: Any, headers: Callable[[], dict[str, str]] = headers) -> None:
-                report.calls += 1
-                case.call_and_validate(
-                    base_url=base_url, session=http, headers=headers(), checks=CHECKS, timeout=30
-                )
-
-            try:
-                check()
-            except Unsatisfiable:
-                continue  # nothing invalid can be generated for this operation
-            except Exception as exc:  # one report per operation and mode
-                report.failures[f"{label} [{caller}, {mode.value}]"] = str(exc)[:2500]
-    return report
+def _documented_operations() -> list[tuple[str, str]]:
+    """(method, path) of every operation, read from the app's schema at collection."""
+    spec = create_app(Settings(environment="test")).openapi()
+    return [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "delete", "patch", "head", "options"}
+    ]
 
 
-async def test_api_conforms_to_its_schema_under_fuzzing(tmp_path: Path) -> None:
-    async with dedicated_stack(tmp_path) as (stack, _):
+OPERATIONS = _documented_operations()
+
+
+@pytest.fixture(scope="module")
+async def target(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FuzzTarget]:
+    async with dedicated_stack(tmp_path_factory.mktemp("fuzz")) as (stack, _):
         base_url = str(stack.http.base_url).rstrip("/")
         schema_dict = (await stack.http.get("/openapi.json")).json()
-        started = time.monotonic()
-        report = await asyncio.to_thread(fuzz, schema_dict, base_url)
-        elapsed = time.monotonic() - started
-    assert len(report.operations) >= 25, report.operations
-    summary = "\n\n".join(f"== {name}\n{text}" for name, text in report.failures.items())
-    assert not report.failures, (
-        f"{len(report.failures)} failing operation/mode pairs out of "
-        f"{len(report.operations)} operations ({report.calls} calls, {elapsed:.0f}s):\n\n"
-        f"{summary}"
+        schema = schemathesis.openapi.from_dict(schema_dict)
+        yield FuzzTarget(schema, base_url, AdminSession(base_url))
+
+
+async def test_every_operation_is_fuzzed(target: FuzzTarget) -> None:
+    live = {(op.ok().method.upper(), op.ok().path) for op in target.schema.get_all_operations()}
+    assert live == set(OPERATIONS)
+    assert len(live) >= 25
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+async def test_operation_conforms_to_its_schema(target: FuzzTarget, method: str, path: str) -> None:
+    failures = await asyncio.to_thread(fuzz_operation, target, method, path)
+    assert not failures, "\n\n".join(f"== {name}\n{text}" for name, text in failures.items())
+
+
+def fuzz_operation(target: FuzzTarget, method: str, path: str) -> dict[str, str]:
+    """Failures per caller and generation mode (the first one found by each)."""
+    operation = target.schema[path][method]
+    own_session = path.endswith(SESSION_ENDING)
+    as_admin = partial(target.admin.headers, own_session=own_session)
+    runs: list[tuple[str, GenerationMode, int, Callable[[], dict[str, str]]]] = [
+        ("admin", GenerationMode.POSITIVE, MAX_EXAMPLES, as_admin),
+        ("admin", GenerationMode.NEGATIVE, MAX_EXAMPLES, as_admin),
+        ("anonymous", GenerationMode.POSITIVE, ANONYMOUS_EXAMPLES, dict),
+    ]
+    failures: dict[str, str] = {}
+    for caller, mode, examples, headers in runs:
+        check = _property(operation.as_strategy(generation_mode=mode), examples, headers)
+        try:
+            check(target.http, target.base_url)
+        except Unsatisfiable:
+            continue  # nothing of this mode can be generated for this operation
+        except (Exception, FailureGroup) as exc:
+            failures[f"{caller}, {mode.value} data"] = str(exc)[:3000]
+    return failures
+
+
+def _property(
+    strategy: Any, examples: int, headers: Callable[[], dict[str, str]]
+) -> Callable[[requests.Session, str], None]:
+    @hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,  # the same inputs every run
+        database=None,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: bounded time
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
     )
+    @hypothesis.given(case=strategy)
+    def check(http: requests.Session, base_url: str, case: Any) -> None:
+        case.call_and_validate(
+            base_url=base_url, session=http, headers=headers(), checks=CHECKS, timeout=30
+        )
+
+    return check
