@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from email.message import EmailMessage
 from email.headerregistry import Address
+from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
-
 
 # Folding a long display name can drop its quoting (Python 3.11), which would turn one
 # recipient into several in the To header; header lines up to RFC 5322's 998 never fold.

@@ -15,7 +15,9 @@ from api.services import Services
 from authflow.errors import Forbidden, InvalidToken, NotAuthenticated
 from authflow.models import Session, User, UserStatus, utcnow
 
-bearer_scheme = _bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+bearer_scheme = _bearer = HTTPBearer(
+    auto_error=False, description="Access token from /api/v1/auth/login"
+)
 
 
 def get_services(request: Request) -> Services:

@@ -90,9 +90,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
     """The database or Temporal could not be reached: a clear, retryable 503."""
-    log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    log.warning(
+        "dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
     return JSONResponse(
-        error_body("service_unavailable", "A service this request needs is unavailable; try again shortly."),
+        error_body(
+            "service_unavailable", "A service this request needs is unavailable; try again shortly."
+        ),
         status_code=503,
         headers={"Retry-After": "5"},
     )
@@ -109,6 +113,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for unavailable in (OperationalError, InterfaceError, RPCError, ConnectionError, TimeoutError, OSError):
+    for unavailable in (
+        OperationalError,
+        InterfaceError,
+        RPCError,
+        ConnectionError,
+        TimeoutError,
+        OSError,
+    ):
         app.add_exception_handler(unavailable, _dependency_down)
     app.add_exception_handler(Exception, _unexpected)

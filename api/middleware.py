@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.exceptions import HTTPException

@@ -77,9 +77,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO", *, process: str = 
     else:
         prefix = f"{process} " if process else ""
         handler.setFormatter(
-            RedactingFormatter(
-                f"%(asctime)s {prefix}%(levelname)s %(name)s %(ctx)s %(message)s"
-            )
+            RedactingFormatter(f"%(asctime)s {prefix}%(levelname)s %(name)s %(ctx)s %(message)s")
         )
         handler.addFilter(_ctx_field)
     root = logging.getLogger()

@@ -24,7 +24,10 @@ def _backends() -> list[str]:
         return ["sqlite", "postgresql"]
     if os.environ.get("AUTHFLOW_REQUIRE_POSTGRES") == "1":
         raise pytest.UsageError("PostgreSQL is not reachable on 127.0.0.1:5432 (required in CI)")
-    warnings.warn("PostgreSQL not reachable on 127.0.0.1:5432: end-to-end tests run on SQLite only", stacklevel=1)
+    warnings.warn(
+        "PostgreSQL not reachable on 127.0.0.1:5432: end-to-end tests run on SQLite only",
+        stacklevel=1,
+    )
     return ["sqlite"]
 
 
@@ -51,7 +54,15 @@ def _capture_all_logs() -> Iterator[None]:
     root.addHandler(CAPTURED_LOGS)
     previous = root.level
     root.setLevel(logging.DEBUG)
-    for noisy in ("aiosqlite", "sqlalchemy", "asyncio", "hpack", "httpcore", "temporalio.bridge", "mail.log"):
+    for noisy in (
+        "aiosqlite",
+        "sqlalchemy",
+        "asyncio",
+        "hpack",
+        "httpcore",
+        "temporalio.bridge",
+        "mail.log",
+    ):
         logging.getLogger(noisy).setLevel(logging.INFO)
     yield
     root.removeHandler(CAPTURED_LOGS)

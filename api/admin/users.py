@@ -6,7 +6,6 @@ before any workflow is started or signalled, so the workflow reads what was writ
 
 from __future__ import annotations
 
-
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +16,6 @@ from api.auth.sessions import revoke_sessions
 from api.services import Services
 from authflow.errors import NotFound, NotPendingApproval
 from authflow.models import User, UserStatus
-
 
 # What an unbanned account returns to when the ban did not record it.
 _RESTORABLE = {UserStatus.PENDING_VERIFICATION, UserStatus.PENDING_APPROVAL, UserStatus.ACTIVE}

@@ -63,6 +63,7 @@ class PasswordHasher:
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
         """Check a password; returns (ok, new_hash) where new_hash is set when the stored
         hash used weaker parameters than today's and should be replaced."""
+
         def _verify() -> tuple[bool, str | None]:
             # The dummy hash (made once, lazily) is resolved here, in the pool.
             target = password_hash or self._dummy_hash

@@ -64,7 +64,8 @@ async def test_readyz_names_what_is_down(tmp_path: object) -> None:
             assert ready.json()["error"]["code"] == "service_unavailable"
             # A registration while everything is down: a clear 503, not a 500.
             r = await http.post(
-                "/api/v1/auth/register", json={"email": "down@example.com", "password": "long enough pass"}
+                "/api/v1/auth/register",
+                json={"email": "down@example.com", "password": "long enough pass"},
             )
             assert r.status_code == 503, r.text
     finally:
