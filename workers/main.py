@@ -69,7 +69,8 @@ class WorkerDeps:
         return cls(db=db, codes=CodeActivities(db, vault), email=email, pacer=pacer)
 
 
-def _sandbox() -> SandboxedWorkflowRunner:
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox workflows run in (the replay test replays histories in the same one)."""
     # Our own modules and their heavy dependencies are passed through instead of being
     # re-imported for every workflow run: workflows only reference them, never call them.
     restrictions = SandboxRestrictions.default.with_passthrough_modules(
@@ -104,7 +105,7 @@ def build_workers(
                 max_concurrent_activities=200,
                 max_concurrent_workflow_tasks=100,
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-                workflow_runner=_sandbox(),
+                workflow_runner=workflow_runner(),
             )
         )
     return workers

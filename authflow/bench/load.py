@@ -143,6 +143,7 @@ class StreamProcess:
         self._config_path = workdir / f"{name}.config.json"
         self._result_path = workdir / f"{name}.result.json"
         self._process: asyncio.subprocess.Process | None = None
+        self.cpu_seconds = 0.0  # the stream's own CPU time, known after finish()
 
     async def start(self) -> None:
         self._config_path.write_text(json.dumps(asdict(self.config)))
@@ -161,8 +162,9 @@ class StreamProcess:
         code = await self._process.wait()
         if code != 0 or not self._result_path.exists():
             raise RuntimeError(f"load stream {self.name} failed (exit code {code})")
-        items = json.loads(self._result_path.read_text())["requests"]
-        return [RequestRecord(**item) for item in items]
+        document = json.loads(self._result_path.read_text())
+        self.cpu_seconds = float(document.get("cpu_seconds", 0.0))
+        return [RequestRecord(**item) for item in document["requests"]]
 
     async def stop(self) -> list[RequestRecord]:
         """Ask an open-ended stream (the prober) to stop, then collect it."""
@@ -182,7 +184,8 @@ async def _main(config: StreamConfig, result_path: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     records = await run_stream(config, stop)
     tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"requests": [asdict(r) for r in records]}))
+    document = {"requests": [asdict(r) for r in records], "cpu_seconds": time.process_time()}
+    tmp.write_text(json.dumps(document))
     tmp.replace(result_path)
 
 

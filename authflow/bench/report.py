@@ -92,6 +92,7 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
         ("bench_cpu_s", "other_cpu_s", "steal_cpu_s"),
         "{:.1f}",
     ),
+    ("  of which load / probe streams", ("load_cpu_s", "probe_cpu_s"), "{:.1f}"),
     ("load average (1 min) at the end", ("load_avg_1m",), "{:.2f}"),
     ("sink event-loop lag max (ms)", ("sink_loop_lag_max_ms",), "{:.1f}"),
 ]

@@ -224,6 +224,8 @@ async def _measure(
         spike=variant.load == "spike",
     )
     metrics["drained"] = 1.0 if drained else 0.0
+    metrics["load_cpu_s"] = main.cpu_seconds + resets.cpu_seconds
+    metrics["probe_cpu_s"] = probe.cpu_seconds
     _interference_metrics(metrics, interference, usage)
     _confirmed_windows(metrics, sink.records, f"bench-{run_id}-", interference.loop_lag_max_ms)
     return RunResult(metrics, _series(t0, main_records, sink.records))

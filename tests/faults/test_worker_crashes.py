@@ -30,8 +30,9 @@ from tests.stack import Stack
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
 KILLS = 3
-# A send killed mid-flight is retried once its attempt times out on the server
-# (start_to_close: attempt timeout 30 s + 90 s of pacing allowance), not before.
+# A send killed mid-flight is retried once the server times its attempt out: after its
+# heartbeat timeout when the workflow sets one (the send activities heartbeat), else
+# after start_to_close (attempt timeout 30 s + 90 s of pacing allowance).
 STRANDED_SEND_RETRY = 120
 
 

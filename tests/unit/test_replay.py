@@ -34,7 +34,7 @@ from temporalio.workflow import NondeterminismError
 
 from authflow.settings import Settings
 from authflow.temporal import data_converter
-from workers.main import _sandbox
+from workers.main import workflow_runner
 from workflows.inputs import CodeFlowInput
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
@@ -84,7 +84,7 @@ async def test_recorded_histories_replay_without_nondeterminism() -> None:
     replayer = Replayer(
         workflows=WORKFLOWS,
         data_converter=data_converter(replay_settings()),
-        workflow_runner=_sandbox(),  # exactly as the workers run them
+        workflow_runner=workflow_runner(),  # exactly as the workers run them
     )
     results = await replayer.replay_workflows(
         _each(load_histories()), raise_on_replay_failure=False
