@@ -64,5 +64,5 @@ class CodeActivities:
             if delivery is None or delivery.state in _PROTECTED.get(request.state, set()):
                 return
             delivery.state = request.state
-            if request.error:
-                delivery.last_error = request.error
+            # Keep the provider's own refusal (what an admin needs) over our summary.
+            delivery.last_error = delivery.last_error or request.error

@@ -77,8 +77,17 @@ def _validation_code(details: list[dict[str, Any]]) -> str:
     return "validation_error"
 
 
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        # A body that is not even text (bad UTF-8): a validation error like any bad JSON.
+        return JSONResponse(
+            error_body("validation_error", "The body is not valid UTF-8 JSON.", []),
+            status_code=422,
+        )
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     return JSONResponse(

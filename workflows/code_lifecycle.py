@@ -51,6 +51,8 @@ async def send_email_activity(route: EmailRoute, activity: Any, arg: object) -> 
         task_queue=route.task_queue,
         schedule_to_close_timeout=timedelta(seconds=route.retry.schedule_to_close_seconds),
         start_to_close_timeout=timedelta(seconds=route.retry.attempt_timeout_seconds + 90),
+        # Sends heartbeat every second: a killed worker's attempt is retried within 10 s.
+        heartbeat_timeout=timedelta(seconds=10),
         retry_policy=route.retry.retry_policy(),
         cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
     )
