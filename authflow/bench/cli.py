@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         default=180.0,
         help="seconds after the first request to wait for every email (180)",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each started stack's directory (SQLite database, Temporal state) for a "
+        "post-mortem; its path is in the JSON (runs[].events.stack_dir)",
+    )
     return parser
 
 
@@ -80,6 +86,7 @@ def main(argv: list[str]) -> int:
         sink_port=args.sink_port,
         out=args.out,
         drain_timeout=args.drain_timeout,
+        keep=args.keep,
     )
     names = SCENARIO_NAMES if args.scenario == "all" else (args.scenario,)
     command = "authflow bench " + " ".join(argv)

@@ -54,6 +54,7 @@ class RequestRecord:
     answered_at: float | None
     status: int | None  # None: no HTTP answer (see error)
     error: str | None = None
+    user_id: str | None = None  # from a registration's 202 answer, to trace a lost email
 
 
 async def run_stream(
@@ -120,7 +121,12 @@ async def _timed(
         response = await client.request(method, path, json=body)
     except httpx.HTTPError as exc:
         return RequestRecord(key, sent_at, None, None, f"{type(exc).__name__}: {exc}"[:200])
-    return RequestRecord(key, sent_at, time.time(), response.status_code)
+    answered_at = time.time()
+    user_id = None
+    if path == REGISTER_PATH and response.status_code == 202:
+        with contextlib.suppress(ValueError, AttributeError):
+            user_id = str(response.json().get("user_id"))
+    return RequestRecord(key, sent_at, answered_at, response.status_code, user_id=user_id)
 
 
 async def _sleep_until(when: float, stop: asyncio.Event | None = None) -> None:

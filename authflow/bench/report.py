@@ -67,6 +67,7 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
         ("reset_inbox_p50_ms", "reset_inbox_p95_ms", "reset_inbox_p99_ms"),
         "{:.0f}",
     ),
+    ("reset ack p50 / p99 (ms)", ("reset_ack_p50_ms", "reset_ack_p99_ms"), "{:.0f}"),
     (
         "CPU ms per registration: total / hash / rest",
         ("cpu_per_reg_ms", "cpu_hash_ms", "cpu_rest_ms"),
@@ -177,7 +178,10 @@ def write_json(
                 "median": result.median,
                 "targets": targets,
                 "errors": result.errors,
-                "runs": [{"metrics": run.metrics, "series": run.series} for run in result.runs],
+                "runs": [
+                    {"metrics": run.metrics, "series": run.series, "events": run.events}
+                    for run in result.runs
+                ],
             }
         )
     path.parent.mkdir(parents=True, exist_ok=True)

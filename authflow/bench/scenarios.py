@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -61,6 +61,7 @@ class BenchOptions:
     sink_port: int = 1025  # only with --attach: where the attached stack sends mail
     out: Path = Path("bench-results")
     drain_timeout: float = 300.0
+    keep: bool = False  # keep each started stack's directory (database, Temporal, logs)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class Scenario:
 class RunResult:
     metrics: Metrics
     series: dict[str, list[float]] = field(default_factory=dict)
+    # For a post-mortem: who lost an email or got two, and every send attempt.
+    events: dict[str, Any] = field(default_factory=dict)
 
 
 def rate_limits() -> dict[str, float]:
@@ -134,7 +137,11 @@ async def run_once(
         stack = AttachedStack(options.attach)
     else:
         stack = OwnStack(
-            workers=variant.workers, smtp_host=sink.host, smtp_port=sink.port, log_file=log_file
+            workers=variant.workers,
+            smtp_host=sink.host,
+            smtp_port=sink.port,
+            log_file=log_file,
+            keep=options.keep,
         )
     try:
         await stack.start()
@@ -228,7 +235,13 @@ async def _measure(
     metrics["probe_cpu_s"] = probe.cpu_seconds
     _interference_metrics(metrics, interference, usage)
     _confirmed_windows(metrics, sink.records, f"bench-{run_id}-", interference.loop_lag_max_ms)
-    return RunResult(metrics, _series(t0, main_records, sink.records))
+    prefix = f"bench-{run_id}-"
+    events = {
+        "stack_dir": stack.workdir if options.keep else None,
+        **_events(t0, main_records, "register", sink.records, prefix),
+        **_events(t0, reset_records, "password_reset", sink.records, prefix, "reset_"),
+    }
+    return RunResult(metrics, _series(t0, main_records, sink.records), events)
 
 
 def _main_stream(
@@ -437,6 +450,8 @@ def _reset_metrics(m: Metrics, resets: list[RequestRecord], ours: list[SendRecor
         {r.key: r.sent_at for r in accepted}, ((r.recipient, r.data_at) for r in emails)
     )
     _put_summary(m, "reset_inbox", stats.summarize(inbox).scaled(1000), "_ms")
+    acks = [r.answered_at - r.sent_at for r in accepted if r.answered_at is not None]
+    _put_summary(m, "reset_ack", stats.summarize(acks).scaled(1000), "_ms")
 
 
 def _usage_metrics(m: Metrics, usage: Usage, registrations: int, hash_cpu: float) -> None:
@@ -480,6 +495,39 @@ def _put_summary(m: Metrics, prefix: str, summary: stats.Summary, unit: str) -> 
     m[f"{prefix}_p95{unit}"] = summary.p95
     m[f"{prefix}_p99{unit}"] = summary.p99
     m[f"{prefix}_max{unit}"] = summary.max
+
+
+def _events(
+    t0: float,
+    requests: list[RequestRecord],
+    kind: str,
+    records: list[SendRecord],
+    prefix: str,
+    label: str = "",
+) -> dict[str, Any]:
+    """Accepted requests whose email never came or came twice, and (once) every send
+    attempt of the run as ``[kind, recipient, start - t0, data - t0, accepted]``."""
+    got: dict[str, list[float]] = {}
+    for r in records:
+        if r.kind == kind and r.accepted:
+            got.setdefault(r.recipient, []).append(r.data_at - t0)
+    events: dict[str, Any] = {
+        f"{label}lost": [
+            {"email": r.key, "user_id": r.user_id} for r in requests if _ok(r) and r.key not in got
+        ],
+        f"{label}duplicated": [
+            {"email": r.key, "user_id": r.user_id, "delivered_at": got[r.key]}
+            for r in requests
+            if _ok(r) and len(got.get(r.key, [])) > 1
+        ],
+    }
+    if not label:
+        events["sends"] = [
+            [r.kind, r.recipient, r.connected_at - t0, r.data_at - t0, r.accepted]
+            for r in records
+            if r.recipient.startswith(prefix)
+        ]
+    return events
 
 
 def _series(

@@ -36,14 +36,20 @@ class Stack(Protocol):
     @property
     def root_pid(self) -> int | None: ...
 
+    @property
+    def workdir(self) -> str | None: ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
 
 class OwnStack:
-    def __init__(self, *, workers: int, smtp_host: str, smtp_port: int, log_file: Path) -> None:
+    def __init__(
+        self, *, workers: int, smtp_host: str, smtp_port: int, log_file: Path, keep: bool = False
+    ) -> None:
         self.workers = workers
+        self.keep = keep  # keep the working directory (database, Temporal state) afterwards
         self.smtp_host = smtp_host
         self.smtp_port = smtp_port
         self.log_file = log_file
@@ -55,6 +61,10 @@ class OwnStack:
     @property
     def root_pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
+
+    @property
+    def workdir(self) -> str | None:
+        return str(self._workdir) if self._workdir is not None else None
 
     def _environment(self, workdir: Path) -> dict[str, str]:
         env = os.environ.copy()
@@ -107,7 +117,7 @@ class OwnStack:
             except TimeoutError:
                 _kill_tree(process.pid)
                 await process.wait()
-        if self._workdir is not None:
+        if self._workdir is not None and not self.keep:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
@@ -120,6 +130,10 @@ class AttachedStack:
 
     @property
     def root_pid(self) -> int | None:
+        return None
+
+    @property
+    def workdir(self) -> str | None:
         return None
 
     async def start(self) -> None:
