@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
@@ -125,6 +126,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for unavailable in (
         OperationalError,
         InterfaceError,
+        PoolTimeout,  # every database connection busy under a burst: retry later
         RPCError,
         ConnectionError,
         TimeoutError,
