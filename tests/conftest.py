@@ -64,6 +64,9 @@ def _capture_all_logs() -> Iterator[None]:
         "mail.log",
     ):
         logging.getLogger(noisy).setLevel(logging.INFO)
+    # As in the product (`configure_logging`): SQL echo with bound parameters is off.
+    # (At INFO its microsecond timestamps read as stray 6-digit "codes".)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     yield
     root.removeHandler(CAPTURED_LOGS)
     root.setLevel(previous)

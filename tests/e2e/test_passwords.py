@@ -17,6 +17,7 @@ from authflow.models import OtpDelivery, User
 from authflow.otp_store import issue_code
 from authflow.security.otp import CodeVault
 from authflow.security.password_policy import is_common
+from tests.auth_calls import do_refresh, get_me, try_login
 from tests.stack import CODE_RE, Stack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -38,25 +39,6 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 
 def new_password(label: str = "new") -> str:
     return f"{label} pass phrase {secrets.token_hex(4)}"
-
-
-async def try_login(stack: Stack, email: str, password: str) -> httpx.Response:
-    stack.remember(password)
-    response = await stack.http.post(f"{AUTH}/login", json={"email": email, "password": password})
-    if response.status_code == 200:
-        stack.remember(response.json()["access_token"], response.json()["refresh_token"])
-    return response
-
-
-async def get_me(stack: Stack, tokens: dict[str, Any]) -> httpx.Response:
-    return await stack.http.get(f"{AUTH}/me", headers=stack.bearer(tokens))
-
-
-async def do_refresh(stack: Stack, refresh_token: str) -> httpx.Response:
-    response = await stack.http.post(f"{AUTH}/refresh", json={"refresh_token": refresh_token})
-    if response.status_code == 200:
-        stack.remember(response.json()["access_token"], response.json()["refresh_token"])
-    return response
 
 
 async def change(

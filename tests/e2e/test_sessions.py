@@ -18,6 +18,7 @@ from authflow import throttle
 from authflow.models import Session, User, UserStatus, utcnow
 from authflow.policies import PERMISSIONS
 from authflow.security.passwords import Argon2Parameters, PasswordHasher
+from tests.auth_calls import do_refresh, get_me, try_login
 from tests.stack import Stack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -32,25 +33,6 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert body["error"]["code"] == code, body
     assert isinstance(body["error"]["message"], str)
     assert body["error"]["message"]
-
-
-async def try_login(stack: Stack, email: str, password: str) -> httpx.Response:
-    stack.remember(password)
-    response = await stack.http.post(f"{AUTH}/login", json={"email": email, "password": password})
-    if response.status_code == 200:
-        stack.remember(response.json()["access_token"], response.json()["refresh_token"])
-    return response
-
-
-async def get_me(stack: Stack, tokens: dict[str, Any]) -> httpx.Response:
-    return await stack.http.get(f"{AUTH}/me", headers=stack.bearer(tokens))
-
-
-async def do_refresh(stack: Stack, refresh_token: str) -> httpx.Response:
-    response = await stack.http.post(f"{AUTH}/refresh", json={"refresh_token": refresh_token})
-    if response.status_code == 200:
-        stack.remember(response.json()["access_token"], response.json()["refresh_token"])
-    return response
 
 
 async def set_status(stack: Stack, email: str, status: str) -> None:
