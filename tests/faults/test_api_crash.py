@@ -83,14 +83,7 @@ async def test_api_killed_mid_burst_leaves_no_account_stranded(
 
     # An account whose workflow started gets its code by itself; one that was
     # committed just before the process died gets it by asking again.
-    stranded = [e for e, uid in pending.items() if not await _workflow_exists(stack, uid)]
-    for email in stranded:
-        while True:
-            r = await stack.http.post("/api/v1/auth/register/resend-otp", json={"email": email})
-            if r.status_code != 429:
-                break
-            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
-        assert r.status_code == 202, r.text
+    stranded = await _ask_again_for_stranded(stack, pending)
     codes = await wait_for_codes(stack, pending, after_id=mark, timeout=60)
     print(
         f"\napi kill: {len(answered)} answered, {len(pending)} accounts, "
@@ -158,14 +151,7 @@ async def test_account_committed_before_the_workflow_start_gets_its_code(
         pending = {str(email): str(user_id) for email, user_id in rows.all()}
     assert set(pending) == set(emails)
     # Nothing started their workflows (unless some relay did meanwhile, which is fine).
-    stranded = [e for e, uid in pending.items() if not await _workflow_exists(stack, uid)]
-    for email in stranded:
-        while True:
-            r = await stack.http.post("/api/v1/auth/register/resend-otp", json={"email": email})
-            if r.status_code != 429:
-                break
-            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
-        assert r.status_code == 202, r.text
+    await _ask_again_for_stranded(stack, pending)
     codes = await wait_for_codes(stack, emails, after_id=mark, timeout=60)
     for email in emails:
         assert (await verify_code(stack, email, codes[email][-1])).status_code == 200
@@ -190,3 +176,16 @@ async def _black_hole() -> AsyncIterator[str]:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def _ask_again_for_stranded(stack: Stack, pending: dict[str, str]) -> list[str]:
+    """Accounts whose workflow never started get their code through resend-otp."""
+    stranded = [e for e, uid in pending.items() if not await _workflow_exists(stack, uid)]
+    for email in stranded:
+        while True:
+            r = await stack.http.post("/api/v1/auth/register/resend-otp", json={"email": email})
+            if r.status_code != 429:
+                break
+            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+        assert r.status_code == 202, r.text
+    return stranded
