@@ -38,7 +38,12 @@ class CodeActivities:
     @activity.defn(name="issue_code")
     async def issue_code(self, request: IssueCodeInput) -> IssuedCode | None:
         async with self._db.session() as session:
-            user = await session.get(User, request.user_id)
+            # Columns, not a ``User``: that would also load its roles and permissions.
+            user = (
+                await session.execute(
+                    select(User.id, User.email, User.status).where(User.id == request.user_id)
+                )
+            ).first()
             if user is None or user.status not in _ELIGIBLE_STATUS[request.purpose]:
                 activity.logger.info("no code issued: account missing or not eligible")
                 return None

@@ -14,11 +14,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.mailer import DeliveryError, Mailer, PermanentDeliveryError, ProviderThrottled
+from activities.mailer import (
+    DeliveryError,
+    Mailer,
+    OnConnected,
+    PermanentDeliveryError,
+    ProviderThrottled,
+)
 from activities.pacer import Pacer
 from activities.templates import build_message, render_code, render_notice
 from authflow import metrics
@@ -43,10 +50,34 @@ SKIPPED = DeliveryOutcome("skipped")
 HEARTBEAT_EVERY_SECONDS = 1.0
 
 
+# Recording "delivered" after the provider accepted the email: tries and pause between.
+RECORD_ATTEMPTS = 5
+RECORD_RETRY_SECONDS = 1.0
+
+
 @dataclass(frozen=True)
 class _Envelope:
     address: str
     name: str | None
+
+
+@dataclass(frozen=True)
+class _CodeAttempt:
+    delivery_id: str
+    purpose: str
+    code: str
+    minutes_left: int
+    requested_at: float
+    address: str
+    name: str | None
+
+
+async def _envelope_of(session: AsyncSession, user_id: str) -> _Envelope | None:
+    """Address and name only (loading a ``User`` would also load roles and permissions)."""
+    row = (
+        await session.execute(select(User.email, User.full_name).where(User.id == user_id))
+    ).first()
+    return _Envelope(row.email, row.full_name) if row is not None else None
 
 
 class EmailActivities:
@@ -70,67 +101,116 @@ class EmailActivities:
             return await self._send_notification(request)
 
     async def _send_code(self, request: SendCodeInput) -> DeliveryOutcome:
-        prepared = await self._begin_code_attempt(request.delivery_id)
+        queue = activity.info().task_queue
+        prepared = await self._begin_code_attempt(request.delivery_id, queue)
         if prepared is None:
             return SKIPPED  # replaced, used or expired: never send a dead code
-        delivery, envelope, code = prepared
-        rendered = render_code(delivery.purpose, code, _minutes_left(delivery))
+        attempt, slot = prepared
+        rendered = render_code(attempt.purpose, attempt.code, attempt.minutes_left)
         message = build_message(
-            rendered, sender=self._sender, recipient=envelope.address, name=envelope.name
+            rendered, sender=self._sender, recipient=attempt.address, name=attempt.name
         )
-        await self._pacer.acquire(activity.info().task_queue)
+        await self._pacer.start_at(queue, slot)
         try:
-            await self._mailer.send(message)
+            async with self._stamping_connection(queue) as on_connected:
+                await self._mailer.send(message, on_connected=on_connected)
         except DeliveryError as exc:
-            await self._record_failure(request, delivery.id, exc)
+            await self._record_failure(request, attempt.delivery_id, exc)
             raise _as_temporal_error(exc) from None
-        await self._record_delivered(delivery.id, request.kind, delivery.requested_at.timestamp())
+        await self._record_delivered(attempt.delivery_id, request.kind, attempt.requested_at)
         return DELIVERED
 
     async def _send_notification(self, request: SendNotificationInput) -> DeliveryOutcome:
         async with self._db.session() as session:
-            user = await session.get(User, request.user_id)
-            if user is None:
-                return SKIPPED
-            envelope = _Envelope(user.email, user.full_name)
+            envelope = await _envelope_of(session, request.user_id)
+        if envelope is None:
+            return SKIPPED
         rendered = render_notice(request.template, envelope.name)
         message = build_message(
             rendered, sender=self._sender, recipient=envelope.address, name=envelope.name
         )
         started = activity.info().scheduled_time.timestamp()
-        await self._pacer.acquire(activity.info().task_queue)
+        queue = activity.info().task_queue
+        await self._pacer.acquire(queue)
         try:
-            await self._mailer.send(message)
+            async with self._stamping_connection(queue) as on_connected:
+                await self._mailer.send(message, on_connected=on_connected)
         except DeliveryError as exc:
             metrics.EMAILS_FAILED.labels(request.kind, _reason(exc)).inc()
             raise _as_temporal_error(exc) from None
         metrics.record_delivered(request.kind, started, activity.info().attempt)
         return DELIVERED
 
+    @contextlib.asynccontextmanager
+    async def _stamping_connection(self, queue: str) -> AsyncIterator[OnConnected]:
+        """Tell the pacer when the SMTP connection is open, without holding the send up
+        for it (the stamp only moves the next start later, never earlier)."""
+        stamps: list[asyncio.Task[None]] = []
+
+        async def on_connected() -> None:
+            stamps.append(asyncio.create_task(self._pacer.connected(queue, time.time())))
+
+        try:
+            yield on_connected
+        finally:
+            results = await asyncio.gather(*stamps, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception):
+                    activity.logger.warning("pacer stamp failed: %s", type(result).__name__)
+
     async def _begin_code_attempt(
-        self, delivery_id: str
-    ) -> tuple[OtpDelivery, _Envelope, str] | None:
+        self, delivery_id: str, queue: str
+    ) -> tuple[_CodeAttempt, float] | None:
+        """Open the attempt and take its pacing slot, in one transaction."""
         async with self._db.session() as session:
             delivery = await session.scalar(
                 select(OtpDelivery).where(OtpDelivery.id == delivery_id).with_for_update()
             )
             if delivery is None or not is_live(delivery):
                 return None
-            user = await session.get(User, delivery.user_id)
-            if user is None:
+            envelope = await _envelope_of(session, delivery.user_id)
+            if envelope is None:
                 return None
             delivery.state = DeliveryState.SENDING.value
             delivery.attempts += 1
-            code = self._vault.unseal(delivery.id, delivery.sealed_code)
-            return delivery, _Envelope(user.email, user.full_name), code
+            attempt = _CodeAttempt(
+                delivery_id=delivery.id,
+                purpose=delivery.purpose,
+                code=self._vault.unseal(delivery.id, delivery.sealed_code),
+                minutes_left=_minutes_left(delivery),
+                requested_at=delivery.requested_at.timestamp(),
+                address=envelope.address,
+                name=envelope.name,
+            )
+            slot = await self._pacer.reserve(session, queue)
+        return attempt, slot
 
     async def _record_delivered(self, delivery_id: str, kind: str, requested_at: float) -> None:
-        async with self._db.session() as session:
-            delivery = await session.get(OtpDelivery, delivery_id, with_for_update=True)
-            if delivery is not None and delivery.state == DeliveryState.SENDING.value:
-                delivery.state = DeliveryState.DELIVERED.value
-                delivery.delivered_at = utcnow()
-                delivery.last_error = None
+        """Mark the record delivered.  The provider has the email already, so this must
+        not fail the activity (Temporal would send it again): retry a little, then log."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                async with self._db.session() as session:
+                    await session.execute(
+                        update(OtpDelivery)
+                        .where(
+                            OtpDelivery.id == delivery_id,
+                            OtpDelivery.state == DeliveryState.SENDING.value,
+                        )
+                        .values(
+                            state=DeliveryState.DELIVERED.value,
+                            delivered_at=utcnow(),
+                            last_error=None,
+                        )
+                    )
+                break
+            except Exception as exc:
+                if attempt + 1 == RECORD_ATTEMPTS:
+                    activity.logger.error(
+                        "email sent but not recorded as delivered: %s", type(exc).__name__
+                    )
+                else:
+                    await asyncio.sleep(RECORD_RETRY_SECONDS)
         metrics.record_delivered(kind, requested_at, activity.info().attempt)
 
     async def _record_failure(
@@ -159,9 +239,11 @@ class EmailActivities:
 @contextlib.asynccontextmanager
 async def _heartbeating() -> AsyncIterator[None]:
     async def beat() -> None:
+        # The first beat after a second: most sends are over by then, and every
+        # heartbeat is a write on the Temporal server.
         while True:
-            activity.heartbeat()
             await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+            activity.heartbeat()
 
     beating = asyncio.create_task(beat())
     try:

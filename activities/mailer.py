@@ -3,7 +3,9 @@ permanent (5xx: never retried), throttled (retry after the provider's hint), tra
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -52,30 +54,54 @@ class SmtpConfig:
     timeout: float = 20.0
 
 
+OnConnected = Callable[[], Awaitable[None]]
+
+
 class Mailer:
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: EmailMessage, *, on_connected: OnConnected | None = None) -> None:
+        """Send one message on its own connection.
+
+        ``on_connected`` runs once the connection is open (and authenticated), before
+        the envelope: the pacer stamps the start there.  Its own errors are not
+        delivery errors and propagate as they are.
+        """
         cfg = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            username=cfg.username or None,
+            password=cfg.password or None,
+            start_tls=cfg.starttls,
+            use_tls=False,
+            timeout=cfg.timeout,
+        )
+        async with _as_delivery_errors():
+            await smtp.connect()
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=cfg.host,
-                port=cfg.port,
-                username=cfg.username or None,
-                password=cfg.password or None,
-                start_tls=cfg.starttls,
-                use_tls=False,
-                timeout=cfg.timeout,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            code, text = _first_refusal(exc)
-            raise classify(code, text) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            raise classify(exc.code, exc.message) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from None
+            if on_connected is not None:
+                await on_connected()
+            async with _as_delivery_errors():
+                await smtp.send_message(message)
+        finally:
+            with contextlib.suppress(Exception):
+                await smtp.quit()
+            smtp.close()
+
+
+@contextlib.asynccontextmanager
+async def _as_delivery_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        code, text = _first_refusal(exc)
+        raise classify(code, text) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        raise classify(exc.code, exc.message) from None
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from None
 
 
 def _first_refusal(exc: aiosmtplib.SMTPRecipientsRefused) -> tuple[int, str]:

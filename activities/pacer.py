@@ -6,10 +6,15 @@ so each send also takes a slot here before it starts:
 
 1. *reserve*: one atomic UPDATE moves the queue's ``next_at`` on by ``gap`` (slightly
    over 1/R) and hands back the slot; slots are therefore FIFO and evenly spaced, across
-   any number of worker processes or hosts that share the database;
-2. *start guard*: just before sending, a second atomic UPDATE records the start only if
+   any number of worker processes or hosts that share the database.  The email activity
+   reserves inside the transaction that opens its attempt (one write fewer per send);
+2. *start guard*: when the slot comes, a second atomic UPDATE records the start only if
    the previous start is at least 1/R ago.  A waiter that woke late cannot squeeze the
-   next one closer than 1/R: it simply waits again.
+   next one closer than 1/R: it simply waits again;
+3. *connected*: once the SMTP connection is open, the start is moved to that moment.
+   The provider saw the connection somewhere between the guard and this stamp, so the
+   next guard measures 1/R from the latest moment the provider can have counted it: a
+   slow connect (a busy worker, a slow network) cannot bring two starts closer.
 
 So no rolling one-second window ever holds more than R starts, and a backlog drains at
 ``PACING_FACTOR * R``.
@@ -23,6 +28,7 @@ from collections.abc import Callable
 
 from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from authflow.db import Database
 from authflow.models import SendSlot
@@ -53,11 +59,31 @@ class Pacer:
                 stmt = insert(SendSlot).values(task_queue=queue, next_at=0.0, last_start=0.0)
                 await session.execute(stmt.on_conflict_do_nothing(index_elements=["task_queue"]))
 
+    def _min_gap(self, task_queue: str) -> float:
+        return 1.0 / self._rates[task_queue]
+
+    async def reserve(self, session: AsyncSession, task_queue: str) -> float:
+        """Take this queue's next slot, in the caller's transaction; returns its time."""
+        gap = self._min_gap(task_queue) / self._factor
+        now = self._clock()
+        later = case((SendSlot.next_at > now, SendSlot.next_at), else_=now)
+        result = await session.execute(
+            update(SendSlot)
+            .where(SendSlot.task_queue == task_queue)
+            .values(next_at=later + gap)
+            .returning(SendSlot.next_at)
+        )
+        return float(result.scalar_one()) - gap
+
     async def acquire(self, task_queue: str) -> float:
-        """Wait for this queue's next slot; returns the start time recorded."""
-        rate = self._rates[task_queue]
-        min_gap = 1.0 / rate
-        slot = await self._reserve(task_queue, min_gap / self._factor)
+        """Reserve a slot (own transaction) and wait for it; returns the recorded start."""
+        async with self._db.session() as session:
+            slot = await self.reserve(session, task_queue)
+        return await self.start_at(task_queue, slot)
+
+    async def start_at(self, task_queue: str, slot: float) -> float:
+        """Wait for a reserved slot and for the guard; returns the recorded start."""
+        min_gap = self._min_gap(task_queue)
         await self._sleep_until(slot)
         while True:
             started, previous = await self._try_start(task_queue, min_gap)
@@ -65,22 +91,21 @@ class Pacer:
                 return started
             await self._sleep_until(previous + min_gap)
 
-    async def _reserve(self, task_queue: str, gap: float) -> float:
-        now = self._clock()
-        later = case((SendSlot.next_at > now, SendSlot.next_at), else_=now)
+    async def connected(self, task_queue: str, at: float) -> None:
+        """A send's connection was open at ``at`` (step 3)."""
         async with self._db.session() as session:
-            result = await session.execute(
+            await session.execute(
                 update(SendSlot)
-                .where(SendSlot.task_queue == task_queue)
-                .values(next_at=later + gap)
-                .returning(SendSlot.next_at)
+                .where(SendSlot.task_queue == task_queue, SendSlot.last_start < at)
+                .values(last_start=at)
             )
-            next_at = result.scalar_one()
-        return float(next_at) - gap
 
     async def _try_start(self, task_queue: str, min_gap: float) -> tuple[float | None, float]:
-        now = self._clock()
         async with self._db.session() as session:
+            # Read the clock only once the write lock is ours: a start stamped while
+            # waiting for the lock would be stale, and two waiters could both pass.
+            await session.connection()
+            now = self._clock()
             result = await session.execute(
                 update(SendSlot)
                 .where(SendSlot.task_queue == task_queue, SendSlot.last_start <= now - min_gap)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
+
+# How long a session waits for this process's SQLite connection before the request
+# fails with 503 (the pool's own timeout).
+SQLITE_CONNECTION_WAIT_SECONDS = 30
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -26,16 +35,80 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+class SqliteWriterLock:
+    """The one SQLite write lock, taken in FIFO order and without polling.
+
+    SQLite has a single writer.  Left to itself, a connection that finds the database
+    locked sleeps and retries (busy_timeout: 1, 2, 5 ... 100 ms naps), so a process
+    that writes back to back (the API during a registration spike) starves the others:
+    the workers' sends trickled at a few per second.  Instead each process keeps one
+    connection (its sessions queue for it in order, in the pool) and holds an advisory
+    ``flock`` on ``<database>.lock`` while the connection is checked out: a process
+    that waits blocks in the kernel and is woken the moment the holder lets go.
+    Only file databases need it; every process using the file must use this module.
+    """
+
+    def __init__(self, database_file: str) -> None:
+        self._fd = os.open(f"{database_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-lock")
+        self.held = False
+
+    async def acquire(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            await self._wait_in_kernel()
+        self.held = True
+
+    async def _wait_in_kernel(self) -> None:
+        waiting = asyncio.get_running_loop().run_in_executor(
+            self._waiter, fcntl.flock, self._fd, fcntl.LOCK_EX
+        )
+        cancelled = False
+        while True:
+            try:
+                await asyncio.shield(waiting)
+                break
+            except asyncio.CancelledError:
+                # The kernel will hand us the lock anyway: take it, so that the release
+                # on check-in matches, and only then give up.
+                cancelled = True
+        if cancelled:
+            self.held = True
+            raise asyncio.CancelledError
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.release()
+        self._waiter.shutdown(wait=False)
+        os.close(self._fd)
+
+
 def _create_sqlite_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(database_url, connect_args={"timeout": 30})
+    file_database = bool(url.database) and url.database != ":memory:"
+    if file_database:
+        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            database_url,
+            connect_args={"timeout": 30},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=SQLITE_CONNECTION_WAIT_SECONDS,
+        )
+        _serialise_writers(engine, SqliteWriterLock(str(url.database)))
+    else:
+        engine = create_async_engine(database_url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The API and every worker process share one file: WAL lets readers run
-        # beside the writer; busy_timeout makes writers queue instead of failing.
+        # beside the writer; busy_timeout makes a writer that does not go through
+        # SqliteWriterLock (a migration tool, a shell) wait instead of failing.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in (
@@ -55,6 +128,21 @@ def _create_sqlite_engine(database_url: str) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _serialise_writers(engine: AsyncEngine, lock: SqliteWriterLock) -> None:
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _take(_dbapi: Any, _record: Any, _proxy: Any) -> None:
+        # Runs inside SQLAlchemy's greenlet, so it may await.
+        await_only(lock.acquire())
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _give_back(_dbapi: Any, _record: Any) -> None:
+        lock.release()
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _close(_engine: Any) -> None:
+        lock.release()
 
 
 class Database:

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # /metrics appends the text of every URL in WORKER_METRICS_URLS (authflow dev sets both).
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_urls: str = ""
+    # Run workflow code in the Temporal SDK's sandbox in the workers.  Off by default: the
+    # sandbox costs a fresh module namespace per workflow run (a third of the worker's
+    # CPU in a registration spike), and determinism is already enforced where it is
+    # cheap, in the tests (the time-skipping tests and the replay test run sandboxed).
+    workflow_sandbox: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     # Password hashing runs in a thread pool this large (argon2 releases the GIL).

@@ -37,6 +37,15 @@ async def load(session: AsyncSession, key: str) -> Throttle:
     return row
 
 
+async def upsert(session: AsyncSession, key: str, **values: float) -> None:
+    """Set columns of the row for ``key`` in one statement, creating it if missing
+    (for writes that do not depend on the row's current values)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Throttle).values(key=key, **values)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
+
+
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
@@ -73,10 +82,13 @@ def add_wrong_attempt(row: Throttle, window_seconds: float, now: float | None = 
     return row.count
 
 
+# A fresh set of tries (wrong codes, login failures).
+RESET_VALUES = {"count": 0, "window_started_at": 0.0, "blocked_until": 0.0}
+
+
 def reset(row: Throttle) -> None:
-    row.count = 0
-    row.window_started_at = 0.0
-    row.blocked_until = 0.0
+    for column, value in RESET_VALUES.items():
+        setattr(row, column, value)
 
 
 def _roll_window(row: Throttle, window_seconds: float, now: float | None = None) -> None:

@@ -113,14 +113,16 @@ class WorkerHandle:
         self.deps = WorkerDeps.build(self.settings, policies)
         await self.deps.pacer.ensure_rows()
         queues = [p.task_queue for p in policies.values()]
-        self.workers = build_workers(self.client, self.deps, policies, queues)
+        self.workers = build_workers(
+            self.client, self.deps, policies, queues, sandboxed=self.settings.workflow_sandbox
+        )
         self.tasks = [asyncio.create_task(w.run()) for w in self.workers]
 
     async def stop(self) -> None:
         await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.deps is not None:
-            await self.deps.db.dispose()
+            await self.deps.close()
         self.workers, self.tasks = [], []
 
     async def restart(self) -> None:

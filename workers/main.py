@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.codes import CodeActivities
@@ -50,12 +50,16 @@ class WorkerDeps:
     codes: CodeActivities
     email: EmailActivities
     pacer: Pacer
+    pacer_db: Database
 
     @classmethod
     def build(cls, settings: Settings, policies: dict[EmailKind, EmailPolicy]) -> WorkerDeps:
         db = Database(settings.database_url, pool_size=5)
+        # The pacer's few, tiny transactions get their own connection: queued behind the
+        # code bookkeeping of a registration spike, a send would miss its slot.
+        pacer_db = Database(settings.database_url, pool_size=1)
         vault = CodeVault(settings.otp_key)
-        pacer = Pacer(db, {p.task_queue: p.rate_per_second for p in policies.values()})
+        pacer = Pacer(pacer_db, {p.task_queue: p.rate_per_second for p in policies.values()})
         mailer = Mailer(
             SmtpConfig(
                 host=settings.smtp_host,
@@ -66,11 +70,20 @@ class WorkerDeps:
             )
         )
         email = EmailActivities(db, vault, mailer, pacer, sender=settings.mail_from)
-        return cls(db=db, codes=CodeActivities(db, vault), email=email, pacer=pacer)
+        return cls(
+            db=db, codes=CodeActivities(db, vault), email=email, pacer=pacer, pacer_db=pacer_db
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()
+        await self.pacer_db.dispose()
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox workflows run in (the replay test replays histories in the same one)."""
+def workflow_runner(*, sandboxed: bool = True) -> WorkflowRunner:
+    """How workflow code runs: in the SDK's sandbox (the tests, and workers with
+    ``WORKFLOW_SANDBOX=true``) or directly (the workers' default: see the setting)."""
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     # Our own modules and their heavy dependencies are passed through instead of being
     # re-imported for every workflow run: workflows only reference them, never call them.
     restrictions = SandboxRestrictions.default.with_passthrough_modules(
@@ -84,6 +97,8 @@ def build_workers(
     deps: WorkerDeps,
     policies: dict[EmailKind, EmailPolicy],
     queues: Sequence[str],
+    *,
+    sandboxed: bool = True,
 ) -> list[Worker]:
     by_queue = {p.task_queue: p for p in policies.values()}
     workers = []
@@ -105,7 +120,7 @@ def build_workers(
                 max_concurrent_activities=200,
                 max_concurrent_workflow_tasks=100,
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-                workflow_runner=workflow_runner(),
+                workflow_runner=workflow_runner(sandboxed=sandboxed),
             )
         )
     return workers
@@ -116,7 +131,7 @@ async def run_workers(settings: Settings, client: Client, queues: Sequence[str])
     policies = resolve_email_policies(settings.email_rate_limits)
     deps = WorkerDeps.build(settings, policies)
     await deps.pacer.ensure_rows()
-    workers = build_workers(client, deps, policies, queues)
+    workers = build_workers(client, deps, policies, queues, sandboxed=settings.workflow_sandbox)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -131,7 +146,7 @@ async def run_workers(settings: Settings, client: Client, queues: Sequence[str])
         stopping.cancel()
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        await deps.db.dispose()
+        await deps.close()
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures and not stop.is_set():
         raise failures[0]

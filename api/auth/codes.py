@@ -6,6 +6,8 @@ is registered, so the answers tell nothing about who has an account.
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,8 +45,9 @@ async def take_cooldown(
 async def start_cooldown(
     db: AsyncSession, services: Services, purpose: OtpPurpose, email: str
 ) -> None:
-    throttle.start_cooldown(await throttle.load(db, cooldown_key(services, purpose, email)))
-    throttle.reset(await throttle.load(db, verify_key(services, purpose, email)))
+    # Two blind writes (one statement each): nothing here depends on the rows' values.
+    await throttle.upsert(db, cooldown_key(services, purpose, email), last_at=time.time())
+    await throttle.upsert(db, verify_key(services, purpose, email), **throttle.RESET_VALUES)
 
 
 async def consume_code(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import Executable, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +12,7 @@ from api.auth.codes import consume_code, start_cooldown, take_cooldown, user_by_
 from api.auth.schemas import RegisterRequest
 from api.services import Services
 from authflow.errors import EmailTaken, InvalidOtp
-from authflow.models import Role, User, UserStatus, utcnow
+from authflow.models import Role, User, UserRole, UserStatus, new_id, utcnow
 from authflow.policies import DEFAULT_ROLE, OtpPurpose
 
 REGISTER = OtpPurpose.REGISTER
@@ -45,18 +46,26 @@ async def _pending_account(
         raise EmailTaken()
     if user is None:
         user = User(
+            id=new_id(),
             email=body.email,
             full_name=body.full_name,
             password_hash=password_hash,
             status=UserStatus.PENDING_VERIFICATION,
         )
-        role = await db.get(Role, DEFAULT_ROLE)
-        user.roles = [role] if role is not None else []
         db.add(user)
+        await db.execute(_grant_default_role(user.id))
         # The first code is on its way: a resend right now would only fill the inbox.
         await start_cooldown(db, services, REGISTER, body.email)
     await db.commit()
     return user
+
+
+def _grant_default_role(user_id: str) -> Executable:
+    """The default role, if seeded, in one statement (no Role and permissions loaded)."""
+    return insert(UserRole).from_select(
+        ["user_id", "role_name"],
+        select(literal(user_id), Role.name).where(Role.name == DEFAULT_ROLE),
+    )
 
 
 async def resend(db: AsyncSession, services: Services, email: str) -> None:

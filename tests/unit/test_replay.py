@@ -80,11 +80,12 @@ def test_every_workflow_type_and_path_is_recorded() -> None:
     assert recorded == SCENARIOS, "re-record: python -m tests.unit.test_replay --record"
 
 
-async def test_recorded_histories_replay_without_nondeterminism() -> None:
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "as-workers-run"])
+async def test_recorded_histories_replay_without_nondeterminism(sandboxed: bool) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS,
         data_converter=data_converter(replay_settings()),
-        workflow_runner=workflow_runner(),  # exactly as the workers run them
+        workflow_runner=workflow_runner(sandboxed=sandboxed),
     )
     results = await replayer.replay_workflows(
         _each(load_histories()), raise_on_replay_failure=False
