@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authflow.models import OtpDelivery, new_id, utcnow
@@ -29,25 +29,24 @@ class CodeCheck:
 
 
 async def supersede_live_codes(session: AsyncSession, user_id: str, purpose: str) -> None:
-    """The previous codes of this user and purpose stop working at once."""
-    now = utcnow()
+    """The previous codes of this user and purpose stop working at once (one statement:
+    mark them superseded, and expire those not already used or expired)."""
     await session.execute(
         update(OtpDelivery)
         .where(
             OtpDelivery.user_id == user_id,
             OtpDelivery.purpose == purpose,
-            OtpDelivery.superseded_at.is_(None),
+            or_(OtpDelivery.superseded_at.is_(None), OtpDelivery.state.not_in(DEAD_STATES)),
         )
-        .values(superseded_at=now)
-    )
-    await session.execute(
-        update(OtpDelivery)
-        .where(
-            OtpDelivery.user_id == user_id,
-            OtpDelivery.purpose == purpose,
-            OtpDelivery.state.not_in(DEAD_STATES),
+        .values(
+            superseded_at=func.coalesce(OtpDelivery.superseded_at, utcnow()),
+            state=case(
+                (OtpDelivery.state.in_(DEAD_STATES), OtpDelivery.state),
+                else_=DeliveryState.EXPIRED.value,
+            ),
         )
-        .values(state=DeliveryState.EXPIRED.value)
+        # Loaded deliveries are not refreshed: callers do not read them afterwards.
+        .execution_options(synchronize_session=False)
     )
 
 
