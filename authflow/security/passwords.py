@@ -2,19 +2,13 @@
 
 argon2-cffi releases the GIL while hashing, so a small thread pool spreads a
 registration or login burst over every core while the event loop keeps answering
-other requests (health probes, token refreshes).  On Linux the hashing threads also run
-at a lower CPU priority (``nice``), so that during a burst the event loop, the database
-writer and the workers are served first instead of waiting for a time slice behind
-the hashes: health probes stay fast and the SQLite lock is held for less time.
+other requests (health probes, token refreshes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
-import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,16 +26,10 @@ class Argon2Parameters:
     parallelism: int = 1
 
 
-log = logging.getLogger(__name__)
-
-
 class PasswordHasher:
-    def __init__(
-        self, params: Argon2Parameters | None = None, *, workers: int = 0, niceness: int = 0
-    ) -> None:
+    def __init__(self, params: Argon2Parameters | None = None, *, workers: int = 0) -> None:
         self.params = params or Argon2Parameters()
         self._workers = workers or max(2, os.cpu_count() or 2)
-        self._niceness = niceness
 
     @cached_property
     def context(self) -> CryptContext:
@@ -55,12 +43,7 @@ class PasswordHasher:
 
     @cached_property
     def _pool(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(
-            max_workers=self._workers,
-            thread_name_prefix="argon2",
-            initializer=lower_thread_priority,
-            initargs=(self._niceness,),
-        )
+        return ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="argon2")
 
     @cached_property
     def _dummy_hash(self) -> str:
@@ -96,18 +79,6 @@ class PasswordHasher:
     def shutdown(self) -> None:
         if "_pool" in self.__dict__:
             self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def lower_thread_priority(niceness: int) -> None:
-    """Raise the calling thread's nice value by ``niceness`` (Linux: nice is per thread;
-    elsewhere the same call would renice the whole process, so it is skipped)."""
-    if niceness <= 0 or sys.platform != "linux":
-        return
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
-    except OSError as exc:  # a sandbox may forbid it: hashing still works
-        log.info("could not lower the hashing threads' priority: %s", exc)
 
 
 def _normalise(password: str) -> str:

@@ -3,8 +3,6 @@ and always in the hasher's thread pool (never on the event loop)."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import threading
 import unicodedata
 from collections.abc import Iterator
@@ -131,25 +129,3 @@ async def test_dummy_hash_is_computed_off_the_loop_even_without_warm_up(
     await fast.verify("off the loop please", None)
     assert seen
     assert loop_thread not in seen
-
-
-def _nice_of_thread(tid: int) -> int:
-    # /proc/self/task/<tid>/stat: "pid (comm) state ..." -- nice is field 19.
-    with open(f"/proc/self/task/{tid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return int(fields[16])
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice per thread is Linux's")
-async def test_hashing_threads_run_at_lower_priority_than_the_event_loop() -> None:
-    hasher = PasswordHasher(FAST, workers=1, niceness=7)
-    try:
-        loop_nice = _nice_of_thread(threading.get_native_id())
-        await hasher.hash("correct horse battery staple")
-        hash_tid = await asyncio.get_running_loop().run_in_executor(
-            hasher._pool, threading.get_native_id
-        )
-        assert _nice_of_thread(hash_tid) == min(19, loop_nice + 7)
-        assert _nice_of_thread(threading.get_native_id()) == loop_nice  # the loop untouched
-    finally:
-        hasher.shutdown()
