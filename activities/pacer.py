@@ -5,18 +5,19 @@ bursts into a rolling second.  Providers that count a rolling window reject that
 so each send also takes a slot here before it starts:
 
 1. *reserve*: one atomic UPDATE moves the queue's ``next_at`` on by ``gap`` (slightly
-   over 1/R) and hands back the slot; slots are therefore FIFO and evenly spaced, across
-   any number of worker processes or hosts that share the database.  The email activity
-   reserves inside the transaction that opens its attempt (one write fewer per send);
+   over 1/R: ``1 / (PACING_FACTOR * R)``) and hands back the slot; slots are therefore
+   FIFO and evenly spaced, across any number of worker processes or hosts that share the
+   database.  The email activity reserves inside the transaction that opens its attempt;
 2. *start guard*: when the slot comes, a second atomic UPDATE records the start only if
-   the previous start is at least 1/R ago.  A waiter that woke late cannot squeeze the
-   next one closer than 1/R: it simply waits again;
-3. *connected*: once the SMTP connection is open, the start is moved to that moment.
-   The provider saw the connection somewhere between the guard and this stamp, so the
-   next guard measures 1/R from the latest moment the provider can have counted it: a
-   slow connect (a busy worker, a slow network) cannot bring two starts closer.
+   the previous start is at least ``gap`` ago (the clock is read once the write lock is
+   held).  A waiter that woke late cannot squeeze the next one closer: it waits again;
+3. *slow connections*: the provider counts a send when it accepts the connection, a
+   little after the guard.  R gaps of ``gap`` span ``1 / PACING_FACTOR`` seconds, so a
+   delay of up to ``(1 / PACING_FACTOR - 1)`` s (31 ms) cannot put R + 1 starts into one
+   second; a connection that took longer is stamped (``connected``) and the next guard
+   counts from that moment instead.
 
-So no rolling one-second window ever holds more than R starts, and a backlog drains at
+So no rolling one-second window holds more than R starts, and a backlog drains at
 ``PACING_FACTOR * R``.
 """
 
@@ -59,12 +60,18 @@ class Pacer:
                 stmt = insert(SendSlot).values(task_queue=queue, next_at=0.0, last_start=0.0)
                 await session.execute(stmt.on_conflict_do_nothing(index_elements=["task_queue"]))
 
-    def _min_gap(self, task_queue: str) -> float:
-        return 1.0 / self._rates[task_queue]
+    def _gap(self, task_queue: str) -> float:
+        return 1.0 / (self._factor * self._rates[task_queue])
+
+    @property
+    def connect_allowance(self) -> float:
+        """How late after its guard a connection may open without a stamp (step 3),
+        with a fifth of the margin kept in reserve."""
+        return 0.8 * (1.0 / self._factor - 1.0)
 
     async def reserve(self, session: AsyncSession, task_queue: str) -> float:
         """Take this queue's next slot, in the caller's transaction; returns its time."""
-        gap = self._min_gap(task_queue) / self._factor
+        gap = self._gap(task_queue)
         now = self._clock()
         later = case((SendSlot.next_at > now, SendSlot.next_at), else_=now)
         result = await session.execute(
@@ -83,7 +90,7 @@ class Pacer:
 
     async def start_at(self, task_queue: str, slot: float) -> float:
         """Wait for a reserved slot and for the guard; returns the recorded start."""
-        min_gap = self._min_gap(task_queue)
+        min_gap = self._gap(task_queue)
         await self._sleep_until(slot)
         while True:
             started, previous = await self._try_start(task_queue, min_gap)

@@ -8,7 +8,8 @@ so they behave the same for unknown addresses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,7 +97,14 @@ async def latest_code(session: AsyncSession, user_id: str, purpose: str) -> OtpD
     )
 
 
-def is_live(delivery: OtpDelivery) -> bool:
+class _CodeTimes(Protocol):
+    superseded_at: datetime | None
+    state: str
+    expires_at: datetime
+
+
+def is_live(delivery: _CodeTimes) -> bool:
+    """Neither replaced, used nor expired (an ``OtpDelivery`` or a row of its columns)."""
     return (
         delivery.superseded_at is None
         and delivery.state not in DEAD_STATES
