@@ -1,4 +1,5 @@
-"""``authflow bench [spike|steady|isolation|scale|faults|all] [options]``.
+"""``authflow bench [spike|steady|isolation|scale|faults|all] [options]``
+and ``authflow bench floor [--n 300] [--out DIR]`` (see ``authflow.bench.floor``).
 
 Runs each selected scenario ``--runs`` times, prints a table of the medians with a
 PASS/MISS line per target, and writes ``<out>/<scenario>.json`` and ``.png``.  The exit
@@ -67,7 +68,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _floor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authflow bench floor",
+        description="CPU floor of a registration on this machine: one argon2id hash plus "
+        "one Temporal workflow with one no-op activity (docs/benchmarks.md).",
+    )
+    parser.add_argument("--n", type=int, default=300, help="workflows (300)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
+    return parser
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["floor"]:
+        from authflow.bench import floor
+
+        floor_args = _floor_parser().parse_args(argv[1:])
+        if floor_args.n < 1:
+            print("authflow bench floor: --n must be positive", file=sys.stderr)
+            return 2
+        return floor.main(floor_args.n, floor_args.out, rate_limits()["register"])
     args = _parser().parse_args(argv)
     if args.n < 1 or args.runs < 1 or args.workers < 1 or args.rate <= 0 or args.duration <= 0:
         print(

@@ -50,3 +50,21 @@ def test_spike_at_small_n(tmp_path: Path) -> None:
     png = out / "spike.png"
     assert png.exists()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(180)
+def test_floor_at_small_n(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    completed = subprocess.run(
+        [sys.executable, "-m", "authflow.cli", "bench", "floor", "--n", "10", "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    report = json.loads((out / "floor.json").read_text())
+    assert report["workflows"] == 10
+    for figure in ("temporal_cpu_ms", "sdk_cpu_ms", "hash_ms", "max_rate"):
+        assert report[figure] > 0, figure
+    assert "best end-to-end rate" in completed.stdout
