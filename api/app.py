@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.admin.endpoints import router as admin_router
+from api.admission import HashingAdmissionMiddleware
 from api.auth.endpoints import router as auth_router
 from api.codec_server import router as codec_router
 from api.console import console_router
@@ -18,6 +19,7 @@ from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
 from api.services import Services
+from authflow.security.passwords import hashing_threads
 from authflow.settings import Settings, get_settings
 from authflow.temporal import connect
 
@@ -61,6 +63,9 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         allow_methods=["POST", "OPTIONS"],
         allow_headers=["Content-Type", "X-Namespace", "Authorization"],
         allow_credentials=True,
+    )
+    app.add_middleware(
+        HashingAdmissionMiddleware, hash_workers=hashing_threads(settings.hash_workers)
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

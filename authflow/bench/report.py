@@ -219,7 +219,8 @@ def write_chart(
         if not result.runs:
             continue
         series = result.runs[-1].series
-        end = max((max(v) for v in series.values() if v), default=1.0) + 1.0
+        timed = [v for key, v in series.items() if key.startswith("starts_") and v]
+        end = max((max(v) for v in timed), default=1.0) + 1.0
         for kind in KINDS:
             starts = series.get(f"starts_{kind}", [])
             if not starts:

@@ -241,7 +241,7 @@ async def _measure(
         **_events(t0, main_records, "register", sink.records, prefix),
         **_events(t0, reset_records, "password_reset", sink.records, prefix, "reset_"),
     }
-    return RunResult(metrics, _series(t0, main_records, sink.records), events)
+    return RunResult(metrics, _series(t0, main_records, sink.records, probe_records), events)
 
 
 def _main_stream(
@@ -531,14 +531,26 @@ def _events(
 
 
 def _series(
-    t0: float, main: list[RequestRecord], records: list[SendRecord]
+    t0: float,
+    main: list[RequestRecord],
+    records: list[SendRecord],
+    probes: list[RequestRecord] | None = None,
 ) -> dict[str, list[float]]:
-    """Raw data for the charts: send starts per kind and ack latencies, relative to t0."""
+    """Raw data for the charts and post-mortems: send starts per kind, ack latencies,
+    and each probe as its send time relative to t0 followed by its latency (-1: none)."""
     series = {
         f"starts_{kind}": [r.connected_at - t0 for r in records if r.kind == kind] for kind in KINDS
     }
     series["ack_s"] = [
         r.answered_at - r.sent_at for r in main if _ok(r) and r.answered_at is not None
+    ]
+    series["probe_sent_s_latency_s"] = [
+        value
+        for r in probes or []
+        for value in (
+            r.sent_at - t0,
+            r.answered_at - r.sent_at if r.answered_at is not None else -1.0,
+        )
     ]
     return series
 

@@ -26,10 +26,15 @@ class Argon2Parameters:
     parallelism: int = 1
 
 
+def hashing_threads(configured: int = 0) -> int:
+    """``HASH_WORKERS``, or by default one thread per core (at least two)."""
+    return configured or max(2, os.cpu_count() or 2)
+
+
 class PasswordHasher:
     def __init__(self, params: Argon2Parameters | None = None, *, workers: int = 0) -> None:
         self.params = params or Argon2Parameters()
-        self._workers = workers or max(2, os.cpu_count() or 2)
+        self._workers = hashing_threads(workers)
 
     @cached_property
     def context(self) -> CryptContext:
