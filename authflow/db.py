@@ -84,11 +84,6 @@ class SqliteWriterLock:
             self.held = False
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def close(self) -> None:
-        self.release()
-        self._waiter.shutdown(wait=False)
-        os.close(self._fd)
-
 
 def _create_sqlite_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
