@@ -108,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
 def _run_api(settings: object) -> int:
     import uvicorn
 
+    from api.serving import uvicorn_options
     from authflow.ports import ensure_free
     from authflow.settings import Settings
 
@@ -118,9 +119,8 @@ def _run_api(settings: object) -> int:
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
-        log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=5,
+        **uvicorn_options(),
     )
     return 0
 

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.app import create_app
+from api.serving import uvicorn_options
 from authflow.db import Database
 from authflow.mailsink import MailSink, StoredMessage
 from authflow.migrate import migrate_and_seed
@@ -246,7 +247,7 @@ async def running_stack(
     app = create_app(settings, temporal=client)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **uvicorn_options())
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
