@@ -27,7 +27,14 @@ from authflow.policies import (
     OtpRules,
 )
 from workflows import search_attributes as sa
-from workflows.inputs import CodeFlowInput, EmailRoute, NotificationInput, RetrySpec, VerifiedSignal
+from workflows.inputs import (
+    CodeFlowInput,
+    EmailRoute,
+    IssuedCode,
+    NotificationInput,
+    RetrySpec,
+    VerifiedSignal,
+)
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
 from workflows.registration import RegistrationWorkflow
@@ -68,7 +75,9 @@ class FlowStarter:
             ),
         )
 
-    def _code_flow_input(self, purpose: OtpPurpose, user_id: str) -> CodeFlowInput:
+    def _code_flow_input(
+        self, purpose: OtpPurpose, user_id: str, first_code: IssuedCode | None
+    ) -> CodeFlowInput:
         return CodeFlowInput(
             user_id=user_id,
             purpose=purpose.value,
@@ -76,14 +85,23 @@ class FlowStarter:
             code_ttl_seconds=self._rules.ttl_seconds,
             code_email=self.route(PURPOSE_EMAIL_KIND[purpose]),
             notification_email=self.route(EmailKind.NOTIFICATION),
+            first_code=first_code,
         )
 
-    async def start_code_flow(self, purpose: OtpPurpose, user_id: str, *, resend: bool) -> str:
+    async def start_code_flow(
+        self,
+        purpose: OtpPurpose,
+        user_id: str,
+        *,
+        resend: bool,
+        first_code: IssuedCode | None = None,
+    ) -> str:
         """Start the flow of this user and purpose, or reuse the running one.
 
         ``resend`` also asks a running flow for a fresh code (signal-with-start: one
         atomic call whether or not the flow is running, so a code is never lost between
-        "is it running?" and "start it").
+        "is it running?" and "start it").  ``first_code``: a code already issued for this
+        flow (a new account's), sent first instead of issuing one.
         """
         workflow_id = code_workflow_id(purpose, user_id)
         flow = _FLOW_TYPES[purpose]
@@ -100,7 +118,7 @@ class FlowStarter:
             options["id_conflict_policy"] = WorkflowIDConflictPolicy.USE_EXISTING
         await self._call(
             self._client.start_workflow(
-                flow.run, self._code_flow_input(purpose, user_id), **options
+                flow.run, self._code_flow_input(purpose, user_id, first_code), **options
             )
         )
         return workflow_id

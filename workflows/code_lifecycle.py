@@ -1,7 +1,8 @@
 """The life of one-time codes, shared by the registration and password-reset workflows.
 
-issue a code -> send it (retried on its email queue) -> wait for: verification, a
-resend request (issue a fresh code, the old one dies) or the expiry timer.
+issue a code (a new account's first one comes with the input) -> send it (retried on
+its email queue) -> wait for: verification, a resend request (issue a fresh code, the
+old one dies) or the expiry timer.
 The database verifies codes and counts wrong tries; this loop owns sending, resending
 and expiry, and keeps the delivery state visible as a search attribute.
 """
@@ -109,9 +110,14 @@ class CodeLifecycle:
     # -- the loop ---------------------------------------------------------------------
     async def run_until_verified(self) -> bool:
         """True once the code was used; False when it expired or the user is gone."""
+        first_code = self.flow.first_code
         while True:
             self.resend_requested = False
-            issued = await self._issue()
+            # A registration's first code comes with the flow's input (the API issued it
+            # with the account): one local activity and its database write fewer before
+            # the first email, which is what a new user waits for.
+            issued = first_code if first_code is not None else await self._issue()
+            first_code = None
             if issued is None:
                 return False
             self.delivery_id = issued.delivery_id

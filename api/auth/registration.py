@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.codes import consume_code, start_cooldown, take_cooldown, user_by_email
 from api.auth.schemas import RegisterRequest
+from api.flows import code_workflow_id
 from api.services import Services
+from authflow import otp_store
 from authflow.errors import EmailTaken, InvalidOtp
 from authflow.models import Role, User, UserRole, UserStatus, new_id, utcnow
-from authflow.policies import DEFAULT_ROLE, OtpPurpose
+from authflow.policies import DEFAULT_ROLE, PURPOSE_EMAIL_KIND, OtpPurpose
+from workflows.inputs import IssuedCode
 
 REGISTER = OtpPurpose.REGISTER
 log = logging.getLogger(__name__)
@@ -28,22 +31,24 @@ async def register(db: AsyncSession, services: Services, body: RegisterRequest) 
     """
     password_hash = await services.hasher.hash(body.password)  # off the event loop
     try:
-        user = await _pending_account(db, services, body, password_hash)
+        user, first_code = await _pending_account(db, services, body, password_hash)
     except IntegrityError:
         # The same address was registered concurrently and committed first: answer
         # as for a repeated registration.
         await db.rollback()
-        user = await _pending_account(db, services, body, password_hash)
-    await services.flows.start_code_flow(REGISTER, user.id, resend=False)
+        user, first_code = await _pending_account(db, services, body, password_hash)
+    await services.flows.start_code_flow(REGISTER, user.id, resend=False, first_code=first_code)
     return user
 
 
 async def _pending_account(
     db: AsyncSession, services: Services, body: RegisterRequest, password_hash: str
-) -> User:
+) -> tuple[User, IssuedCode | None]:
+    """The account, and its first code when this request created it."""
     user = await user_by_email(db, body.email)
     if user is not None and user.status != UserStatus.PENDING_VERIFICATION:
         raise EmailTaken()
+    first_code = None
     if user is None:
         user = User(
             id=new_id(),
@@ -56,8 +61,29 @@ async def _pending_account(
         await db.execute(_grant_default_role(user.id))
         # The first code is on its way: a resend right now would only fill the inbox.
         await start_cooldown(db, services, REGISTER, body.email)
+        first_code = await _first_code(db, services, user)
     await db.commit()
-    return user
+    return user, first_code
+
+
+async def _first_code(db: AsyncSession, services: Services, user: User) -> IssuedCode:
+    """Issue the new account's first code with it, in the same transaction, so the
+    workflow can send it at once (it would otherwise issue one in a step of its own
+    before the first email).  Only its id travels to the workflow, never the code."""
+    rules = services.otp_rules
+    delivery = await otp_store.issue_code(
+        db,
+        services.vault,
+        user_id=user.id,
+        email=user.email,
+        purpose=REGISTER.value,
+        kind=PURPOSE_EMAIL_KIND[REGISTER].value,
+        workflow_id=code_workflow_id(REGISTER, user.id),
+        length=rules.length,
+        ttl_seconds=rules.ttl_seconds,
+        first_of_account=True,
+    )
+    return IssuedCode(delivery.id, delivery.expires_at.timestamp())
 
 
 def _grant_default_role(user_id: str) -> Executable:

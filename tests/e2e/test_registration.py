@@ -37,6 +37,33 @@ async def test_register_email_verify_login(stack: Stack) -> None:
     assert me.json()["full_name"] == "Ada Lovelace" and me.json()["roles"] == ["USER"]
 
 
+async def test_the_first_code_is_issued_with_the_account(stack: Stack) -> None:
+    """The API writes the first code in the account's transaction and the workflow sends
+    that one: no step of the workflow issues a code before the first email."""
+    email = stack.new_email("first")
+    mark = stack.sink.last_id
+    response = await stack.register(email, "first code pass phrase")
+    user_id = response.json()["user_id"]
+    async with stack.db.session() as session:
+        deliveries = (
+            await session.scalars(select(OtpDelivery).where(OtpDelivery.user_id == user_id))
+        ).all()
+    assert [d.workflow_id for d in deliveries] == [f"register-{user_id}"]
+    message = await stack.wait_for_mail(email, after_id=mark)
+    verified = await stack.http.post(
+        "/api/v1/auth/register/verify",
+        json={"email": email, "otp": CODE_RE.findall(message.text)[0]},
+    )
+    assert verified.status_code == 200
+    history = await stack.client.get_workflow_handle(f"register-{user_id}").fetch_history()
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert "core_local_activity" not in markers, markers
+
+
 async def test_double_submit_starts_one_workflow_and_sends_one_email(stack: Stack) -> None:
     email = stack.new_email("twice")
     mark = stack.sink.last_id

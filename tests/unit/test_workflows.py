@@ -6,6 +6,7 @@ Activities are replaced by fakes registered under the real activity names.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import uuid
@@ -182,6 +183,27 @@ async def test_resend_issues_a_new_code_and_restarts_the_clock(env: WorkflowEnvi
         assert await handle.result() == "verified"
     assert len(fakes.issued) == 2 and len(fakes.sends) == 2
     assert {s.delivery_id for s in fakes.sends} == {"delivery-1", "delivery-2"}
+
+
+async def test_a_first_code_from_the_input_is_sent_without_issuing_one(
+    env: WorkflowEnvironment,
+) -> None:
+    """A new account's first code comes with the input (the API issued it with the
+    account): it is sent as it is, and a resend still issues a fresh one."""
+    fakes = FakeActivities()
+    flow = dataclasses.replace(flow_input(), first_code=IssuedCode("from-the-api", 0.0))
+    async with worker(env, fakes):
+        handle = await start(env.client, RegistrationWorkflow, flow)
+        await env.sleep(timedelta(seconds=5))
+        assert fakes.issued == []
+        assert [s.delivery_id for s in fakes.sends] == ["from-the-api"]
+        await handle.signal(RegistrationWorkflow.resend)
+        await env.sleep(timedelta(seconds=5))
+        assert len(fakes.issued) == 1
+        assert [s.delivery_id for s in fakes.sends] == ["from-the-api", "delivery-1"]
+        await env.sleep(timedelta(seconds=TTL))
+        assert await handle.result() == "expired"
+    assert MarkDeliveryInput("delivery-1", "expired") in fakes.marks
 
 
 async def test_resend_signal_at_start_issues_only_one_code(env: WorkflowEnvironment) -> None:
