@@ -3,8 +3,10 @@ permanent (5xx: never retried), throttled (retry after the provider's hint), tra
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -60,6 +62,15 @@ OnConnected = Callable[[], Awaitable[None]]
 class Mailer:
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        self._local_hostname: str | None = None
+
+    async def local_hostname(self) -> str:
+        """The name this host gives in EHLO, looked up once.  Left to aiosmtplib, every
+        connection asks ``socket.getfqdn()`` again, in a thread: a reverse DNS lookup
+        per email, which a slow resolver turns into seconds."""
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        return self._local_hostname
 
     async def send(self, message: EmailMessage, *, on_connected: OnConnected | None = None) -> None:
         """Send one message on its own connection.
@@ -72,6 +83,7 @@ class Mailer:
         smtp = aiosmtplib.SMTP(
             hostname=cfg.host,
             port=cfg.port,
+            local_hostname=await self.local_hostname(),
             username=cfg.username or None,
             password=cfg.password or None,
             start_tls=cfg.starttls,
