@@ -5,8 +5,9 @@ workflows.  They carry ids and policy numbers only: never an email address, a na
 a password or a code (history is encrypted anyway; this keeps it harmless too).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the SDK's converter calls
+# ``typing.get_type_hints`` on these classes for every payload it decodes, and string
+# annotations would be compiled again each time (visible in the worker's profile).
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,6 +41,12 @@ class EmailRoute:
 
 
 @dataclass(frozen=True)
+class IssuedCode:
+    delivery_id: str
+    expires_at_epoch: float
+
+
+@dataclass(frozen=True)
 class CodeFlowInput:
     """Input of the registration and password-reset workflows."""
 
@@ -49,6 +56,10 @@ class CodeFlowInput:
     code_ttl_seconds: int
     code_email: EmailRoute
     notification_email: EmailRoute
+    # The first code, when the API issued it with the account (in the same transaction):
+    # the flow sends it at once instead of issuing one first. Absent in flows started
+    # before this field existed, and for password resets and re-started flows.
+    first_code: IssuedCode | None = None
 
 
 @dataclass(frozen=True)
@@ -71,12 +82,6 @@ class IssueCodeInput:
     workflow_id: str
     code_length: int
     code_ttl_seconds: int
-
-
-@dataclass(frozen=True)
-class IssuedCode:
-    delivery_id: str
-    expires_at_epoch: float
 
 
 @dataclass(frozen=True)
