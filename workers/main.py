@@ -45,16 +45,22 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
 @dataclass
-class WorkerDeps:
+class QueueDeps:
+    """One email queue's activities and the database connections they use."""
+
     db: Database
     codes: CodeActivities
     email: EmailActivities
+
+
+@dataclass
+class WorkerDeps:
+    queues: dict[str, QueueDeps]
     pacer: Pacer
     pacer_db: Database
 
     @classmethod
     def build(cls, settings: Settings, policies: dict[EmailKind, EmailPolicy]) -> WorkerDeps:
-        db = Database(settings.database_url, pool_size=5)
         # The pacer's few, tiny transactions get their own connection: queued behind the
         # code bookkeeping of a registration spike, a send would miss its slot.
         pacer_db = Database(settings.database_url, pool_size=1)
@@ -69,14 +75,27 @@ class WorkerDeps:
                 starttls=settings.smtp_starttls,
             )
         )
-        email = EmailActivities(db, vault, mailer, pacer, sender=settings.mail_from)
-        return cls(
-            db=db, codes=CodeActivities(db, vault), email=email, pacer=pacer, pacer_db=pacer_db
-        )
+        queues = {}
+        for policy in policies.values():
+            # Each queue has its own connections (one on SQLite, where a process has one
+            # per engine): a password reset's bookkeeping must not wait in line behind
+            # the hundreds of sessions of a registration spike (isolation, issue 6).
+            db = Database(settings.database_url, pool_size=queue_pool_size(policy))
+            email = EmailActivities(db, vault, mailer, pacer, sender=settings.mail_from)
+            queues[policy.task_queue] = QueueDeps(db, CodeActivities(db, vault), email)
+        return cls(queues=queues, pacer=pacer, pacer_db=pacer_db)
 
     async def close(self) -> None:
-        await self.db.dispose()
+        for queue in self.queues.values():
+            await queue.db.dispose()
         await self.pacer_db.dispose()
+
+
+def queue_pool_size(policy: EmailPolicy) -> int:
+    """Connections kept for one queue's bookkeeping (PostgreSQL; up to twice as many more
+    under load): about one per 5 sends a second.  The three default queues keep 4 + 2 + 1
+    (the one shared pool they replace kept 5)."""
+    return max(1, round(policy.rate_per_second / 5))
 
 
 def workflow_runner(*, sandboxed: bool = True) -> WorkflowRunner:
@@ -103,12 +122,12 @@ def build_workers(
     by_queue = {p.task_queue: p for p in policies.values()}
     workers = []
     for queue in queues:
-        policy = by_queue[queue]
-        activities: list[Any] = [deps.codes.issue_code, deps.codes.mark_delivery]
+        policy, own = by_queue[queue], deps.queues[queue]
+        activities: list[Any] = [own.codes.issue_code, own.codes.mark_delivery]
         activities.append(
-            deps.email.send_notification
+            own.email.send_notification
             if policy.kind == EmailKind.NOTIFICATION
-            else deps.email.send_code
+            else own.email.send_code
         )
         workers.append(
             Worker(
