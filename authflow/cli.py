@@ -23,7 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--temporal-port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--inbox-port", type=int, default=8025)
-    dev.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    dev.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes for email-register (default 1); one more serves the other queues",
+    )
 
     sub.add_parser("api", help="the HTTP API only (uvicorn)")
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authflow.mailsink import InboxServer, MailSink
+from authflow.policies import OTHER_QUEUES, SPIKE_QUEUES
 from authflow.ports import ensure_free, free_port, is_listening
 from authflow.temporal_server import (
     spawn_dev_server,
@@ -40,6 +41,16 @@ class DevOptions:
     ui_port: int = 8233
     inbox_port: int = 8025
     worker_processes: int = 1
+
+
+def worker_commands(spike_workers: int) -> list[tuple[str, list[str]]]:
+    """The dev stack's worker processes: ``spike_workers`` for the queues a registration
+    spike floods, and one for the others (password reset, notifications), so that a
+    spike never holds them up."""
+    spike = ["worker", *(arg for q in SPIKE_QUEUES for arg in ("--queue", q))]
+    other = ["worker", *(arg for q in OTHER_QUEUES for arg in ("--queue", q))]
+    commands = [(f"worker-{n + 1}", spike) for n in range(spike_workers)]
+    return [*commands, (f"worker-{spike_workers + 1}", other)]
 
 
 def dev_secrets(path: Path) -> dict[str, str]:
@@ -124,9 +135,10 @@ class _DevStack:
             if self.options.mail_sink:
                 sink, inbox = await self._start_mail_sink(settings.smtp_host, settings.smtp_port)
             await self._migrate()
-            metrics_ports = [free_port() for _ in range(self.options.worker_processes)]
-            for index, port in enumerate(metrics_ports):
-                self._spawn(f"worker-{index + 1}", ["worker"], WORKER_METRICS_PORT=str(port))
+            workers = worker_commands(self.options.worker_processes)
+            metrics_ports = [free_port() for _ in workers]
+            for (name, args), port in zip(workers, metrics_ports, strict=True):
+                self._spawn(name, args, WORKER_METRICS_PORT=str(port))
             self.env["WORKER_METRICS_URLS"] = ",".join(
                 f"http://127.0.0.1:{port}/metrics" for port in metrics_ports
             )

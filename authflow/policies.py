@@ -92,6 +92,13 @@ PURPOSE_EMAIL_KIND: dict[OtpPurpose, EmailKind] = {
 
 ALL_TASK_QUEUES: tuple[str, ...] = tuple(p.task_queue for p in EMAIL_POLICIES.values())
 
+# The queues a public form can flood (anyone may register, hundreds in one second).
+# Worker layouts (``authflow dev``; see docs/operations.md for production) give them
+# processes of their own and the other queues one more: in one process, a password
+# reset's workflow and send waited behind a registration spike's (isolation, issue 6).
+SPIKE_QUEUES: tuple[str, ...] = (EMAIL_POLICIES[EmailKind.REGISTER].task_queue,)
+OTHER_QUEUES: tuple[str, ...] = tuple(q for q in ALL_TASK_QUEUES if q not in SPIKE_QUEUES)
+
 # The pacer spaces sends slightly wider than 1/R so that scheduling jitter never lets
 # R+1 sends into a rolling second, while a backlog still drains at >= 0.95 R.
 PACING_FACTOR = 0.97

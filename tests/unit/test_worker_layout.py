@@ -1,0 +1,61 @@
+"""Keeping password resets apart from registration spikes: the dev stack's worker
+processes, and each queue's own database connections inside one worker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import text
+
+from authflow.db import Database
+from authflow.dev import worker_commands
+from authflow.models import Base
+from authflow.policies import ALL_TASK_QUEUES, resolve_email_policies
+from authflow.settings import Settings
+from workers.main import WorkerDeps
+
+
+def _queues(args: list[str]) -> list[str]:
+    return [args[i + 1] for i, arg in enumerate(args) if arg == "--queue"]
+
+
+def test_dev_runs_the_spike_queue_apart_from_the_others() -> None:
+    commands = worker_commands(2)
+    assert [name for name, _ in commands] == ["worker-1", "worker-2", "worker-3"]
+    assert [_queues(args) for _, args in commands] == [
+        ["email-register"],
+        ["email-register"],
+        ["email-password-reset", "email-notification"],
+    ]
+    served = {q for _, args in commands for q in _queues(args)}
+    assert served == set(ALL_TASK_QUEUES)
+
+
+async def test_a_reset_does_not_wait_behind_a_spike_of_register_sessions(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'layout.db'}"
+    setup = Database(url)
+    async with setup.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await setup.dispose()
+    settings = Settings(database_url=url, jwt_secret="x" * 40)
+    deps = WorkerDeps.build(settings, resolve_email_policies(settings.email_rate_limits))
+    register, reset = deps.queues["email-register"].db, deps.queues["email-password-reset"].db
+    finished: list[int] = []
+
+    async def register_session(n: int) -> None:
+        async with register.session() as session:
+            await session.execute(text("SELECT 1"))
+            await asyncio.sleep(0.02)
+        finished.append(n)
+
+    try:
+        spike = [asyncio.create_task(register_session(n)) for n in range(40)]
+        await asyncio.sleep(0.05)  # the spike holds the connection and has a queue
+        async with reset.session() as session:
+            await session.execute(text("SELECT 1"))
+        # With one connection for both queues the reset would come after all 40.
+        assert len(finished) < 10, len(finished)
+        await asyncio.gather(*spike)
+    finally:
+        await deps.close()
