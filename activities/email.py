@@ -151,7 +151,7 @@ class EmailActivities:
         async def on_connected() -> None:
             now = time.time()
             if now - started > self._pacer.connect_allowance:
-                stamps.append(asyncio.create_task(self._pacer.connected(queue, now)))
+                stamps.append(asyncio.create_task(self._pacer.connected(queue, started, now)))
 
         try:
             yield on_connected

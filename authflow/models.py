@@ -199,6 +199,9 @@ class SendSlot(Base):
     task_queue: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_at: Mapped[float] = mapped_column(Float, default=0.0)
     last_start: Mapped[float] = mapped_column(Float, default=0.0)
+    # The latest starts (epoch seconds, oldest first, space-separated): the start guard's
+    # rolling window.  At most the queue's rate of them are kept.
+    recent_starts: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class AuditEntry(Base):
