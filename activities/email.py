@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -210,18 +211,7 @@ class EmailActivities:
         for attempt in range(RECORD_ATTEMPTS):
             try:
                 async with self._db.session() as session:
-                    await session.execute(
-                        update(OtpDelivery)
-                        .where(
-                            OtpDelivery.id == delivery_id,
-                            OtpDelivery.state == DeliveryState.SENDING.value,
-                        )
-                        .values(
-                            state=DeliveryState.DELIVERED.value,
-                            delivered_at=utcnow(),
-                            last_error=None,
-                        )
-                    )
+                    await session.execute(_mark_delivered(delivery_id))
                 break
             except Exception as exc:
                 if attempt + 1 == RECORD_ATTEMPTS:
@@ -271,6 +261,24 @@ async def _heartbeating() -> AsyncIterator[None]:
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
+
+
+def _mark_delivered(delivery_id: str) -> Update:
+    """The record of a send the provider accepted.  Its delivery time is kept whatever
+    happened meanwhile: a user may verify the code (``used``) before this runs, as soon
+    as the email is in the inbox, and the console's send rates count delivery times.
+    Only a record still ``sending`` becomes ``delivered``."""
+    sending = OtpDelivery.state == DeliveryState.SENDING.value
+    now_type = OtpDelivery.delivered_at.type  # stored as every other timestamp
+    return (
+        update(OtpDelivery)
+        .where(OtpDelivery.id == delivery_id)
+        .values(
+            state=case((sending, DeliveryState.DELIVERED.value), else_=OtpDelivery.state),
+            delivered_at=func.coalesce(OtpDelivery.delivered_at, literal(utcnow(), now_type)),
+            last_error=case((sending, None), else_=OtpDelivery.last_error),
+        )
+    )
 
 
 def _minutes_left(expires_at: datetime) -> int:

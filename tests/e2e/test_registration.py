@@ -64,6 +64,21 @@ async def test_the_first_code_is_issued_with_the_account(stack: Stack) -> None:
     assert "core_local_activity" not in markers, markers
 
 
+async def test_a_code_used_at_once_still_records_its_delivery(stack: Stack) -> None:
+    """The user may verify as soon as the email is in the inbox, before the worker has
+    written "delivered": the delivery time is recorded all the same (the console's send
+    rates count it), and the code stays used."""
+    email, _ = await stack.register_and_verify()
+
+    async def delivery() -> OtpDelivery | None:
+        async with stack.db.session() as session:
+            row = await session.scalar(select(OtpDelivery).where(OtpDelivery.email == email))
+        return row if row is not None and row.delivered_at is not None else None
+
+    recorded = await eventually(delivery, timeout=10)
+    assert recorded.state == "used"
+
+
 async def test_double_submit_starts_one_workflow_and_sends_one_email(stack: Stack) -> None:
     email = stack.new_email("twice")
     mark = stack.sink.last_id
