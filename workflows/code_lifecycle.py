@@ -42,21 +42,37 @@ LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Histories recorded before it replay with their upserts.
 _ONLY_CHANGED_ATTRIBUTES = "upsert-only-changed-search-attributes"
 
+# Runs started since this patch with a first code in their input (the API issued it)
+# send that code instead of issuing one.  The patch, not the input alone, decides: a
+# worker deployed before the API would have ignored the field and issued a code, and a
+# newer worker replaying that run must issue it too.  Such runs also upsert only changed
+# attributes, so this one marker (and its TemporalChangeVersion upsert, a visibility
+# write) stands for both patches.
+_FIRST_CODE_FROM_INPUT = "first-code-from-input"
 
-def _upsert_changed(updates: list[Any]) -> None:
-    if workflow.patched(_ONLY_CHANGED_ATTRIBUTES):
+
+def sends_first_code_from_input(flow: CodeFlowInput | None) -> bool:
+    return (
+        flow is not None
+        and flow.first_code is not None
+        and workflow.patched(_FIRST_CODE_FROM_INPUT)
+    )
+
+
+def _upsert_changed(updates: list[Any], flow: CodeFlowInput | None) -> None:
+    if sends_first_code_from_input(flow) or workflow.patched(_ONLY_CHANGED_ATTRIBUTES):
         current = workflow.info().typed_search_attributes
         updates = [u for u in updates if current.get(u.key) != u.value]
     if updates:
         workflow.upsert_search_attributes(updates)
 
 
-def set_delivery_state(state: str) -> None:
-    _upsert_changed([sa.DELIVERY_STATE.value_set(state)])
+def set_delivery_state(state: str, flow: CodeFlowInput | None = None) -> None:
+    _upsert_changed([sa.DELIVERY_STATE.value_set(state)], flow)
 
 
-def tag_workflow(kind: str, user_id: str) -> None:
-    _upsert_changed([sa.KIND.value_set(kind), sa.USER_ID.value_set(user_id)])
+def tag_workflow(kind: str, user_id: str, flow: CodeFlowInput | None = None) -> None:
+    _upsert_changed([sa.KIND.value_set(kind), sa.USER_ID.value_set(user_id)], flow)
 
 
 async def send_email_activity(route: EmailRoute, activity: Any, arg: object) -> object:
@@ -110,7 +126,7 @@ class CodeLifecycle:
     # -- the loop ---------------------------------------------------------------------
     async def run_until_verified(self) -> bool:
         """True once the code was used; False when it expired or the user is gone."""
-        first_code = self.flow.first_code
+        first_code = self.flow.first_code if sends_first_code_from_input(self.flow) else None
         while True:
             self.resend_requested = False
             # A registration's first code comes with the flow's input (the API issued it
@@ -194,7 +210,7 @@ class CodeLifecycle:
 
     def _set_state(self, state: str) -> None:
         self.state = str(state)
-        set_delivery_state(self.state)
+        set_delivery_state(self.state, self.flow)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

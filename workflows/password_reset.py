@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
 class PasswordResetWorkflow(CodeFlowWorkflow):
     @workflow.run
     async def run(self, flow: CodeFlowInput) -> str:
-        tag_workflow("password_reset", flow.user_id)
+        tag_workflow("password_reset", flow.user_id, flow)
         codes = self.start_codes(flow)
         if not await codes.run_until_verified():
             return "expired"

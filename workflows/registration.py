@@ -18,7 +18,7 @@ class RegistrationWorkflow(CodeFlowWorkflow):
 
     @workflow.run
     async def run(self, flow: CodeFlowInput) -> str:
-        tag_workflow("register", flow.user_id)
+        tag_workflow("register", flow.user_id, flow)
         codes = self.start_codes(flow)
         if not await codes.run_until_verified():
             self._phase = "expired"

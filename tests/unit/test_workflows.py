@@ -7,6 +7,7 @@ Activities are replaced by fakes registered under the real activity names.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import sys
 import uuid
@@ -22,9 +23,10 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from authflow.policies import SEARCH_ATTRIBUTES
+from workers.main import workflow_runner
 from workflows.inputs import (
     CodeFlowInput,
     DeliveryOutcome,
@@ -204,6 +206,30 @@ async def test_a_first_code_from_the_input_is_sent_without_issuing_one(
         await env.sleep(timedelta(seconds=TTL))
         assert await handle.result() == "expired"
     assert MarkDeliveryInput("delivery-1", "expired") in fakes.marks
+
+
+async def test_a_run_begun_by_a_worker_older_than_the_api_still_replays(
+    env: WorkflowEnvironment,
+) -> None:
+    """Rolling deploy, API first: a worker that does not know ``first_code`` ignores it
+    and issues a code itself.  A newer worker replaying that run must take the same
+    path (the patch decides, not the input), or the run is stuck in nondeterminism."""
+    fakes = FakeActivities()
+    async with worker(env, fakes):
+        # Recorded without a first code: the commands an older worker issues.
+        handle = await start(env.client, RegistrationWorkflow, flow_input())
+        await env.sleep(timedelta(seconds=5))
+        await handle.signal(RegistrationWorkflow.verified, VerifiedSignal())
+        await handle.result()
+    history = await handle.fetch_history()
+    assert len(fakes.issued) == 1
+    # ... for the input a newer API sent, with the first code the old worker ignored.
+    payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    sent = json.loads(payload.data)
+    sent["first_code"] = {"delivery_id": "from-the-api", "expires_at_epoch": 0.0}
+    payload.data = json.dumps(sent).encode()
+    replayer = Replayer(workflows=[RegistrationWorkflow], workflow_runner=workflow_runner())
+    await replayer.replay_workflow(history)
 
 
 async def test_resend_signal_at_start_issues_only_one_code(env: WorkflowEnvironment) -> None:
