@@ -25,6 +25,7 @@ from api.serving import uvicorn_options
 from authflow.db import Database
 from authflow.mailsink import MailSink, StoredMessage
 from authflow.migrate import migrate_and_seed
+from authflow.models import Base
 from authflow.policies import resolve_email_policies
 from authflow.ports import free_port
 from authflow.settings import Settings
@@ -79,6 +80,15 @@ class TemporalDevServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+async def create_schema(database_url: str) -> str:
+    """Create authflow's tables in an empty database (no migrations, no seed)."""
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await db.dispose()
+    return database_url
 
 
 async def create_pg_database() -> str:

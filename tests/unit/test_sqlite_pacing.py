@@ -9,28 +9,21 @@ import bisect
 import random
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from activities.pacer import Pacer, StartWindow
 from authflow.db import Database
-from authflow.models import Base
 from tests.conftest import BACKENDS
-from tests.stack import create_pg_database, drop_pg_database
+from tests.stack import create_pg_database, create_schema, drop_pg_database
 
 QUEUE = "email-register"
 
 
 @pytest.fixture
-async def url(tmp_path: Path) -> str:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'pacing.db'}"
-    db = Database(database_url)
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await db.dispose()
-    return database_url
+def url(sqlite_url: str) -> str:
+    return sqlite_url
 
 
 async def test_a_waiting_process_gets_the_lock_as_soon_as_the_holder_lets_go(url: str) -> None:
@@ -97,13 +90,8 @@ async def pacer_url(request: pytest.FixtureRequest, url: str) -> AsyncIterator[s
         yield url
         return
     name = await create_pg_database()
-    pg_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    db = Database(pg_url)
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await db.dispose()
     try:
-        yield pg_url
+        yield await create_schema(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
     finally:
         await drop_pg_database(name)
 

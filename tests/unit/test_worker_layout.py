@@ -4,13 +4,10 @@ processes, and each queue's own database connections inside one worker."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from sqlalchemy import text
 
-from authflow.db import Database
 from authflow.dev import worker_commands
-from authflow.models import Base
 from authflow.policies import ALL_TASK_QUEUES, resolve_email_policies
 from authflow.settings import Settings
 from workers.main import WorkerDeps
@@ -32,13 +29,8 @@ def test_dev_runs_the_spike_queue_apart_from_the_others() -> None:
     assert served == set(ALL_TASK_QUEUES)
 
 
-async def test_a_reset_does_not_wait_behind_a_spike_of_register_sessions(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'layout.db'}"
-    setup = Database(url)
-    async with setup.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await setup.dispose()
-    settings = Settings(database_url=url, jwt_secret="x" * 40)
+async def test_a_reset_does_not_wait_behind_a_spike_of_register_sessions(sqlite_url: str) -> None:
+    settings = Settings(database_url=sqlite_url, jwt_secret="x" * 40)
     deps = WorkerDeps.build(settings, resolve_email_policies(settings.email_rate_limits))
     register, reset = deps.queues["email-register"].db, deps.queues["email-password-reset"].db
     finished: list[int] = []
