@@ -52,7 +52,7 @@ class StartWindow:
     count: int
     seconds: float
 
-    def allows_at(self, recent: list[float], now: float) -> float | None:
+    def wait_until(self, recent: list[float], now: float) -> float | None:
         """None if a start at ``now`` keeps the window (``recent``: oldest first);
         otherwise the earliest moment one would."""
         if len(recent) < self.count:
@@ -150,9 +150,9 @@ class Pacer:
             # Read the clock only once the lock is ours: a start stamped while waiting
             # for the lock would be stale, and two waiters could both pass.
             now = _stamp(self._clock())
-            allowed_at = window.allows_at(recent, now)
-            if allowed_at is not None:
-                return None, allowed_at
+            wait_until = window.wait_until(recent, now)
+            if wait_until is not None:
+                return None, wait_until
             await self._store(session, task_queue, [*recent, now][-window.count :])
         return now, now
 

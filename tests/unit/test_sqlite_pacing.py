@@ -103,13 +103,13 @@ def most_in_one_second(starts: list[float]) -> int:
 
 def test_the_window_admits_rate_starts_per_window() -> None:
     window = StartWindow(count=3, seconds=1.031)
-    assert window.allows_at([], 10.0) is None
-    assert window.allows_at([10.0, 10.01], 10.02) is None  # catching up: closer than 1/R
-    assert window.allows_at([10.0, 10.01, 10.02], 10.5) == pytest.approx(11.031)
-    assert window.allows_at([10.0, 10.01, 10.02], 11.031) is None
+    assert window.wait_until([], 10.0) is None
+    assert window.wait_until([10.0, 10.01], 10.02) is None  # catching up: closer than 1/R
+    assert window.wait_until([10.0, 10.01, 10.02], 10.5) == pytest.approx(11.031)
+    assert window.wait_until([10.0, 10.01, 10.02], 11.031) is None
     # Only the latest ``count`` starts matter.
-    assert window.allows_at([1.0, 9.0, 10.0, 10.01], 10.5) is None
-    assert window.allows_at([1.0, 10.0, 10.01, 10.02], 10.5) == pytest.approx(11.031)
+    assert window.wait_until([1.0, 9.0, 10.0, 10.01], 10.5) is None
+    assert window.wait_until([1.0, 10.0, 10.01, 10.02], 10.5) == pytest.approx(11.031)
 
 
 def test_the_window_of_a_rate() -> None:
