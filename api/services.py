@@ -39,7 +39,7 @@ class Services:
         return cls(
             settings=settings,
             db=db or Database(settings.database_url),
-            hasher=PasswordHasher(workers=settings.hash_workers),
+            hasher=PasswordHasher(workers=settings.hash_workers, nice=settings.hash_nice),
             tokens=TokenService(
                 settings.jwt_secret or settings.derived_key("jwt").hex(),
                 issuer=settings.jwt_issuer,

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Password hashing runs in a thread pool this large (argon2 releases the GIL).
     hash_workers: int = Field(default=0, ge=0)
+    # ... whose threads run this much lower in CPU priority (nice +N, Linux; 0: normal),
+    # so that a hashing burst leaves the workers sharing the host the CPU they need.
+    hash_nice: int = Field(default=10, ge=0, le=19)
     login_max_failures_per_hour: int = Field(default=100, ge=1, le=100)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

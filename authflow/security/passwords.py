@@ -3,18 +3,30 @@
 argon2-cffi releases the GIL while hashing, so a small thread pool spreads a
 registration or login burst over every core while the event loop keeps answering
 other requests (health probes, token refreshes).
+
+The pool's threads run at a lower CPU priority (``HASH_NICE``).  A burst of hashing
+would otherwise take its fair share of the cores from the work that turns accepted
+registrations into sent emails (the workers and Temporal, on a shared host): sends
+then fall behind their rate limit while the burst is hashed, and a rate-limited queue
+never catches up.  At a lower priority the hashing takes what that work leaves, and the
+event loop answers probes first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
+import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
 from passlib.context import CryptContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,10 +43,29 @@ def hashing_threads(configured: int = 0) -> int:
     return configured or max(2, os.cpu_count() or 2)
 
 
+def lower_this_threads_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (this needs no privilege).
+
+    Linux schedules threads one by one, and setpriority(2) on a thread id changes that
+    thread only; elsewhere the call would change the whole process, so it is skipped.
+    """
+    if nice <= 0 or sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + nice))
+    except OSError as exc:  # a sandbox without setpriority: hash at normal priority
+        log.warning("hashing threads keep their priority: %s", exc)
+
+
 class PasswordHasher:
-    def __init__(self, params: Argon2Parameters | None = None, *, workers: int = 0) -> None:
+    def __init__(
+        self, params: Argon2Parameters | None = None, *, workers: int = 0, nice: int = 0
+    ) -> None:
         self.params = params or Argon2Parameters()
         self._workers = hashing_threads(workers)
+        self._nice = nice
 
     @cached_property
     def context(self) -> CryptContext:
@@ -48,7 +79,12 @@ class PasswordHasher:
 
     @cached_property
     def _pool(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="argon2")
+        return ThreadPoolExecutor(
+            max_workers=self._workers,
+            thread_name_prefix="argon2",
+            initializer=lower_this_threads_priority,
+            initargs=(self._nice,),
+        )
 
     @cached_property
     def _dummy_hash(self) -> str:

@@ -3,13 +3,18 @@ and always in the hasher's thread pool (never on the event loop)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import threading
 import unicodedata
 from collections.abc import Iterator
 
 import pytest
 
+from api.services import Services
 from authflow.security.passwords import Argon2Parameters, PasswordHasher
+from authflow.settings import Settings
 
 WEAK = Argon2Parameters(memory_cost_kib=8192, time_cost=1, parallelism=1)
 # Cheaper than the default but still "stronger than WEAK", for the fast tests.
@@ -129,3 +134,50 @@ async def test_dummy_hash_is_computed_off_the_loop_even_without_warm_up(
     await fast.verify("off the loop please", None)
     assert seen
     assert loop_thread not in seen
+
+
+def _own_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
+async def test_hashing_threads_run_at_lower_priority_and_the_loop_does_not() -> None:
+    loop_nice = _own_nice()
+    hasher = PasswordHasher(FAST, workers=2, nice=7)
+    seen: list[int] = []
+    real_hash = hasher.hash_sync
+
+    def spy_hash(password: str) -> str:
+        seen.append(_own_nice())
+        return real_hash(password)
+
+    hasher.hash_sync = spy_hash  # type: ignore[method-assign]
+    try:
+        await asyncio.gather(*(hasher.hash(f"priority check {i}") for i in range(4)))
+    finally:
+        hasher.shutdown()
+    assert seen == [min(19, loop_nice + 7)] * 4
+    assert _own_nice() == loop_nice  # the event loop's thread (and the process) keep theirs
+
+
+async def test_nice_zero_keeps_normal_priority() -> None:
+    loop_nice = _own_nice()
+    hasher = PasswordHasher(FAST, workers=1, nice=0)
+    try:
+        niceness = await asyncio.get_running_loop().run_in_executor(hasher._pool, _own_nice)
+    finally:
+        hasher.shutdown()
+    assert niceness == loop_nice
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
+async def test_the_api_hashes_at_the_configured_priority(sqlite_url: str) -> None:
+    settings = Settings(environment="test", database_url=sqlite_url, hash_nice=3)
+    services = Services.build(settings, temporal=None)  # type: ignore[arg-type]
+    try:
+        pool = services.hasher._pool
+        niceness = await asyncio.get_running_loop().run_in_executor(pool, _own_nice)
+    finally:
+        await services.close()
+    assert niceness == min(19, _own_nice() + 3)
+    assert Settings(environment="test").hash_nice == 10  # the default
