@@ -14,9 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -54,6 +53,51 @@ HEARTBEAT_EVERY_SECONDS = 1.0
 # Recording "delivered" after the provider accepted the email: tries and pause between.
 RECORD_ATTEMPTS = 5
 RECORD_RETRY_SECONDS = 1.0
+
+
+# The statements run for every email, built once with bound parameters, on the tables
+# rather than the ORM classes: building a statement and going through the ORM's
+# execution path cost more CPU than SQLite's own work (see docs/benchmarks.md, round 4).
+_DELIVERIES: Table = OtpDelivery.__table__  # type: ignore[assignment]
+_USERS: Table = User.__table__  # type: ignore[assignment]
+_D = _DELIVERIES.c
+
+_ATTEMPT_ROW = (
+    select(
+        _D.purpose,
+        _D.sealed_code,
+        _D.state,
+        _D.superseded_at,
+        _D.expires_at,
+        _D.requested_at,
+        _USERS.c.email,
+        _USERS.c.full_name,
+    )
+    .join_from(_DELIVERIES, _USERS, _USERS.c.id == _D.user_id)
+    .where(_D.id == bindparam("delivery_id"))
+    .with_for_update(of=_DELIVERIES)
+)
+
+_OPEN_ATTEMPT = (
+    update(_DELIVERIES)
+    .where(_D.id == bindparam("delivery_id"))
+    .values(state=DeliveryState.SENDING.value, attempts=_D.attempts + 1)
+)
+
+# The record of a send the provider accepted.  Its delivery time is kept whatever
+# happened meanwhile: a user may verify the code (``used``) before this runs, as soon as
+# the email is in the inbox, and the console's send rates count delivery times.  Only a
+# record still ``sending`` becomes ``delivered``.
+_SENDING = _D.state == DeliveryState.SENDING.value
+_MARK_DELIVERED = (
+    update(_DELIVERIES)
+    .where(_D.id == bindparam("delivery_id"))
+    .values(
+        state=case((_SENDING, DeliveryState.DELIVERED.value), else_=_D.state),
+        delivered_at=func.coalesce(_D.delivered_at, bindparam("now", type_=_D.delivered_at.type)),
+        last_error=case((_SENDING, None), else_=_D.last_error),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +174,6 @@ class EmailActivities:
         message = build_message(
             rendered, sender=self._sender, recipient=envelope.address, name=envelope.name
         )
-        started = activity.info().scheduled_time.timestamp()
         queue = activity.info().task_queue
         started = await self._pacer.acquire(queue)
         try:
@@ -168,31 +211,11 @@ class EmailActivities:
         """Open the attempt and take its pacing slot, in one transaction (plain
         statements rather than ORM objects: this runs for every email)."""
         async with self._db.session() as session:
-            row = (
-                await session.execute(
-                    select(
-                        OtpDelivery.purpose,
-                        OtpDelivery.sealed_code,
-                        OtpDelivery.state,
-                        OtpDelivery.superseded_at,
-                        OtpDelivery.expires_at,
-                        OtpDelivery.requested_at,
-                        User.email,
-                        User.full_name,
-                    )
-                    .join(User, User.id == OtpDelivery.user_id)
-                    .where(OtpDelivery.id == delivery_id)
-                    .with_for_update(of=OtpDelivery)
-                )
-            ).first()
+            params = {"delivery_id": delivery_id}
+            row = (await session.execute(_ATTEMPT_ROW, params)).first()
             if row is None or not is_live(row):
                 return None  # (a missing user is a missing row: the join found none)
-            await session.execute(
-                update(OtpDelivery)
-                .where(OtpDelivery.id == delivery_id)
-                .values(state=DeliveryState.SENDING.value, attempts=OtpDelivery.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
+            await session.execute(_OPEN_ATTEMPT, params)
             attempt = _CodeAttempt(
                 delivery_id=delivery_id,
                 purpose=row.purpose,
@@ -211,7 +234,7 @@ class EmailActivities:
         for attempt in range(RECORD_ATTEMPTS):
             try:
                 async with self._db.session() as session:
-                    await session.execute(_mark_delivered(delivery_id))
+                    await session.execute(_MARK_DELIVERED, _delivered_now(delivery_id))
                 break
             except Exception as exc:
                 if attempt + 1 == RECORD_ATTEMPTS:
@@ -263,22 +286,8 @@ async def _heartbeating() -> AsyncIterator[None]:
             await beating
 
 
-def _mark_delivered(delivery_id: str) -> Update:
-    """The record of a send the provider accepted.  Its delivery time is kept whatever
-    happened meanwhile: a user may verify the code (``used``) before this runs, as soon
-    as the email is in the inbox, and the console's send rates count delivery times.
-    Only a record still ``sending`` becomes ``delivered``."""
-    sending = OtpDelivery.state == DeliveryState.SENDING.value
-    now_type = OtpDelivery.delivered_at.type  # stored as every other timestamp
-    return (
-        update(OtpDelivery)
-        .where(OtpDelivery.id == delivery_id)
-        .values(
-            state=case((sending, DeliveryState.DELIVERED.value), else_=OtpDelivery.state),
-            delivered_at=func.coalesce(OtpDelivery.delivered_at, literal(utcnow(), now_type)),
-            last_error=case((sending, None), else_=OtpDelivery.last_error),
-        )
-    )
+def _delivered_now(delivery_id: str) -> dict[str, object]:
+    return {"delivery_id": delivery_id, "now": utcnow()}
 
 
 def _minutes_left(expires_at: datetime) -> int:
