@@ -9,9 +9,10 @@ import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 import aiosmtplib
+
+from activities.templates import OutgoingEmail
 
 _RETRY_HINT = re.compile(r"(?:in|after)\s+(\d{1,4})\s*(?:s\b|sec|second)", re.IGNORECASE)
 _DIGIT_RUNS = re.compile(r"\d{6,}")
@@ -72,7 +73,9 @@ class Mailer:
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         return self._local_hostname
 
-    async def send(self, message: EmailMessage, *, on_connected: OnConnected | None = None) -> None:
+    async def send(
+        self, message: OutgoingEmail, *, on_connected: OnConnected | None = None
+    ) -> None:
         """Send one message on its own connection.
 
         ``on_connected`` runs once the connection is open (and authenticated), before
@@ -96,7 +99,7 @@ class Mailer:
             if on_connected is not None:
                 await on_connected()
             async with _as_delivery_errors():
-                await smtp.send_message(message)
+                await smtp.sendmail(message.mail_from, [message.recipient], message.data)
         finally:
             with contextlib.suppress(Exception):
                 await smtp.quit()

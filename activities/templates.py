@@ -3,16 +3,16 @@ exactly one run of six digits, an HTML alternative, and a subject naming its pur
 
 from __future__ import annotations
 
+import base64
 import html
+import secrets
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import make_msgid
+from email.charset import Charset
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from functools import lru_cache
 
-# Folding a long display name can drop its quoting (Python 3.11), which would turn one
-# recipient into several in the To header; header lines up to RFC 5322's 998 never fold.
-_NO_FOLDING = SMTP.clone(max_line_length=998)
+# RFC 5322's limit on a line; a 7bit part must keep every line within it.
+MAX_LINE = 998
 
 
 @dataclass(frozen=True)
@@ -85,16 +85,99 @@ def _page(title: str, body: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One email as it goes over SMTP: its envelope and its bytes (CRLF line ends)."""
+
+    mail_from: str  # the envelope sender, an address
+    recipient: str
+    data: bytes
+
+
 def build_message(
     rendered: Rendered, *, sender: str, recipient: str, name: str | None
-) -> EmailMessage:
-    """A MIME message with exactly one recipient.  Header values were validated on the
-    way in (no CR/LF/NUL); EmailMessage refuses them again as a second line of defence."""
-    message = EmailMessage(policy=_NO_FOLDING)
-    message["Subject"] = rendered.subject
-    message["From"] = sender
-    message["To"] = Address(display_name=name or "", addr_spec=recipient)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "authflow.local")
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    return message
+) -> OutgoingEmail:
+    """A MIME message (multipart/alternative: text, HTML) with exactly one recipient.
+
+    Written out directly rather than through ``email.message.EmailMessage``, whose
+    header registry and generator cost more CPU than the rest of a send's own work
+    (docs/benchmarks.md, round 4).  Header values were validated on the way in (no
+    CR/LF/NUL); they are refused here again as a second line of defence.
+    """
+    for value in (rendered.subject, sender, recipient, name or ""):
+        _refuse_line_breaks(value)
+    envelope_from, from_header = _sender(sender)
+    boundary = f"=_authflow_{secrets.token_hex(16)}"
+    headers = (
+        f"Subject: {_text_header(rendered.subject)}\r\n"
+        f"From: {from_header}\r\n"
+        f"To: {_address(name, recipient)}\r\n"
+        f"Date: {formatdate(usegmt=True)}\r\n"
+        f"Message-ID: {make_msgid(domain=envelope_from.rpartition('@')[2] or 'authflow.local')}\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
+    )
+    data = b"".join(
+        (
+            headers.encode("ascii"),
+            f"\r\n--{boundary}\r\n".encode("ascii"),
+            _part("text/plain", rendered.text),
+            f"\r\n--{boundary}\r\n".encode("ascii"),
+            _part("text/html", rendered.html),
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        )
+    )
+    return OutgoingEmail(envelope_from, recipient, data)
+
+
+def _refuse_line_breaks(value: str) -> None:
+    if any(char in value for char in "\r\n\0"):
+        raise ValueError("line breaks and NUL are not allowed in an email header")
+
+
+@lru_cache(maxsize=16)
+def _sender(sender: str) -> tuple[str, str]:
+    """The envelope address and the From header of the configured sender."""
+    name, address = parseaddr(sender)
+    if not address:
+        raise ValueError(f"not an email address: {sender!r}")
+    return address, _address(name, address)
+
+
+def _address(name: str | None, address: str) -> str:
+    """``name <address>``: an ASCII name quoted as needed, any other as one RFC 2047
+    encoded word (names are at most 200 characters: the line stays within the limit;
+    split into several words, Python's own parser would read spaces into the name)."""
+    if not name:
+        return address
+    if name.isascii():
+        return formataddr((name, address))
+    return f"{_encoded_words(name)} <{address}>"
+
+
+def _text_header(value: str) -> str:
+    return value if value.isascii() else _encoded_words(value)
+
+
+def _encoded_words(value: str) -> str:
+    return _UTF8.header_encode(value)
+
+
+_UTF8 = Charset("utf-8")
+
+
+def _part(content_type: str, text: str) -> bytes:
+    """One body part: plain 7bit when it is ASCII with short lines (the usual case:
+    the code stays readable in the raw message), base64 of its UTF-8 otherwise."""
+    lines = text.splitlines()
+    canonical = "\r\n".join(lines) + "\r\n"  # text parts travel with CRLF line ends
+    if canonical.isascii() and all(len(line) <= MAX_LINE for line in lines):
+        encoding, payload = "7bit", canonical.encode("ascii")
+    else:
+        encoding = "base64"
+        payload = base64.encodebytes(canonical.encode("utf-8")).replace(b"\n", b"\r\n")
+    head = (
+        f'Content-Type: {content_type}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    return head.encode("ascii") + payload

@@ -30,7 +30,14 @@ async def sink() -> AsyncIterator[BenchSink]:
 async def _send(sink: BenchSink, purpose: str, to: str, code: str = "123456") -> None:
     rendered = render_code(purpose, code, 10)
     message = build_message(rendered, sender=SENDER, recipient=to, name=None)
-    await aiosmtplib.send(message, hostname=sink.host, port=sink.port, timeout=5)
+    await aiosmtplib.send(
+        message.data,
+        sender=message.mail_from,
+        recipients=[message.recipient],
+        hostname=sink.host,
+        port=sink.port,
+        timeout=5,
+    )
 
 
 def test_kinds_follow_the_template_subjects() -> None:

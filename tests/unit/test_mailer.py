@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import socket
-from email.message import EmailMessage
 
 import pytest
 
 from activities import mailer as mailer_module
 from activities.mailer import Mailer, SmtpConfig
+from activities.templates import OutgoingEmail, Rendered, build_message
 from authflow.mailsink import MailSink
 
 
@@ -18,11 +18,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _message(to: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "a@example.com", to, "hello"
-    message.set_content("hello")
-    return message
+def _message(to: str) -> OutgoingEmail:
+    rendered = Rendered("hello", "hello", "<p>hello</p>")
+    return build_message(rendered, sender="a@example.com", recipient=to, name=None)
 
 
 async def test_the_local_hostname_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,129 @@
+"""The emails as they go over SMTP: well-formed MIME that the standard library's strict
+parser reads back to exactly what was rendered, one recipient however the name is
+spelled, no header injection, and lines within RFC 5322's limits."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from email.message import EmailMessage
+
+import pytest
+
+from activities.templates import (
+    MAX_LINE,
+    OutgoingEmail,
+    build_message,
+    render_code,
+    render_notice,
+)
+
+SENDER = "authflow <no-reply@authflow.example>"
+
+
+def parsed(message: OutgoingEmail) -> EmailMessage:
+    result = email.message_from_bytes(message.data, policy=email.policy.default)
+    assert isinstance(result, EmailMessage)
+    return result
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    """The text and HTML parts, with the line ends of the rendering (the wire's are CRLF)."""
+    text, body = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and body is not None
+    return tuple(part.get_content().replace("\r\n", "\n") for part in (text, body))  # type: ignore[return-value]
+
+
+def test_a_code_email_reads_back_as_rendered() -> None:
+    rendered = render_code("register", "042917", 10)
+    message = build_message(rendered, sender=SENDER, recipient="ada@example.com", name="Ada")
+    assert (message.mail_from, message.recipient) == (
+        "no-reply@authflow.example",
+        "ada@example.com",
+    )
+    mail = parsed(message)
+    assert mail["Subject"] == rendered.subject
+    assert mail["From"].addresses[0].addr_spec == "no-reply@authflow.example"
+    assert mail["From"].addresses[0].display_name == "authflow"
+    assert [(a.display_name, a.addr_spec) for a in mail["To"].addresses] == [
+        ("Ada", "ada@example.com")
+    ]
+    assert mail["Date"] is not None and mail["Message-ID"].endswith("@authflow.example>")
+    assert mail.get_content_type() == "multipart/alternative"
+    text, body = parts(mail)
+    assert (text, body) == (rendered.text, rendered.html + "\n")
+    assert re.findall(r"(?<!\d)\d{6}(?!\d)", text) == ["042917"]
+    assert mail.defects == [] and all(part.defects == [] for part in mail.walk())
+
+
+def test_the_usual_email_is_plain_7bit_so_the_code_is_readable_raw() -> None:
+    message = build_message(
+        render_code("password_reset", "555123", 10),
+        sender=SENDER,
+        recipient="bob@example.com",
+        name=None,
+    )
+    assert b"Content-Transfer-Encoding: 7bit" in message.data
+    assert b"    555123\r\n" in message.data
+    assert parsed(message)["To"] == "bob@example.com"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        'Zoë "Z" O\'Brien, Jr.',
+        "Doe, Jane",
+        'Jane "the boss" Doe <boss@evil.example>',
+        "山田太郎",
+        " ".join(["Ünïcödé"] * 25),  # 199 characters
+        "x" * 200,
+    ],
+)
+def test_any_name_keeps_exactly_one_recipient(name: str) -> None:
+    message = build_message(
+        render_notice("password_changed", name),
+        sender=SENDER,
+        recipient="user@example.com",
+        name=name,
+    )
+    mail = parsed(message)
+    addresses = mail["To"].addresses
+    assert [(a.display_name, a.addr_spec) for a in addresses] == [(name, "user@example.com")]
+    text, _ = parts(mail)
+    assert text == render_notice("password_changed", name).text
+
+
+def test_lines_end_in_crlf_and_stay_within_the_limit() -> None:
+    name = " ".join(["Ünïcödé"] * 25)
+    message = build_message(
+        render_notice("account_approved", name), sender=SENDER, recipient="u@example.com", name=name
+    )
+    assert b"\n" not in message.data.replace(b"\r\n", b"")
+    assert b"\r" not in message.data.replace(b"\r\n", b"")
+    assert max(len(line) for line in message.data.split(b"\r\n")) <= MAX_LINE
+
+
+@pytest.mark.parametrize("field", ["name", "recipient", "sender"])
+@pytest.mark.parametrize("bad", ["\r\nBcc: victim@example.com", "\nX: y", "nul\0"])
+def test_line_breaks_in_a_header_value_are_refused(field: str, bad: str) -> None:
+    values = {"name": "Ada", "recipient": "ada@example.com", "sender": SENDER}
+    values[field] = values[field] + bad
+    with pytest.raises(ValueError, match="not allowed"):
+        build_message(render_code("register", "123456", 10), **values)
+
+
+def test_every_message_has_its_own_boundary_and_message_id() -> None:
+    first, second = (
+        parsed(
+            build_message(
+                render_code("register", "123456", 10),
+                sender=SENDER,
+                recipient="a@b.example",
+                name=None,
+            )
+        )
+        for _ in range(2)
+    )
+    assert first.get_boundary() != second.get_boundary()
+    assert first["Message-ID"] != second["Message-ID"]
