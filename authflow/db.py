@@ -30,10 +30,12 @@ from sqlalchemy.util import await_only
 SQLITE_CONNECTION_WAIT_SECONDS = 30
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, pool_size: int = 10, inline_sqlite: bool = False
+) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(database_url)
+        return _create_sqlite_engine(database_url, inline=inline_sqlite)
     return create_async_engine(
         database_url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
     )
@@ -131,9 +133,9 @@ class InlineSqliteConnection(aiosqlite.Connection):
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
-        # Let the loop run what is ready first: a transaction's calls would otherwise
-        # run back to back, and a health probe wait behind other requests' whole
-        # transactions (/healthz p99 during a spike: 42 ms without this, 19 ms with it).
+        # Let the loop run what is ready first: a transaction's calls would otherwise run
+        # back to back and hold up every other task of the loop (tried in the API: a
+        # spike's /healthz p99 was 42 ms without this, 19 ms with it).
         await asyncio.sleep(0)
         return fn(*args, **kwargs)
 
@@ -147,20 +149,21 @@ class InlineSqliteConnection(aiosqlite.Connection):
         self.stop()
 
 
-def _create_sqlite_engine(database_url: str) -> AsyncEngine:
+def _create_sqlite_engine(database_url: str, *, inline: bool) -> AsyncEngine:
     url = make_url(database_url)
     file_database = bool(url.database) and url.database != ":memory:"
     if file_database:
         database = str(url.database)
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
-        async def connect() -> InlineSqliteConnection:
+        async def connect_inline() -> InlineSqliteConnection:
             connection = InlineSqliteConnection(database, timeout=30, check_same_thread=False)
             return await connection._connect()
 
         engine = create_async_engine(
             database_url,
-            async_creator=connect,
+            connect_args={"timeout": 30},
+            **({"async_creator": connect_inline} if inline else {}),
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_CONNECTION_WAIT_SECONDS,
@@ -215,11 +218,20 @@ def _serialise_writers(engine: AsyncEngine, lock: SqliteWriterLock) -> None:
 
 
 class Database:
-    """Owns the engine and hands out sessions; one per process."""
+    """Owns the engine and hands out sessions; one per process.
 
-    def __init__(self, database_url: str, *, pool_size: int = 10) -> None:
+    ``inline_sqlite``: drive a SQLite file on the event loop's thread
+    (``InlineSqliteConnection``), for the workers, whose CPU per email is what bounds a
+    backlog's drain.  The API keeps aiosqlite's thread: its loop answers probes and
+    token refreshes between other requests, and SQLite's work (commits, checkpoints)
+    stays off it.
+    """
+
+    def __init__(
+        self, database_url: str, *, pool_size: int = 10, inline_sqlite: bool = False
+    ) -> None:
         self.url = database_url
-        self.engine = create_engine(database_url, pool_size=pool_size)
+        self.engine = create_engine(database_url, pool_size=pool_size, inline_sqlite=inline_sqlite)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

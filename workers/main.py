@@ -63,7 +63,7 @@ class WorkerDeps:
     def build(cls, settings: Settings, policies: dict[EmailKind, EmailPolicy]) -> WorkerDeps:
         # The pacer's few, tiny transactions get their own connection: queued behind the
         # code bookkeeping of a registration spike, a send would miss its slot.
-        pacer_db = Database(settings.database_url, pool_size=1)
+        pacer_db = Database(settings.database_url, pool_size=1, inline_sqlite=True)
         vault = CodeVault(settings.otp_key)
         pacer = Pacer(pacer_db, {p.task_queue: p.rate_per_second for p in policies.values()})
         mailer = Mailer(
@@ -80,7 +80,9 @@ class WorkerDeps:
             # Each queue has its own connections (one on SQLite, where a process has one
             # per engine): a password reset's bookkeeping must not wait in line behind
             # the hundreds of sessions of a registration spike (isolation, issue 6).
-            db = Database(settings.database_url, pool_size=queue_pool_size(policy))
+            db = Database(
+                settings.database_url, pool_size=queue_pool_size(policy), inline_sqlite=True
+            )
             email = EmailActivities(db, vault, mailer, pacer, sender=settings.mail_from)
             queues[policy.task_queue] = QueueDeps(db, CodeActivities(db, vault), email)
         return cls(queues=queues, pacer=pacer, pacer_db=pacer_db)

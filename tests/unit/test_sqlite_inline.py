@@ -1,5 +1,5 @@
-"""SQLite file databases are driven inline, on the event loop's thread (no aiosqlite
-thread per connection), and still behave as a database connection should: errors
+"""The workers drive SQLite file databases inline, on the event loop's thread (no
+aiosqlite thread per connection; the API keeps it), and such a connection still behaves as a database connection should: errors
 surface as SQLAlchemy's, a failed transaction rolls back, other tasks run between the
 calls of a transaction, and disposing the engine closes the file."""
 
@@ -15,11 +15,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from authflow.db import Database, InlineSqliteConnection
+from authflow.policies import resolve_email_policies
+from authflow.settings import Settings
+from workers.main import WorkerDeps
 
 
 @pytest.fixture
 async def db(sqlite_url: str) -> AsyncIterator[Database]:
-    database = Database(sqlite_url)
+    database = Database(sqlite_url, inline_sqlite=True)
     async with database.engine.begin() as conn:
         await conn.execute(text("CREATE TABLE items (name TEXT PRIMARY KEY)"))
     yield database
@@ -38,6 +41,32 @@ async def _thread_running_sql(db: Database) -> int:
 
 async def test_statements_run_on_the_event_loops_thread(db: Database) -> None:
     assert await _thread_running_sql(db) == threading.get_ident()
+
+
+async def test_by_default_sqlite_runs_on_aiosqlites_thread(sqlite_url: str) -> None:
+    database = Database(sqlite_url)  # as the API uses it
+    try:
+        async with database.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            assert not isinstance(raw.driver_connection, InlineSqliteConnection)
+            await raw.driver_connection.create_function("thread_id", 0, threading.get_ident)
+            thread = (await conn.execute(text("SELECT thread_id()"))).scalar_one()
+        assert thread != threading.get_ident()
+    finally:
+        await database.dispose()
+
+
+async def test_the_workers_drive_sqlite_inline(sqlite_url: str) -> None:
+    settings = Settings(environment="test", database_url=sqlite_url)
+    deps = WorkerDeps.build(settings, resolve_email_policies(""))
+    try:
+        databases = [deps.pacer_db, *(queue.db for queue in deps.queues.values())]
+        for database in databases:
+            async with database.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                assert isinstance(raw.driver_connection, InlineSqliteConnection)
+    finally:
+        await deps.close()
 
 
 async def test_a_failed_statement_raises_and_its_transaction_rolls_back(db: Database) -> None:
@@ -81,7 +110,7 @@ async def test_other_tasks_run_between_the_calls_of_a_transaction(db: Database) 
 
 
 async def test_dispose_closes_the_connection(sqlite_url: str) -> None:
-    database = Database(sqlite_url)
+    database = Database(sqlite_url, inline_sqlite=True)
     async with database.engine.connect() as conn:
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
