@@ -16,6 +16,22 @@ from authflow.ports import is_listening
 # Measured here: WAL with synchronous=normal roughly doubles workflow starts per second.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
+# Dynamic config of the embedded server, for one host.  Each cut the server's CPU per
+# registration in a 500-registration spike by 4 to 5 ms, together 46 -> 38 ms
+# (docs/benchmarks.md, round 4):
+# - one partition per task queue instead of four: with one server, more partitions only
+#   add the forwarding of tasks and polls between them, and split the task queue's rate
+#   limit four ways;
+# - the search-attribute cache: the dev server otherwise reads the attribute types from
+#   its database on every workflow start, upsert and visibility write.  The attributes
+#   are registered at startup (below), before anything uses them; one added later to an
+#   existing database is seen by every service within the cache's 60 s.
+DYNAMIC_CONFIG = (
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+    "system.forceSearchAttributesCacheRefreshOnRead=false",
+)
+
 
 class TemporalBinaryMissing(RuntimeError):
     pass
@@ -54,6 +70,8 @@ def start_dev_server_command(
             cmd += ["--sqlite-pragma", pragma]
     for name, kind in SEARCH_ATTRIBUTES.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
+    for value in DYNAMIC_CONFIG:
+        cmd += ["--dynamic-config-value", value]
     if codec_endpoint:
         cmd += ["--ui-codec-endpoint", codec_endpoint]
     if headless:

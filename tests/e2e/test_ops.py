@@ -7,6 +7,8 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from api.flows import code_workflow_id
+from authflow.policies import DeliveryState
 from authflow.ports import free_port
 from authflow.settings import Settings
 from authflow.temporal import connect
@@ -71,3 +73,23 @@ async def test_readyz_names_what_is_down(tmp_path: object) -> None:
     finally:
         server.should_exit = True
         await task
+
+
+async def test_ops_find_a_registration_by_its_search_attributes(stack: Stack) -> None:
+    """The README's visibility queries work on the embedded server (which caches the
+    attributes' types, see ``authflow.temporal_server.DYNAMIC_CONFIG``)."""
+    email = stack.new_email("visible")
+    mark = stack.sink.last_id
+    response = await stack.register(email)
+    user_id = response.json()["user_id"]
+    await stack.wait_for_mail(email, after_id=mark)
+    query = (
+        f'AuthflowKind="register" AND AuthflowUserId="{user_id}" '
+        f'AND AuthflowDeliveryState="{DeliveryState.DELIVERED}"'
+    )
+
+    async def found() -> list[str] | None:
+        ids = [wf.id async for wf in stack.client.list_workflows(query)]
+        return ids or None
+
+    assert await eventually(found) == [code_workflow_id("register", user_id)]
