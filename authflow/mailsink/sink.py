@@ -592,8 +592,16 @@ class MailSink:
             + f"; attempts={self.attempts} accepted={self.accepted} mode={self.faults.mode}"
         )
 
+    def _build_message(
+        self, raw: bytes, *, id: int, received_at: float, mail_from: str, rcpt_tos: list[str]
+    ) -> StoredMessage:
+        """The stored form of a received message (subclasses may parse less)."""
+        return parse_message(
+            raw, id=id, received_at=received_at, mail_from=mail_from, rcpt_tos=rcpt_tos
+        )
+
     def _receive(self, *, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> StoredMessage:
-        message = parse_message(
+        message = self._build_message(
             raw,
             id=self._next_id,
             received_at=time.time(),

@@ -13,7 +13,7 @@ from activities.templates import build_message, render_code, render_notice
 from authflow.bench.load import RequestRecord
 from authflow.bench.monitor import role_of
 from authflow.bench.scenarios import compute_metrics
-from authflow.bench.sink import BenchSink, SendRecord, kind_of_subject
+from authflow.bench.sink import BenchSink, SendRecord, kind_of_subject, subject_of
 
 SENDER = "no-reply@authflow.local"
 LIMITS = {"register": 20.0, "password_reset": 10.0, "notification": 5.0}
@@ -65,6 +65,29 @@ async def test_each_accepted_send_is_recorded_with_its_code(sink: BenchSink) -> 
     assert [r.recipient for r in sink.delivered("register")] == ["ada@example.com"]
 
 
+def test_subjects_are_read_from_the_header_block() -> None:
+    plain = b"From: a@x\r\nSubject: Your verification code\r\nTo: b@x\r\n\r\nSubject: body"
+    assert subject_of(plain) == "Your verification code"
+    folded = b"Subject: Your password\r\n reset code\r\n\r\nbody"
+    assert subject_of(folded) == "Your password reset code"
+    encoded = b"Subject: =?utf-8?b?Q29kZSBmw7xyIETDvHJlcg==?=\r\n\r\n"
+    assert subject_of(encoded) == "Code f\u00fcr D\u00fcrer"
+    assert subject_of(b"To: b@x\r\n\r\nSubject: only in the body") == ""
+    built = build_message(
+        render_code("password_reset", "123456", 10), sender=SENDER, recipient="b@x", name=None
+    )
+    assert subject_of(built.data) == render_code("password_reset", "123456", 10).subject
+
+
+async def test_messages_are_stored_unparsed_and_codes_read_when_asked(sink: BenchSink) -> None:
+    await _send(sink, "register", "dora@example.com", "271828")
+    (stored,) = list(sink)
+    assert stored.text == "" and stored.subject == render_code("register", "1", 10).subject
+    (record,) = sink.records
+    assert "code" not in record.__dict__  # not parsed yet
+    assert record.code == "271828"
+
+
 async def test_failed_attempts_are_recorded_too(sink: BenchSink) -> None:
     sink.faults.mode = "transient"
     with pytest.raises(aiosmtplib.SMTPResponseException):
@@ -97,9 +120,7 @@ def test_roles_from_command_lines() -> None:
 
 
 def _send_record(kind: str, to: str, start: float, accepted: bool = True) -> SendRecord:
-    return SendRecord(
-        kind, to, start, start + 0.01, accepted, "250 ok" if accepted else "451", None
-    )
+    return SendRecord(kind, to, start, start + 0.01, accepted, "250 ok" if accepted else "451")
 
 
 def test_figures_of_a_small_hand_made_run() -> None:
