@@ -10,13 +10,11 @@ sink's own (``sink.faults``).
 from __future__ import annotations
 
 import asyncio
-import email
 import re
 import time
 import weakref
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
-from email.policy import default as default_policy
 from functools import cached_property
 from typing import Any
 
@@ -26,6 +24,7 @@ from authflow.mailsink import MailSink
 from authflow.mailsink.sink import (
     StoredMessage,
     _SinkHandler,  # the sink's handler: we wrap its DATA hook
+    parse_message,
 )
 
 CODE_RE = re.compile(r"(?<!\d)\d{6}(?!\d)")
@@ -59,15 +58,10 @@ class SendRecord:
         """The 6-digit code of an accepted code email (its body is parsed on first use)."""
         if not self.accepted or not self.message:
             return None
-        codes = CODE_RE.findall(_plain_text(self.message))
+        # The inbox's own tolerant parse; only the body's text is wanted here.
+        text = parse_message(self.message, id=0, received_at=0.0, mail_from="", rcpt_tos=[]).text
+        codes = CODE_RE.findall(text)
         return codes[0] if len(codes) == 1 else None
-
-
-def _plain_text(raw: bytes) -> str:
-    message = email.message_from_bytes(raw, policy=default_policy)
-    body = message.get_body(preferencelist=("plain",))
-    content = body.get_content() if body is not None else ""
-    return content if isinstance(content, str) else ""
 
 
 _SUBJECT = re.compile(rb"^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
