@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -59,9 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _user_facing_errors() -> tuple[type[BaseException], ...]:
     from authflow.ports import PortTaken
     from authflow.settings import InsecureConfiguration
-    from authflow.temporal_server import TemporalBinaryMissing
 
-    return (PortTaken, InsecureConfiguration, TemporalBinaryMissing)
+    errors: tuple[type[BaseException], ...] = (PortTaken, InsecureConfiguration)
+    try:  # development tooling: absent from the production image
+        from devtools.temporal_server import TemporalBinaryMissing
+    except ImportError:
+        return errors
+    return (*errors, TemporalBinaryMissing)
 
 
 class _UserFacingError(Exception):
@@ -79,8 +84,13 @@ def _run(args: argparse.Namespace) -> int:
     from authflow.logging import configure_logging
     from authflow.settings import get_settings
 
+    if args.command in ("dev", "bench") and importlib.util.find_spec("devtools") is None:
+        raise _UserFacingError(
+            "the development tools are not installed here (a production image has none); "
+            "run it from a checkout set up with ./scripts/setup"
+        )
     if args.command == "dev":
-        from authflow.dev import DevOptions, run_dev
+        from devtools.dev import DevOptions, run_dev
 
         return run_dev(
             DevOptions(
@@ -92,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
     if args.command == "bench":
-        from authflow.bench.cli import main as bench_main
+        from devtools.bench.cli import main as bench_main
 
         return bench_main(args.bench_args)
     settings = get_settings()

@@ -23,14 +23,14 @@ from temporalio.worker import Worker
 from api.app import create_app
 from api.serving import uvicorn_options
 from authflow.db import Database
-from authflow.mailsink import MailSink, StoredMessage
 from authflow.migrate import migrate_and_seed
 from authflow.models import Base
 from authflow.policies import resolve_email_policies
 from authflow.ports import free_port
 from authflow.settings import Settings
 from authflow.temporal import connect
-from authflow.temporal_server import (
+from devtools.mailsink import MailSink, StoredMessage
+from devtools.temporal_server import (
     spawn_dev_server,
     start_dev_server_command,
     wait_until_listening,

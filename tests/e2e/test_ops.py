@@ -77,7 +77,7 @@ async def test_readyz_names_what_is_down(tmp_path: object) -> None:
 
 async def test_ops_find_a_registration_by_its_search_attributes(stack: Stack) -> None:
     """The README's visibility queries work on the embedded server (which caches the
-    attributes' types, see ``authflow.temporal_server.DYNAMIC_CONFIG``)."""
+    attributes' types, see ``devtools.temporal_server.DYNAMIC_CONFIG``)."""
     email = stack.new_email("visible")
     mark = stack.sink.last_id
     response = await stack.register(email)

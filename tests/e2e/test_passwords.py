@@ -12,11 +12,11 @@ import jwt
 import pytest
 from sqlalchemy import func, select
 
-from authflow.mailsink import StoredMessage
 from authflow.models import OtpDelivery, User
 from authflow.otp_store import issue_code
 from authflow.security.otp import CodeVault
 from authflow.security.password_policy import is_common
+from devtools.mailsink import StoredMessage
 from tests.auth_calls import do_refresh, get_me, try_login
 from tests.stack import CODE_RE, Stack, eventually
 

@@ -25,10 +25,10 @@ from sqlalchemy import select
 from temporalio.service import RPCError
 
 from api.flows import code_workflow_id
-from authflow.mailsink import MailSink
 from authflow.models import OtpDelivery, User
 from authflow.ports import free_port
 from authflow.settings import Settings
+from devtools.mailsink import MailSink
 from tests.stack import CODE_RE, Stack, TemporalDevServer, running_stack
 
 AUTHFLOW = str(Path(sys.executable).parent / "authflow")

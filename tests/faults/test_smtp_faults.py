@@ -13,7 +13,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 
 from api.flows import code_workflow_id
-from authflow.mailsink.sink import REPLY_DOWN
+from devtools.mailsink.sink import REPLY_DOWN
 from tests.faults.support import (
     codes_to,
     deliveries,

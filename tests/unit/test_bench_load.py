@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from authflow.bench.load import HttpClient, parse_response
+from devtools.bench.load import HttpClient, parse_response
 
 
 def test_parse_response_reads_status_and_body() -> None:

@@ -10,10 +10,10 @@ import aiosmtplib
 import pytest
 
 from activities.templates import build_message, render_code, render_notice
-from authflow.bench.load import RequestRecord
-from authflow.bench.monitor import role_of
-from authflow.bench.scenarios import compute_metrics
-from authflow.bench.sink import BenchSink, SendRecord, kind_of_subject, subject_of
+from devtools.bench.load import RequestRecord
+from devtools.bench.monitor import role_of
+from devtools.bench.scenarios import compute_metrics
+from devtools.bench.sink import BenchSink, SendRecord, kind_of_subject, subject_of
 
 SENDER = "no-reply@authflow.local"
 LIMITS = {"register": 20.0, "password_reset": 10.0, "notification": 5.0}

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from authflow.bench import stats
-from authflow.bench.targets import Target
+from devtools.bench import stats
+from devtools.bench.targets import Target
 
 # --------------------------------------------------------------------------- percentile
 

@@ -9,7 +9,7 @@ import pytest
 from activities import mailer as mailer_module
 from activities.mailer import Mailer, SmtpConfig
 from activities.templates import OutgoingEmail, Rendered, build_message
-from authflow.mailsink import MailSink
+from devtools.mailsink import MailSink
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ import aiosmtplib
 import httpx
 import pytest
 
-from authflow.mailsink import (
+from devtools.mailsink import (
     MailSink,
     PortInUseError,
     StoredMessage,

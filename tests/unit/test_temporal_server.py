@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from authflow.policies import SEARCH_ATTRIBUTES
-from authflow.temporal_server import DYNAMIC_CONFIG, SQLITE_PRAGMAS, start_dev_server_command
+from devtools.temporal_server import DYNAMIC_CONFIG, SQLITE_PRAGMAS, start_dev_server_command
 
 
 def _values(cmd: list[str], flag: str) -> list[str]:

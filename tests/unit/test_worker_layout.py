@@ -7,9 +7,9 @@ import asyncio
 
 from sqlalchemy import text
 
-from authflow.dev import worker_commands
 from authflow.policies import ALL_TASK_QUEUES, resolve_email_policies
 from authflow.settings import Settings
+from devtools.dev import worker_commands
 from workers.main import WorkerDeps
 
 

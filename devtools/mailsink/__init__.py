@@ -5,8 +5,8 @@
 faults, stats) that tests and the benchmark use from other processes.
 """
 
-from authflow.mailsink.inbox import InboxServer, create_inbox_app, serve_inbox
-from authflow.mailsink.sink import (
+from devtools.mailsink.inbox import InboxServer, create_inbox_app, serve_inbox
+from devtools.mailsink.sink import (
     FAULT_MODES,
     FaultMode,
     Faults,

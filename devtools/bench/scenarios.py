@@ -24,12 +24,13 @@ from typing import Any, Literal
 
 import httpx
 
-from authflow.bench import stats
-from authflow.bench.load import RequestRecord, StreamConfig, StreamProcess
-from authflow.bench.monitor import Interference, MachineMonitor, ProcessMonitor, Usage
-from authflow.bench.sink import BenchSink, SendRecord
-from authflow.bench.stack import AttachedStack, OwnStack, Stack
-from authflow.bench.targets import (
+from authflow.policies import resolve_email_policies
+from devtools.bench import stats
+from devtools.bench.load import RequestRecord, StreamConfig, StreamProcess
+from devtools.bench.monitor import Interference, MachineMonitor, ProcessMonitor, Usage
+from devtools.bench.sink import BenchSink, SendRecord
+from devtools.bench.stack import AttachedStack, OwnStack, Stack
+from devtools.bench.targets import (
     Metrics,
     Target,
     fault_targets,
@@ -38,7 +39,6 @@ from authflow.bench.targets import (
     spike_targets,
     steady_targets,
 )
-from authflow.policies import resolve_email_policies
 
 KINDS = ("register", "password_reset", "notification")
 START_DELAY = 2.0  # seconds between launching the load processes and t0

@@ -1,6 +1,6 @@
 """Load generator and /healthz prober, each run as its own process.
 
-``python -m authflow.bench.load CONFIG.json RESULT.json`` runs one *stream*:
+``python -m devtools.bench.load CONFIG.json RESULT.json`` runs one *stream*:
 
 * ``burst``: one registration per address, all fired at ``start_at`` (the spike);
 * ``rate``: registrations at ``rate`` per second from ``start_at`` (steady load);
@@ -195,7 +195,7 @@ class StreamProcess:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "authflow.bench.load",
+            "devtools.bench.load",
             str(self._config_path),
             str(self._result_path),
         )
@@ -235,7 +235,7 @@ async def _main(config: StreamConfig, result_path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m authflow.bench.load CONFIG.json RESULT.json", file=sys.stderr)
+        print("usage: python -m devtools.bench.load CONFIG.json RESULT.json", file=sys.stderr)
         return 2
     config = StreamConfig(**json.loads(Path(argv[0]).read_text()))
     asyncio.run(_main(config, Path(argv[1])))

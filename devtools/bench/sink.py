@@ -20,8 +20,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from authflow.mailsink import MailSink
-from authflow.mailsink.sink import (
+from devtools.mailsink import MailSink
+from devtools.mailsink.sink import (
     StoredMessage,
     _SinkHandler,  # the sink's handler: we wrap its DATA hook
     parse_message,

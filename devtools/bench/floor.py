@@ -32,7 +32,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from authflow.ports import free_port
 from authflow.security.passwords import PasswordHasher
-from authflow.temporal_server import (
+from devtools.temporal_server import (
     spawn_dev_server,
     start_dev_server_command,
     wait_until_listening,

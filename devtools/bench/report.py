@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from authflow.bench import stats
-from authflow.bench.scenarios import KINDS, BenchOptions, RunResult, Scenario, Variant
-from authflow.bench.targets import Metrics
+from devtools.bench import stats
+from devtools.bench.scenarios import KINDS, BenchOptions, RunResult, Scenario, Variant
+from devtools.bench.targets import Metrics
 
 
 @dataclass

@@ -7,7 +7,7 @@ HTML is only served from ``/messages/{id}/html`` under ``Content-Security-Policy
 sandbox`` (no scripts, opaque origin, no remote loads).
 
 The endpoints are ``async def`` on purpose: they then run on the loop thread that
-owns the sink, which :class:`~authflow.mailsink.sink.MailSink` requires.
+owns the sink, which :class:`~devtools.mailsink.sink.MailSink` requires.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 
-from authflow.mailsink.sink import (
+from devtools.mailsink.sink import (
     FaultMode,
     MailSink,
     PortInUseError,

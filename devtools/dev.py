@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from authflow.mailsink import InboxServer, MailSink
 from authflow.policies import OTHER_QUEUES, SPIKE_QUEUES
 from authflow.ports import ensure_free, free_port, is_listening
-from authflow.temporal_server import (
+from devtools.mailsink import InboxServer, MailSink
+from devtools.temporal_server import (
     spawn_dev_server,
     start_dev_server_command,
     wait_until_listening,
@@ -169,7 +169,7 @@ class _DevStack:
         wait_until_listening("127.0.0.1", self.options.temporal_port, process)
 
     async def _start_mail_sink(self, host: str, port: int) -> tuple[MailSink, InboxServer]:
-        from authflow.mailsink import serve_inbox
+        from devtools.mailsink import serve_inbox
 
         sink = MailSink(host, port, store_dir=VAR / "mail")
         await sink.start()

@@ -1,5 +1,5 @@
 """``authflow bench [spike|steady|isolation|scale|faults|all] [options]``
-and ``authflow bench floor [--n 300] [--out DIR]`` (see ``authflow.bench.floor``).
+and ``authflow bench floor [--n 300] [--out DIR]`` (see ``devtools.bench.floor``).
 
 Runs each selected scenario ``--runs`` times, prints a table of the medians with a
 PASS/MISS line per target, and writes ``<out>/<scenario>.json`` and ``.png``.  The exit
@@ -14,8 +14,8 @@ import re
 import sys
 from pathlib import Path
 
-from authflow.bench.report import VariantResult, render_table, write_chart, write_json
-from authflow.bench.scenarios import (
+from devtools.bench.report import VariantResult, render_table, write_chart, write_json
+from devtools.bench.scenarios import (
     BenchOptions,
     RunResult,
     Scenario,
@@ -81,7 +81,7 @@ def _floor_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["floor"]:
-        from authflow.bench import floor
+        from devtools.bench import floor
 
         floor_args = _floor_parser().parse_args(argv[1:])
         if floor_args.n < 1:
