@@ -2,6 +2,8 @@
 
 from temporalio.common import SearchAttributeKey
 
-KIND = SearchAttributeKey.for_keyword("AuthflowKind")
-DELIVERY_STATE = SearchAttributeKey.for_keyword("AuthflowDeliveryState")
-USER_ID = SearchAttributeKey.for_keyword("AuthflowUserId")
+from authflow.policies import SA_DELIVERY_STATE, SA_KIND, SA_USER_ID
+
+KIND = SearchAttributeKey.for_keyword(SA_KIND)
+DELIVERY_STATE = SearchAttributeKey.for_keyword(SA_DELIVERY_STATE)
+USER_ID = SearchAttributeKey.for_keyword(SA_USER_ID)
