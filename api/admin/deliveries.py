@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.admin import audit
 from api.admin.audit import Actor
 from api.services import Services
+from api.unit_of_work import StartCodeFlow, after_commit
 from authflow import otp_store
-from authflow.errors import NotEligible, NotFound, ServiceUnavailable
+from authflow.errors import NotEligible, NotFound
 from authflow.models import OtpDelivery, User, UserStatus, utcnow
 from authflow.policies import DeliveryState, EmailKind, OtpPurpose
 
@@ -72,15 +73,11 @@ async def resend(db: AsyncSession, services: Services, actor: Actor, delivery_id
         db, actor, "otp.resend", delivery.id,
         user_id=user.id, purpose=purpose.value, sent=claimed,
     )  # fmt: skip
-    await db.commit()
-    if not claimed:
-        return False
-    try:
-        await services.flows.start_code_flow(purpose, user.id, resend=True)
-    except ServiceUnavailable:
-        await _release(db, delivery.id)  # let the admin try again
-        raise
-    return True
+    if claimed:
+        # After the commit, through the outbox: Temporal down means later, never lost.
+        # (The route asks whether Temporal is reachable before anything is written.)
+        after_commit(db, StartCodeFlow(purpose.value, user.id, resend=True))
+    return claimed
 
 
 async def _claim(db: AsyncSession, delivery_id: str) -> bool:
@@ -92,13 +89,3 @@ async def _claim(db: AsyncSession, delivery_id: str) -> bool:
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
-
-
-async def _release(db: AsyncSession, delivery_id: str) -> None:
-    await db.execute(
-        update(OtpDelivery)
-        .where(OtpDelivery.id == delivery_id)
-        .values(resend_requested_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    await db.commit()

@@ -34,6 +34,7 @@ from temporalio.workflow import NondeterminismError
 
 from authflow.settings import Settings
 from authflow.temporal import data_converter
+from tests.secret import TEST_SECRET
 from workers.main import workflow_runner
 from workflows.inputs import CodeFlowInput
 from workflows.notification import NotificationWorkflow
@@ -60,7 +61,9 @@ SCENARIOS = {
 
 
 def replay_settings(**values: Any) -> Settings:
-    return Settings(environment="test", codec_keys=REPLAY_CODEC_KEYS, **values)
+    return Settings(
+        environment="test", jwt_secret=TEST_SECRET, codec_keys=REPLAY_CODEC_KEYS, **values
+    )
 
 
 def load_histories() -> list[WorkflowHistory]:
