@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.admin import audit
 from api.admin.audit import Actor
+from api.auth.codes import verify_key
 from api.services import Services
 from api.unit_of_work import StartCodeFlow, after_commit
-from authflow import otp_store
+from authflow import otp_store, throttle
 from authflow.errors import NotEligible, NotFound
 from authflow.models import OtpDelivery, User, UserStatus, utcnow
 from authflow.policies import DeliveryState, EmailKind, OtpPurpose
@@ -69,6 +70,10 @@ async def resend(db: AsyncSession, services: Services, actor: Actor, delivery_id
     claimed = await _claim(db, delivery.id)
     if claimed:
         await otp_store.supersede_live_codes(db, user.id, purpose.value)
+        # A fresh per-code budget of wrong tries; the daily one is left as it is.
+        await throttle.upsert(
+            db, verify_key(services, purpose, user.email), **throttle.RESET_VALUES
+        )
     audit.record(
         db, actor, "otp.resend", delivery.id,
         user_id=user.id, purpose=purpose.value, sent=claimed,
