@@ -8,16 +8,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.admin.endpoints import router as admin_router
 from api.admission import HashingAdmissionMiddleware
 from api.auth.endpoints import router as auth_router
+from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import router as codec_router
 from api.console import console_router
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
+from api.rate_limit import ClientRateLimiter, ClientRateLimitMiddleware
 from api.services import Services
 from authflow.security.passwords import hashing_threads
 from authflow.settings import Settings, get_settings
@@ -58,18 +61,42 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(codec_router)
     app.include_router(console_router)
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=_codec_origins(settings),
-        allow_methods=["POST", "OPTIONS"],
-        allow_headers=["Content-Type", "X-Namespace", "Authorization"],
-        allow_credentials=True,
-    )
-    app.add_middleware(
         HashingAdmissionMiddleware, hash_workers=hashing_threads(settings.hash_workers)
     )
+    # Outside the admission door: a client over its limit never takes a hashing place.
+    app.state.client_limiter = ClientRateLimiter(settings.client_rate_limit_per_minute)
+    app.add_middleware(
+        ClientRateLimitMiddleware,
+        limiter=app.state.client_limiter,
+        trusted_proxies=settings.trusted_proxy_set(),
+    )
+    # Only the Temporal Web UI's calls to /codec are cross-origin: nothing else answers
+    # CORS (with credentials) to that origin.
+    app.add_middleware(PathCORSMiddleware, prefix=CODEC_PREFIX, origins=_codec_origins(settings))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+class PathCORSMiddleware:
+    """CORS for the paths under ``prefix`` only."""
+
+    def __init__(self, app: ASGIApp, prefix: str, origins: list[str]) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["Content-Type", "X-Namespace", "Authorization"],
+            allow_credentials=True,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.prefix):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _codec_origins(settings: Settings) -> list[str]:

@@ -19,7 +19,8 @@ from authflow.codec import EncryptionCodec, UnknownCodecKey
 from authflow.errors import AppError, Forbidden
 from authflow.policies import ADMIN_ROLE
 
-router = APIRouter(prefix="/codec", tags=["operations"], include_in_schema=False)
+PREFIX = "/codec"
+router = APIRouter(prefix=PREFIX, tags=["operations"], include_in_schema=False)
 _LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 

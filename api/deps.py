@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.services import Services
+from api.unit_of_work import UnitOfWork
 from authflow.errors import Forbidden, InvalidToken, NotAuthenticated
 from authflow.models import Session, User, UserStatus, utcnow
 
@@ -31,9 +32,21 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_db_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    async with services.db.session() as session:
-        yield session
+    """One unit of work per request: committed when the route returns, rolled back on
+    error (unless the use case asked to keep its writes, ``keep_when_failing``); the
+    commands it queued are dispatched after the commit, never before or without it."""
+    async with services.db.sessionmaker() as session:
+        uow = UnitOfWork(session)
+        try:
+            yield session
+        except BaseException:
+            if uow.commit_on_error:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
+        await session.commit()
+    services.outbox.dispatch_soon(uow.entries)
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
@@ -96,5 +109,39 @@ def require_permission(permission: str) -> Callable[..., Coroutine[Any, Any, Pri
     return guard
 
 
+async def require_workflows(services: ServicesDep) -> None:
+    """For routes whose work needs Temporal after the commit: 503 ``unavailable`` (with
+    ``Retry-After``) before anything is written when it cannot be reached."""
+    await services.gate.ensure()
+
+
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address: the connecting peer, or, when that peer is a trusted proxy
+    (TRUSTED_PROXIES), the address it reports in ``X-Forwarded-For``."""
+    return peer_address(request.scope, request.app.state.services.settings.trusted_proxy_set())
+
+
+def request_scheme(request: Request) -> str:
+    """``https`` when the request reached us over TLS: directly, or through a trusted
+    proxy that says so in ``X-Forwarded-Proto`` (nobody else is believed)."""
+    trusted = request.app.state.services.settings.trusted_proxy_set()
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-proto")
+    if peer is not None and peer in trusted and forwarded:
+        return forwarded.split(",")[0].strip().lower()
+    return request.url.scheme
+
+
+def peer_address(scope: Any, trusted: frozenset[str]) -> str | None:
+    client = scope.get("client")
+    peer: str | None = str(client[0]) if client else None
+    if peer is None or peer not in trusted:
+        return peer
+    for name, value in scope.get("headers", []):
+        if name == b"x-forwarded-for":
+            # The proxy appends the address it saw last: the rightmost untrusted hop.
+            hops = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
+            for hop in reversed(hops):
+                if hop not in trusted:
+                    return str(hop[:64])
+    return peer

@@ -30,7 +30,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
-    503: "service_unavailable",
+    503: "unavailable",
 }
 
 
@@ -105,7 +105,7 @@ async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
     )
     return JSONResponse(
         error_body(
-            "service_unavailable", "A service this request needs is unavailable; try again shortly."
+            "unavailable", "A service this request needs is unavailable; try again shortly."
         ),
         status_code=503,
         headers={"Retry-After": "5"},

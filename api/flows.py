@@ -109,13 +109,16 @@ class FlowStarter:
         *,
         resend: bool,
         first_code: IssuedCode | None = None,
+        replace: bool = False,
     ) -> str:
         """Start the flow of this user and purpose, or reuse the running one.
 
         ``resend`` also asks a running flow for a fresh code (signal-with-start: one
         atomic call whether or not the flow is running, so a code is never lost between
         "is it running?" and "start it").  ``first_code``: a code already issued for this
-        flow (a new account's), sent first instead of issuing one.
+        flow (a new account's), sent first instead of issuing one.  ``replace``: a
+        running flow is terminated and a new one sends ``first_code`` (a repeated
+        registration of a pending address: its code carries its own password).
         """
         workflow_id = code_workflow_id(purpose, user_id)
         flow = _FLOW_TYPES[purpose]
@@ -126,7 +129,9 @@ class FlowStarter:
             "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             "search_attributes": _attributes(kind.value, user_id),
         }
-        if resend:
+        if replace:
+            options["id_conflict_policy"] = WorkflowIDConflictPolicy.TERMINATE_EXISTING
+        elif resend:
             options["start_signal"] = SignalName.RESEND
         else:
             options["id_conflict_policy"] = WorkflowIDConflictPolicy.USE_EXISTING

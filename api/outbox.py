@@ -1,27 +1,31 @@
 """The transactional outbox of workflow calls.
 
-A use case that changes the database and then needs Temporal (send a notification,
-signal a waiting workflow, cancel flows) adds an entry in the same transaction,
-commits, then dispatches it.  If Temporal is unreachable the entry stays, and the
-relay (a task of every API process) retries it: nothing is lost, and every action is
+A request's unit of work (``api.unit_of_work``) writes its commands here in the same
+transaction as its change; once committed they are dispatched in the background, each
+call with a short deadline.  If Temporal is unreachable an entry stays, and the relay
+(a task of every API process) retries it: nothing is lost, and every command is
 idempotent (notification workflow ids derive from the entry id), so a retry after a
 success whose delete failed sends nothing twice.
+
+Dispatching after the answer, not before it, also keeps the answer's time independent
+of whether a workflow call was needed (forgot-password for a known address answers in
+the time of an unknown one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.flows import FlowStarter
+from api.unit_of_work import decode, run_command
 from authflow.db import Database
-from authflow.errors import ServiceUnavailable
 from authflow.models import PendingFlow, utcnow
-from authflow.policies import OtpPurpose
+from authflow.policies import TEMPORAL_CALL_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 RELAY_INTERVAL = 5.0
@@ -33,42 +37,48 @@ class Outbox:
     def __init__(self, db: Database, flows: FlowStarter) -> None:
         self._db = db
         self._flows = flows
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    @staticmethod
-    def add(db: AsyncSession, action: str, **args: object) -> PendingFlow:
-        entry = PendingFlow(action=action, args=args, created_at=utcnow(), attempts=0)
-        db.add(entry)
-        return entry
+    def dispatch_soon(self, entries: Iterable[PendingFlow]) -> None:
+        """Dispatch committed entries in the background, in order."""
+        entries = list(entries)
+        if not entries:
+            return
+        task = asyncio.create_task(self._dispatch_all(entries))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background dispatches (shutdown; tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _dispatch_all(self, entries: list[PendingFlow]) -> None:
+        for entry in entries:
+            try:
+                await self.dispatch(entry)
+            except Exception:  # the relay retries it
+                log.exception("outbox dispatch of %s failed", entry.action)
 
     async def dispatch(self, entry: PendingFlow) -> bool:
         """Run the entry's call; True (and the entry deleted) once Temporal took it."""
-        try:
-            await self._run(entry)
-        except ServiceUnavailable as exc:
-            log.warning("workflow call %s deferred to the relay: %s", entry.action, exc)
-            await self._note_failure(entry.id, str(exc))
-            return False
+        command = decode(entry.action, dict(entry.args))
+        if command is None:
+            log.error("unknown outbox action %r dropped", entry.action)
+        else:
+            try:
+                await asyncio.wait_for(
+                    run_command(self._flows, command, entry.id), TEMPORAL_CALL_TIMEOUT_SECONDS
+                )
+            except Exception as exc:  # unavailable, timed out, refused: retried later
+                log.warning(
+                    "workflow call %s deferred to the relay: %s", entry.action, type(exc).__name__
+                )
+                await self._note_failure(entry.id, f"{type(exc).__name__}: {exc}")
+                return False
         async with self._db.session() as session:
             await session.execute(delete(PendingFlow).where(PendingFlow.id == entry.id))
         return True
-
-    async def _run(self, entry: PendingFlow) -> None:
-        args, flows = entry.args, self._flows
-        user_id = str(args["user_id"])
-        if entry.action == "notify":
-            await flows.notify(user_id, str(args["template"]), key=entry.id)
-        elif entry.action == "verified":
-            purpose = OtpPurpose(str(args["purpose"]))
-            found = await flows.signal_verified(purpose, user_id, bool(args["needs_approval"]))
-            if not found and purpose == OtpPurpose.PASSWORD_RESET:
-                await flows.notify(user_id, "password_reset", key=entry.id)
-        elif entry.action == "approved":
-            if not await flows.signal_approved(user_id):
-                await flows.notify(user_id, "account_approved", key=entry.id)
-        elif entry.action == "cancel":
-            await flows.cancel_user_flows(user_id)
-        else:
-            log.error("unknown outbox action %r dropped", entry.action)
 
     async def _note_failure(self, entry_id: str, error: str) -> None:
         async with self._db.session() as session:

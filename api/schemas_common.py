@@ -42,15 +42,19 @@ def _has_control_chars(value: str) -> bool:
 
 
 def normalise_email(value: str) -> str:
+    # NFKC first: a full-width or otherwise compatible look-alike (full-width "alice") is the
+    # same address as its plain form, never a second account.
+    value = unicodedata.normalize("NFKC", value)
     if _has_control_chars(value) or len(value) > 254:
         raise PydanticCustomError("invalid_email", "This is not a valid email address.")
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise PydanticCustomError("invalid_email", "This is not a valid email address.") from exc
-    # The local part is kept as typed; the domain is case-insensitive.  We compare
-    # addresses case-insensitively as users expect.
-    return result.normalized.lower()
+    # The domain in its IDNA (ASCII) form, lower-cased; the local part compared
+    # case-insensitively as users expect.
+    domain = (result.ascii_domain or result.domain).lower()
+    return f"{result.local_part.lower()}@{domain}"
 
 
 # The characters that give an address header its structure.  A display name holding
@@ -78,10 +82,11 @@ def _check_password(value: str) -> str:
     return value
 
 
-def check_password_for(password: str, email: str) -> None:
-    """The rule a single field cannot check: the password is not the account's address."""
+def check_password_for(password: str, email: str, name: str | None = None) -> None:
+    """The rule a single field cannot check: the password is not built on the account's
+    address or name."""
     try:
-        check_password(password, email=email)
+        check_password(password, email=email, name=name)
     except PasswordRejected as exc:
         raise PydanticCustomError("weak_password", exc.reason) from None
 

@@ -8,6 +8,7 @@ from temporalio.client import Client
 
 from api.flows import FlowStarter
 from api.outbox import Outbox
+from api.unit_of_work import WorkflowGate
 from authflow.db import Database
 from authflow.policies import OtpRules, resolve_email_policies
 from authflow.security.otp import CodeVault
@@ -27,12 +28,14 @@ class Services:
     temporal: Client
     flows: FlowStarter = field(init=False)
     outbox: Outbox = field(init=False)
+    gate: WorkflowGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.flows = FlowStarter(
             self.temporal, resolve_email_policies(self.settings.email_rate_limits), self.otp_rules
         )
         self.outbox = Outbox(self.db, self.flows)
+        self.gate = WorkflowGate(self.temporal)
 
     @classmethod
     def build(cls, settings: Settings, temporal: Client, db: Database | None = None) -> Services:
@@ -41,7 +44,7 @@ class Services:
             db=db or Database(settings.database_url),
             hasher=PasswordHasher(workers=settings.hash_workers, nice=settings.hash_nice),
             tokens=TokenService(
-                settings.jwt_secret or settings.derived_key("jwt").hex(),
+                settings.jwt_secret,
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
                 ttl_seconds=settings.access_token_ttl_seconds,
@@ -52,5 +55,6 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.outbox.drain()
         self.hasher.shutdown()
         await self.db.dispose()

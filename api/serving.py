@@ -25,4 +25,8 @@ def uvicorn_options() -> dict[str, Any]:
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "log_config": None,
+        # X-Forwarded-For / -Proto are believed only from TRUSTED_PROXIES, and the API
+        # reads them itself (``api.deps.peer_address``/``request_scheme``); uvicorn's own
+        # handling trusts 127.0.0.1 (or FORWARDED_ALLOW_IPS) by default: off.
+        "proxy_headers": False,
     }

@@ -58,6 +58,11 @@ class Cooldown(AppError):
     default_message = "A code was sent recently; wait before asking for another."
 
 
+class RateLimited(AppError):
+    status, code = 429, "rate_limited"
+    default_message = "Too many requests from this address; wait before trying again."
+
+
 class InvalidCredentials(AppError):
     status, code = 401, "invalid_credentials"
     default_message = "Email or password is incorrect."
@@ -114,7 +119,7 @@ class PayloadTooLarge(AppError):
 
 
 class ServiceUnavailable(AppError):
-    status, code = 503, "service_unavailable"
+    status, code = 503, "unavailable"
     default_message = "A service this request needs is unavailable; try again shortly."
 
 

@@ -63,6 +63,8 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "request_id": getattr(record, "request_id", None),
             "workflow_id": getattr(record, "workflow_id", None),
+            # A security event's fields (``api.auth.events``): never a secret.
+            "event": getattr(record, "event", None),
         }
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))

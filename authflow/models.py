@@ -127,6 +127,8 @@ class Session(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+    # A refresh token dies after ``refresh_idle_seconds`` unused (expires_at is the cap).
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class RefreshToken(Base):
@@ -140,6 +142,9 @@ class RefreshToken(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The pair this token was exchanged for, sealed: a second refresh within the grace
+    # (two browser tabs) gets the same pair instead of revoking the session.
+    successor: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class EmailDelivery(Base):
@@ -180,6 +185,9 @@ class EmailDelivery(Base):
     superseded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Claimed by an admin re-send (conditional UPDATE): two clicks send one email.
     resend_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The password of the registration that asked for this code (register purpose only):
+    # whoever verifies with this code gets this password, nobody else's.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 # The name the code paths have always used: a code is a delivery that carries one.
@@ -200,6 +208,9 @@ class Throttle(Base):
     window_started_at: Mapped[float] = mapped_column(Float, default=0.0)
     last_at: Mapped[float] = mapped_column(Float, default=0.0)
     blocked_until: Mapped[float] = mapped_column(Float, default=0.0)
+    # Failure times (epoch seconds, space-separated) of a rolling window: the daily cap
+    # of wrong codes.
+    recent: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class SendSlot(Base):
@@ -220,7 +231,7 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     actor_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    action: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
     target_id: Mapped[str | None] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     ip: Mapped[str | None] = mapped_column(String(64))

@@ -153,6 +153,9 @@ class OtpRules:
     ttl_seconds: int = 600
     max_attempts: int = 5
     resend_cooldown_seconds: int = 60
+    # Wrong codes for one address and purpose in any rolling day, across every code.
+    max_failures_per_day: int = 10
+    failure_window_seconds: int = 24 * 3600
 
     @classmethod
     def from_settings(cls, settings: _OtpSettings) -> OtpRules:
@@ -160,6 +163,7 @@ class OtpRules:
             ttl_seconds=settings.otp_ttl_seconds,
             max_attempts=settings.otp_max_attempts,
             resend_cooldown_seconds=settings.otp_resend_cooldown_seconds,
+            max_failures_per_day=settings.otp_max_failures_per_day,
         )
 
 
@@ -167,6 +171,33 @@ class _OtpSettings(Protocol):
     otp_ttl_seconds: int
     otp_max_attempts: int
     otp_resend_cooldown_seconds: int
+    otp_max_failures_per_day: int
+
+
+# --- HTTP abuse limits -------------------------------------------------------------------
+# The unauthenticated auth endpoints, each limited per client address
+# (CLIENT_RATE_LIMIT_PER_MINUTE requests a minute, per endpoint).
+CLIENT_LIMITED_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    ("POST", f"/api/v1/auth/{path}")
+    for path in (
+        "register",
+        "register/resend-otp",
+        "register/verify",
+        "login",
+        "refresh",
+        "password/forgot",
+        "password/reset",
+    )
+)
+CLIENT_RATE_WINDOW_SECONDS = 60.0
+# A refresh token presented twice within this long (two tabs) gets the same new pair.
+REFRESH_GRACE_SECONDS = 10.0
+# Every call the API makes to Temporal gives up after this long (the outbox retries).
+TEMPORAL_CALL_TIMEOUT_SECONDS = 5.0
+# Is Temporal reachable?  Asked before a request commits work that needs it; the answer
+# is kept this long so a burst asks once.
+TEMPORAL_PROBE_TIMEOUT_SECONDS = 1.5
+TEMPORAL_PROBE_CACHE_SECONDS = 2.0
 
 
 def email_kind_named(name: str) -> EmailKind:

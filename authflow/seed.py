@@ -7,8 +7,9 @@ from sqlalchemy import select
 from authflow.db import Database
 from authflow.models import Permission, Role, User, UserStatus, utcnow
 from authflow.policies import ADMIN_ROLE, PERMISSIONS, SEEDED_ROLES
+from authflow.security.password_policy import PasswordRejected, check_password
 from authflow.security.passwords import PasswordHasher
-from authflow.settings import Settings
+from authflow.settings import InsecureConfiguration, Settings
 
 
 async def seed(db: Database, settings: Settings) -> list[str]:
@@ -29,6 +30,10 @@ async def seed(db: Database, settings: Settings) -> list[str]:
         await session.flush()
         if settings.admin_email and settings.admin_password:
             email = settings.admin_email.strip().lower()
+            try:  # the bootstrap admin obeys the password rules like everyone else
+                check_password(settings.admin_password, email=email)
+            except PasswordRejected as exc:
+                raise InsecureConfiguration(f"ADMIN_PASSWORD is refused: {exc.reason}") from None
             existing = await session.scalar(select(User).where(User.email == email))
             if existing is None:
                 admin_role = await session.get(Role, ADMIN_ROLE)

@@ -26,6 +26,23 @@ class InsecureConfiguration(RuntimeError):
     """Raised at start-up when a production process would run with a weak secret."""
 
 
+# A secret with fewer different characters than this is not random ("a" * 32).
+MIN_SECRET_DISTINCT = 10
+
+
+def _require_strong(name: str, secret: str) -> None:
+    raw = secret.encode()
+    if (
+        len(raw) < MIN_SECRET_BYTES
+        or secret.lower() in _PLACEHOLDERS
+        or len(set(raw)) < MIN_SECRET_DISTINCT
+    ):
+        raise InsecureConfiguration(
+            f"{name} must be set to at least {MIN_SECRET_BYTES} bytes of random data "
+            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -48,6 +65,10 @@ class Settings(BaseSettings):
     otp_max_attempts: int = Field(default=5, ge=1)
     otp_resend_cooldown_seconds: int = Field(default=60, ge=0)
     require_approval: bool = False
+    otp_max_failures_per_day: int = Field(default=10, ge=1)
+    client_rate_limit_per_minute: int = Field(default=60, ge=1)
+    # Comma-separated addresses whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    trusted_proxies: str = ""
 
     # --- additions ---------------------------------------------------------------
     # "dev" relaxes the secret checks (``authflow dev`` generates secrets) and lets
@@ -56,7 +77,10 @@ class Settings(BaseSettings):
     jwt_issuer: str = "authflow"
     jwt_audience: str = "authflow-api"
     access_token_ttl_seconds: int = Field(default=900, ge=30)
+    # A session lives at most this long after login ...
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # ... and its refresh token dies after this long unused.
+    refresh_token_idle_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     # Comma-separated ``keyid:base64key`` list; the first key encrypts, all decrypt.
     # Unset: one key derived from JWT_SECRET (fine for dev, set it in production).
     codec_keys: str = ""
@@ -107,19 +131,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
-        if self.environment == "production":
-            secret = self.jwt_secret
-            if len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in _PLACEHOLDERS:
-                raise InsecureConfiguration(
-                    "JWT_SECRET must be set to at least 32 bytes of random data "
-                    "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-                )
+        """No secret has a built-in default in any mode (``authflow dev`` generates one),
+        and a weak one is refused at start with a message that says how to make one."""
+        _require_strong("JWT_SECRET", self.jwt_secret)
+        if self.otp_secret:
+            _require_strong("OTP_SECRET", self.otp_secret)
         return self
 
     # --- derived values ------------------------------------------------------------
     def derived_key(self, label: str) -> bytes:
         """A 32-byte key for one purpose, derived from JWT_SECRET when not configured."""
-        base = self.jwt_secret.encode() or b"authflow-insecure-test-key"
+        base = self.jwt_secret.encode()
         return hmac.new(base, f"authflow/{label}".encode(), hashlib.sha256).digest()
 
     @property
@@ -142,6 +164,9 @@ class Settings(BaseSettings):
                 )
             ring.append((key_id, key))
         return ring
+
+    def trusted_proxy_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
 
 @lru_cache

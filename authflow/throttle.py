@@ -136,3 +136,35 @@ def add_login_failure(row: Throttle, max_per_hour: int, now: float | None = None
 def window_cap(max_per_hour: int) -> int:
     """Failures one counting window may hold so that no rolling hour exceeds the cap."""
     return max(1, max_per_hour // 2)
+
+
+# --- rolling caps (failures in any rolling window) -------------------------------------
+def _recent(row: Throttle, window_seconds: float, now: float) -> list[float]:
+    times = [float(t) for t in (row.recent or "").split()]
+    return [t for t in times if now - t < window_seconds]
+
+
+def rolling_wait(row: Throttle, limit: int, window_seconds: float, now: float | None = None) -> int:
+    """Seconds until the rolling window holds fewer than ``limit`` failures (0: go on)."""
+    now = _now(now)
+    recent = _recent(row, window_seconds, now)
+    if len(recent) < limit:
+        return 0
+    return seconds_until(recent[-limit] + window_seconds, now)
+
+
+def add_rolling(row: Throttle, window_seconds: float, limit: int, now: float | None = None) -> int:
+    """Record one failure; returns how many the window now holds."""
+    now = _now(now)
+    recent = [*_recent(row, window_seconds, now), now][-limit:]
+    row.recent = " ".join(f"{t:.3f}" for t in recent)
+    return len(recent)
+
+
+def forgive_rolling(row: Throttle) -> None:
+    """Take back the latest failure (it was counted before the check proved it right)."""
+    row.recent = " ".join((row.recent or "").split()[:-1])
+
+
+def clear_rolling(row: Throttle) -> None:
+    row.recent = ""

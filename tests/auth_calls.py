@@ -3,10 +3,14 @@ the secrets it handled for the no-secrets-in-logs test."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
+from authflow.models import RefreshToken, utcnow
+from authflow.policies import REFRESH_GRACE_SECONDS
 from tests.stack import Stack
 
 AUTH = "/api/v1/auth"
@@ -29,3 +33,13 @@ async def do_refresh(stack: Stack, refresh_token: str) -> httpx.Response:
     if response.status_code == 200:
         stack.remember(response.json()["access_token"], response.json()["refresh_token"])
     return response
+
+
+async def end_refresh_grace(stack: Stack) -> None:
+    """Spent refresh tokens as if spent longer ago than the two-tabs grace."""
+    async with stack.db.session() as session:
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.used_at.is_not(None))
+            .values(used_at=utcnow() - timedelta(seconds=REFRESH_GRACE_SECONDS + 1))
+        )

@@ -235,6 +235,9 @@ def stack_settings(
         # Workflows run in the SDK's sandbox in every test (determinism checked where it
         # is cheap; the production default is explained at the setting).
         "workflow_sandbox": True,
+        # The suite makes every call from 127.0.0.1; the per-client limit has tests of
+        # its own (on other loopback addresses).
+        "client_rate_limit_per_minute": 100_000,
     }
     values.update(overrides)
     return Settings(**values)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Principal
@@ -39,13 +40,33 @@ def record(
     return entry
 
 
+@dataclass(frozen=True)
+class AuditFilters:
+    action: str | None = None
+    actor_id: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        if self.action is not None:
+            stmt = stmt.where(AuditEntry.action == self.action)
+        if self.actor_id is not None:
+            stmt = stmt.where(AuditEntry.actor_id == self.actor_id)
+        if self.target_id is not None:
+            stmt = stmt.where(AuditEntry.target_id == self.target_id)
+        if self.since is not None:
+            stmt = stmt.where(AuditEntry.at >= self.since)
+        return stmt
+
+
 async def list_entries(
-    db: AsyncSession, *, limit: int, offset: int
+    db: AsyncSession, *, limit: int, offset: int, filters: AuditFilters | None = None
 ) -> tuple[list[AuditEntry], int]:
     """Newest first (ids grow with every insert, timestamps can tie)."""
-    total = await db.scalar(select(func.count()).select_from(AuditEntry))
+    filters = filters or AuditFilters()
+    total = await db.scalar(filters.apply(select(func.count()).select_from(AuditEntry)))
     rows = await db.scalars(
-        select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+        filters.apply(select(AuditEntry)).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
     )
     return list(rows), total or 0
 

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.admin import audit
 from api.admin.audit import Actor
+from api.auth.codes import verify_key
 from api.services import Services
-from authflow import otp_store
-from authflow.errors import NotEligible, NotFound, ServiceUnavailable
+from api.unit_of_work import StartCodeFlow, after_commit
+from authflow import otp_store, throttle
+from authflow.errors import NotEligible, NotFound
 from authflow.models import EmailDelivery, User, UserStatus, utcnow
 from authflow.policies import CodeState, EmailKind, OtpPurpose
 
@@ -76,19 +78,19 @@ async def resend(db: AsyncSession, services: Services, actor: Actor, delivery_id
     claimed = await _claim(db, delivery.id)
     if claimed:
         await otp_store.supersede_live_codes(db, user.id, purpose.value)
+        # A fresh per-code budget of wrong tries; the daily one is left as it is.
+        await throttle.upsert(
+            db, verify_key(services, purpose, user.email), **throttle.RESET_VALUES
+        )
     audit.record(
         db, actor, "otp.resend", delivery.id,
         user_id=user.id, purpose=purpose.value, sent=claimed,
     )  # fmt: skip
-    await db.commit()
-    if not claimed:
-        return False
-    try:
-        await services.flows.start_code_flow(purpose, user.id, resend=True)
-    except ServiceUnavailable:
-        await _release(db, delivery.id)  # let the admin try again
-        raise
-    return True
+    if claimed:
+        # After the commit, through the outbox: Temporal down means later, never lost.
+        # (The route asks whether Temporal is reachable before anything is written.)
+        after_commit(db, StartCodeFlow(purpose.value, user.id, resend=True))
+    return claimed
 
 
 async def _claim(db: AsyncSession, delivery_id: str) -> bool:
@@ -100,13 +102,3 @@ async def _claim(db: AsyncSession, delivery_id: str) -> bool:
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
-
-
-async def _release(db: AsyncSession, delivery_id: str) -> None:
-    await db.execute(
-        update(OtpDelivery)
-        .where(OtpDelivery.id == delivery_id)
-        .values(resend_requested_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    await db.commit()

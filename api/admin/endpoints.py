@@ -6,6 +6,7 @@ request, so a changed role or a ban counts from the very next request.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -14,6 +15,7 @@ from api.admin import audit as audit_log
 from api.admin import deliveries, roles, users
 from api.admin.audit import Actor
 from api.admin.schemas import (
+    AuditAction,
     AuditOut,
     AuditPage,
     CreateRoleRequest,
@@ -34,7 +36,14 @@ from api.admin.schemas import (
     UserPage,
     UserStatusFilter,
 )
-from api.deps import DbSession, Principal, ServicesDep, client_ip, require_permission
+from api.deps import (
+    DbSession,
+    Principal,
+    ServicesDep,
+    client_ip,
+    require_permission,
+    require_workflows,
+)
 from api.openapi import responses
 from authflow.models import Role
 
@@ -110,7 +119,12 @@ async def unban_user(user_id: UserId, actor: UsersUpdate, db: DbSession) -> User
     return UserOut.of(await users.unban(db, actor, user_id))
 
 
-@router.post("/users/{user_id}/approve", response_model=UserOut, responses=_CHANGE)
+@router.post(
+    "/users/{user_id}/approve",
+    response_model=UserOut,
+    responses={**_CHANGE, **responses(503)},
+    dependencies=[Depends(require_workflows)],
+)
 async def approve_user(
     user_id: UserId, actor: UsersApprove, db: DbSession, services: ServicesDep
 ) -> UserOut:
@@ -122,8 +136,9 @@ async def approve_user(
 @router.delete(
     "/users/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_CHANGE,
+    responses={**_CHANGE, **responses(503)},
     response_class=Response,
+    dependencies=[Depends(require_workflows)],
 )
 async def delete_user(
     user_id: UserId, actor: UsersDelete, db: DbSession, services: ServicesDep
@@ -216,6 +231,7 @@ async def list_deliveries(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ResendAccepted,
     responses=responses(401, 403, 404, 409, 503),
+    dependencies=[Depends(require_workflows)],
 )
 async def resend_code(
     delivery_id: DeliveryId, actor: OtpManage, db: DbSession, services: ServicesDep
@@ -235,9 +251,22 @@ async def resend_code(
 async def list_audit(
     _: UsersRead,
     db: DbSession,
+    action: Annotated[AuditAction | None, Query()] = None,
+    actor_id: Annotated[RecordId | None, Query()] = None,
+    target_id: Annotated[RecordId | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601, with a time zone")] = None,
     limit: Annotated[Limit, Query()] = 50,
     offset: Annotated[Offset, Query()] = 0,
 ) -> AuditPage:
-    """Newest first."""
-    items, total = await audit_log.list_entries(db, limit=limit, offset=offset)
+    """Newest first. Besides admin actions, the security events (`auth.login`,
+    `auth.login_failed`, `auth.locked`, `auth.refresh_reuse`, `auth.password_changed`,
+    `auth.password_reset`, `auth.otp_failed`, `console.sign_in`); never a secret."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    items, total = await audit_log.list_entries(
+        db,
+        limit=limit,
+        offset=offset,
+        filters=audit_log.AuditFilters(action, actor_id, target_id, since),
+    )
     return AuditPage(items=[AuditOut.of(e) for e in items], total=total)

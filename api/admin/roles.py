@@ -81,7 +81,6 @@ async def create_role(
     except IntegrityError as exc:  # created by a concurrent request
         raise RoleExists() from exc
     audit.record(db, actor, "role.create", name, permissions=[p.name for p in permissions])
-    await db.commit()
     return role
 
 
@@ -100,7 +99,6 @@ async def set_role_permissions(
         db, actor, "role.permissions", role.name,
         added=sorted(after - before), removed=sorted(before - after),
     )  # fmt: skip
-    await db.commit()
     return role
 
 
@@ -113,7 +111,6 @@ async def delete_role(db: AsyncSession, actor: Actor, name: str) -> None:
         db, actor, "role.delete", role.name, permissions=sorted(p.name for p in role.permissions)
     )
     await db.delete(role)
-    await db.commit()
 
 
 async def set_user_roles(
@@ -132,5 +129,4 @@ async def set_user_roles(
         db, actor, "user.roles", user.id,
         added=sorted(after - before), removed=sorted(before - after),
     )  # fmt: skip
-    await db.commit()
     return user

@@ -44,6 +44,8 @@ UserStatusFilter = Annotated[
 DeliveryStateFilter = Annotated[CodeState | None, BeforeValidator(_blank_is_none)]
 EmailKindFilter = Annotated[EmailKind | None, BeforeValidator(_blank_is_none)]
 Limit = Annotated[int, Field(ge=1, le=200)]
+# An audit action such as ``auth.login_failed`` or ``user.ban``.
+AuditAction = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z_]+(\.[a-z_]+)*$")]
 Offset = Annotated[int, Field(ge=0, le=1_000_000)]
 
 assert set(UserStatus.ALL) == {
@@ -136,6 +138,8 @@ class AuditOut(BaseModel):
     target_id: str | None
     at: datetime
     ip: str | None
+    # ``details`` is the contract's name; ``detail`` stays for existing readers.
+    details: dict[str, Any] | None
     detail: dict[str, Any] | None
 
     @classmethod
@@ -147,6 +151,7 @@ class AuditOut(BaseModel):
             target_id=entry.target_id,
             at=entry.at,
             ip=entry.ip,
+            details=entry.detail,
             detail=entry.detail,
         )
 

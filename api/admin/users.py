@@ -1,7 +1,8 @@
 """User administration use cases: list, read, ban, unban, approve, delete.
 
-Each change is committed here, with its audit entry, before the answer is sent (and
-before any workflow is started or signalled, so the workflow reads what was written).
+Each change is committed by the request's unit of work, with its audit entry, before
+the answer is sent; workflow calls are queued on it and made after the commit, so the
+workflow reads what was written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from api.admin.audit import Actor
 from api.admin.guards import ensure_may_manage, ensure_not_last_admin, lock_user_for_change
 from api.auth.sessions import revoke_sessions
 from api.services import Services
+from api.unit_of_work import CancelUserFlows, SignalApproved, after_commit
 from authflow.errors import NotFound, NotPendingApproval
 from authflow.models import User, UserStatus
 
@@ -69,7 +71,6 @@ async def ban(db: AsyncSession, actor: Actor, user_id: str) -> User:
         db, actor, "user.ban", user.id,
         previous_status=previous, changed=previous != UserStatus.BANNED,
     )  # fmt: skip
-    await db.commit()
     return user
 
 
@@ -82,7 +83,6 @@ async def unban(db: AsyncSession, actor: Actor, user_id: str) -> User:
     if changed:
         user.status = await _status_before_ban(db, user)
     audit.record(db, actor, "user.unban", user.id, new_status=user.status, changed=changed)
-    await db.commit()
     return user
 
 
@@ -104,9 +104,7 @@ async def approve(db: AsyncSession, services: Services, actor: Actor, user_id: s
         raise NotPendingApproval()
     user.status = UserStatus.ACTIVE
     audit.record(db, actor, "user.approve", user.id)
-    entry = services.outbox.add(db, "approved", user_id=user.id)
-    await db.commit()
-    await services.outbox.dispatch(entry)
+    after_commit(db, SignalApproved(user.id))
     return user
 
 
@@ -121,6 +119,4 @@ async def delete_user(db: AsyncSession, services: Services, actor: Actor, user_i
         status=user.status, roles=sorted(role.name for role in user.roles),
     )  # fmt: skip
     await db.delete(user)
-    entry = services.outbox.add(db, "cancel", user_id=user_id)
-    await db.commit()
-    await services.outbox.dispatch(entry)
+    after_commit(db, CancelUserFlows(user_id))

@@ -1,7 +1,10 @@
 """Checking and requesting emailed codes, shared by registration and password reset.
 
 Wrong tries and cooldowns are counted per (purpose, email) whether or not the address
-is registered, so the answers tell nothing about who has an account.
+is registered, so the answers tell nothing about who has an account.  Two budgets of
+wrong tries: each code's own (``OTP_MAX_ATTEMPTS``; a new code gets a fresh one), and
+the address's daily one (``OTP_MAX_FAILURES_PER_DAY`` in any rolling day, across every
+code; no resend or new code clears it, only a successful verification).
 """
 
 from __future__ import annotations
@@ -11,15 +14,25 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.auth import events
 from api.services import Services
-from authflow import otp_store, throttle
+from api.unit_of_work import unit_of_work
+from authflow import throttle
 from authflow.errors import Cooldown, InvalidOtp, OtpExpired, TooManyAttempts
-from authflow.models import User
-from authflow.policies import OtpPurpose
+from authflow.models import OtpDelivery, User, utcnow
+from authflow.otp_store import DEAD_STATES, burn, mark_used
+from authflow.policies import DeliveryState, OtpPurpose
+
+# Live codes compared per request at most (a pending address's registrations and a resend).
+_MAX_LIVE_CODES = 5
 
 
 def verify_key(services: Services, purpose: OtpPurpose, email: str) -> str:
     return services.vault.email_key(f"verify:{purpose.value}", email)
+
+
+def daily_key(services: Services, purpose: OtpPurpose, email: str) -> str:
+    return services.vault.email_key(f"otpday:{purpose.value}", email)
 
 
 def cooldown_key(services: Services, purpose: OtpPurpose, email: str) -> str:
@@ -46,6 +59,7 @@ async def start_cooldown(
     db: AsyncSession, services: Services, purpose: OtpPurpose, email: str
 ) -> None:
     # Two blind writes (one statement each): nothing here depends on the rows' values.
+    # The daily budget (``daily_key``) is deliberately not touched.
     await throttle.upsert(db, cooldown_key(services, purpose, email), last_at=time.time())
     await throttle.upsert(db, verify_key(services, purpose, email), **throttle.RESET_VALUES)
 
@@ -58,32 +72,72 @@ async def consume_code(
     email: str,
     code: str,
     user: User | None,
-) -> None:
-    """Accept the one live code of this address and purpose, or raise.
+    ip: str | None = None,
+    mark: bool = True,
+) -> OtpDelivery:
+    """Accept one live code of this address and purpose, or raise.
 
-    The caller commits: on success the code is marked used in the same transaction as
-    the change it authorises.  Wrong tries are committed by the error path too.
+    On success the code is marked used (``mark``) in the request's transaction, with
+    the change it authorises; ``mark=False`` only checks it (reset checks the code
+    before it spends CPU on hashing the new password).  A wrong try is kept although
+    the request fails.
     """
     rules = services.otp_rules
+    daily = await throttle.load(db, daily_key(services, purpose, email))
+    wait = throttle.rolling_wait(daily, rules.max_failures_per_day, rules.failure_window_seconds)
+    if wait:
+        raise TooManyAttempts("Too many wrong codes for this address today.", retry_after=wait)
     guard = await throttle.load(db, verify_key(services, purpose, email))
     if throttle.attempts_exhausted(guard, rules.max_attempts, rules.ttl_seconds):
         raise TooManyAttempts(
             "Too many wrong codes: request a new code.",
             retry_after=services.otp_rules.resend_cooldown_seconds,
         )
-    check = (
-        await otp_store.check_code(db, services.vault, user.id, purpose.value, code)
-        if user is not None and code.isdigit()
-        else otp_store.CodeCheck("invalid")
+    codes = await _live_codes(db, user.id, purpose) if user is not None else []
+    matched = (
+        next((d for d in codes if services.vault.matches(d.id, code, d.code_hash)), None)
+        if code.isdigit()
+        else None
     )
-    if check.outcome == "expired":
+    if matched is None and codes and _expired(codes[0]):
         raise OtpExpired()
-    if check.outcome == "invalid":
+    if matched is None:
         tries = throttle.add_wrong_attempt(guard, rules.ttl_seconds)
-        if tries >= rules.max_attempts and check.delivery is not None:
-            otp_store.burn(check.delivery)
-        await db.commit()  # the wrong try counts even though the request fails
+        throttle.add_rolling(daily, rules.failure_window_seconds, rules.max_failures_per_day)
+        if tries >= rules.max_attempts:
+            for delivery in codes:
+                burn(delivery)
+        unit_of_work(db).keep_when_failing()
+        events.record(
+            db, "auth.otp_failed", None, user.id if user else None, ip, purpose=purpose.value
+        )
         raise InvalidOtp()
-    assert check.delivery is not None
-    otp_store.mark_used(check.delivery)
-    throttle.reset(guard)
+    if _expired(matched):
+        raise OtpExpired()
+    if mark:
+        mark_used(matched)
+        throttle.reset(guard)
+        throttle.clear_rolling(daily)
+    return matched
+
+
+async def _live_codes(db: AsyncSession, user_id: str, purpose: OtpPurpose) -> list[OtpDelivery]:
+    """The codes of this user and purpose not replaced, burnt or used, newest first
+    (a pending address may hold one per registration: each has its own password)."""
+    rows = await db.scalars(
+        select(OtpDelivery)
+        .where(
+            OtpDelivery.user_id == user_id,
+            OtpDelivery.purpose == purpose.value,
+            OtpDelivery.superseded_at.is_(None),
+            OtpDelivery.state != DeliveryState.USED.value,
+        )
+        .order_by(OtpDelivery.created_at.desc())
+        .limit(_MAX_LIVE_CODES)
+        .with_for_update()
+    )
+    return list(rows)
+
+
+def _expired(delivery: OtpDelivery) -> bool:
+    return delivery.state in DEAD_STATES or delivery.expires_at <= utcnow()

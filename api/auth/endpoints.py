@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from api.auth import passwords, registration, sessions
 from api.auth.schemas import (
@@ -15,21 +15,27 @@ from api.auth.schemas import (
     RegisterRequest,
     RegisterResponse,
     ResetPasswordRequest,
+    SessionItem,
+    SessionList,
     TokenPair,
     VerifyRequest,
     VerifyResponse,
 )
-from api.deps import CurrentPrincipal, DbSession, ServicesDep, client_ip
+from api.deps import CurrentPrincipal, DbSession, ServicesDep, client_ip, require_workflows
 from api.openapi import responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+# Routes whose work needs Temporal after the commit: 503 before anything is written
+# when it is down.  Login, refresh, logout, me and sessions never depend on it.
+NEEDS_WORKFLOWS = [Depends(require_workflows)]
 
 
 @router.post(
     "/register",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RegisterResponse,
-    responses=responses(409, 422, 503),
+    responses=responses(409, 422, 429, 503),
+    dependencies=NEEDS_WORKFLOWS,
 )
 async def register(body: RegisterRequest, db: DbSession, services: ServicesDep) -> RegisterResponse:
     """Create a pending account; the verification code follows by email."""
@@ -41,7 +47,8 @@ async def register(body: RegisterRequest, db: DbSession, services: ServicesDep) 
     "/register/resend-otp",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=responses(422, 429),
+    responses=responses(422, 429, 503),
+    dependencies=NEEDS_WORKFLOWS,
 )
 async def resend_otp(body: EmailRequest, db: DbSession, services: ServicesDep) -> Accepted:
     """Send a fresh code (the previous one stops working). Same answer for any address."""
@@ -49,9 +56,18 @@ async def resend_otp(body: EmailRequest, db: DbSession, services: ServicesDep) -
     return Accepted()
 
 
-@router.post("/register/verify", response_model=VerifyResponse, responses=responses(400, 422, 429))
-async def verify(body: VerifyRequest, db: DbSession, services: ServicesDep) -> VerifyResponse:
-    new_status = await registration.verify(db, services, body.email, body.otp)
+@router.post(
+    "/register/verify",
+    response_model=VerifyResponse,
+    responses=responses(400, 422, 429, 503),
+    dependencies=NEEDS_WORKFLOWS,
+)
+async def verify(
+    body: VerifyRequest, request: Request, db: DbSession, services: ServicesDep
+) -> VerifyResponse:
+    new_status = await registration.verify(
+        db, services, body.email, body.otp, ip=client_ip(request)
+    )
     return VerifyResponse(status=new_status)
 
 
@@ -69,10 +85,13 @@ async def login(
     )
 
 
-@router.post("/refresh", response_model=TokenPair, responses=responses(401, 422))
-async def refresh(body: RefreshRequest, db: DbSession, services: ServicesDep) -> TokenPair:
-    """Rotate: the presented refresh token stops working; reusing it revokes the session."""
-    return await sessions.refresh(db, services, body.refresh_token)
+@router.post("/refresh", response_model=TokenPair, responses=responses(401, 422, 429))
+async def refresh(
+    body: RefreshRequest, request: Request, db: DbSession, services: ServicesDep
+) -> TokenPair:
+    """Rotate: the presented refresh token stops working (after a 10 s grace in which it
+    answers the same new pair); reusing it later revokes the session."""
+    return await sessions.refresh(db, services, body.refresh_token, ip=client_ip(request))
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 422))
@@ -97,14 +116,19 @@ async def me(principal: CurrentPrincipal) -> MeResponse:
 @router.post(
     "/password/change",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(400, 401, 422, 429),
+    responses=responses(400, 401, 422, 429, 503),
+    dependencies=NEEDS_WORKFLOWS,
 )
 async def change_password(
-    body: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+    body: ChangePasswordRequest,
+    request: Request,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    services: ServicesDep,
 ) -> Response:
     """Every other session is revoked; a notification email follows."""
     await passwords.change_password(
-        db, services, principal, body.current_password, body.new_password
+        db, services, principal, body.current_password, body.new_password, ip=client_ip(request)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -113,7 +137,8 @@ async def change_password(
     "/password/forgot",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=responses(422, 429),
+    responses=responses(422, 429, 503),
+    dependencies=NEEDS_WORKFLOWS,
 )
 async def forgot_password(body: EmailRequest, db: DbSession, services: ServicesDep) -> Accepted:
     """Always 202; a reset code follows when the address belongs to an active account."""
@@ -122,11 +147,46 @@ async def forgot_password(body: EmailRequest, db: DbSession, services: ServicesD
 
 
 @router.post(
-    "/password/reset", status_code=status.HTTP_204_NO_CONTENT, responses=responses(400, 422, 429)
+    "/password/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(400, 422, 429, 503),
+    dependencies=NEEDS_WORKFLOWS,
 )
 async def reset_password(
-    body: ResetPasswordRequest, db: DbSession, services: ServicesDep
+    body: ResetPasswordRequest, request: Request, db: DbSession, services: ServicesDep
 ) -> Response:
     """Sets the password and revokes every session; does not sign in."""
-    await passwords.reset_password(db, services, body.email, body.otp, body.new_password)
+    await passwords.reset_password(
+        db, services, body.email, body.otp, body.new_password, ip=client_ip(request)
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/sessions", response_model=SessionList, responses=responses(401))
+async def list_sessions(
+    principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+) -> SessionList:
+    """The caller's live sessions, newest first; ``current`` marks this one."""
+    rows = await sessions.list_sessions(db, services, principal.user.id)
+    return SessionList(
+        items=[
+            SessionItem(
+                id=row.id,
+                created_at=row.created_at,
+                last_used_at=row.last_used_at or row.created_at,
+                ip=row.ip,
+                user_agent=row.user_agent,
+                current=row.id == principal.session_id,
+            )
+            for row in rows
+        ]
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 404)
+)
+async def revoke_session(session_id: str, principal: CurrentPrincipal, db: DbSession) -> Response:
+    """That session's access and refresh tokens stop working at once."""
+    await sessions.revoke_own_session(db, principal.user.id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, model_validator
@@ -25,7 +26,7 @@ class RegisterRequest(StrictModel):
 
     @model_validator(mode="after")
     def _password_is_not_the_address(self) -> RegisterRequest:
-        check_password_for(self.password, self.email)
+        check_password_for(self.password, self.email, self.full_name)
         return self
 
 
@@ -90,3 +91,16 @@ class ResetPasswordRequest(StrictModel):
 
 class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
+
+
+class SessionItem(BaseModel):
+    id: str
+    created_at: datetime
+    last_used_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[SessionItem]

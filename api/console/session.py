@@ -26,7 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from api.admin.audit import Actor
-from api.deps import DbSession, Principal, ServicesDep, client_ip, effective_permissions
+from api.deps import (
+    DbSession,
+    Principal,
+    ServicesDep,
+    client_ip,
+    effective_permissions,
+    request_scheme,
+)
 from authflow.models import Session, User, UserStatus, utcnow
 from authflow.settings import Settings
 
@@ -70,7 +77,7 @@ def set_session_cookie(response: Response, request: Request, value: str) -> None
         path=PREFIX,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request_scheme(request) == "https",
     )
 
 
@@ -97,7 +104,7 @@ def set_login_cookie(response: Response, request: Request, nonce: str) -> None:
         path=PREFIX,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request_scheme(request) == "https",
     )
 
 

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from api.auth import sessions
+from api.auth import events, sessions
 from api.auth.schemas import LoginRequest
 from api.deps import DbSession, ServicesDep, client_ip
+from api.unit_of_work import settle_failure
 from authflow.errors import AppError
 from authflow.models import Session, User, utcnow
 
@@ -122,7 +123,7 @@ async def login_submit(request: Request, services: ServicesDep, db: DbSession) -
             agent=request.headers.get("user-agent"),
         )
     except AppError as exc:
-        await db.rollback()
+        await settle_failure(db)
         return _login_form(request, target, email=email, error=exc.message, status=exc.status)
 
     claims = services.tokens.decode_access(pair.access_token)
@@ -136,6 +137,7 @@ async def login_submit(request: Request, services: ServicesDep, db: DbSession) -
         return render(request, "forbidden.html", {"email": user.email}, status=403)
     # A console session is shorter-lived than an API session (cookie and row alike).
     session.expires_at = min(session.expires_at, utcnow() + timedelta(hours=SESSION_HOURS))
+    events.record(db, events.CONSOLE_SIGN_IN, user.id, user.id, client_ip(request))
     await db.commit()
     response = redirect(target)
     set_session_cookie(response, request, cookie_value(settings, session.id))

@@ -70,20 +70,66 @@ def is_common(password: str) -> bool:
     return _fold(password) in common_passwords()
 
 
-def check_password(password: str, *, email: str | None = None) -> None:
+# Keyboard rows and alphabets a "sequential" password walks along (either way).
+_SEQUENCES: Final = (
+    "abcdefghijklmnopqrstuvwxyz",
+    "0123456789012345678901234567890",
+    "qwertyuiopasdfghjklzxcvbnm",
+    "qwertzuiopasdfghjklyxcvbnm",
+    "azertyuiopqsdfghjklmwxcvbn",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
+)
+# Common substitutions undone before the common-password check ("Passw0rd!" is "password").
+_LEET: Final = str.maketrans(
+    {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
+
+
+def _is_repetitive(folded: str) -> bool:
+    """One short unit repeated ("aaaaaaaa", "abababab", "123123123") or blank."""
+    if not folded.strip():
+        return True
+    for size in range(1, 4):
+        unit = folded[:size]
+        if len(folded) >= 2 * size and (unit * (len(folded) // size + 1)).startswith(folded):
+            return True
+    return len(set(folded)) <= 2
+
+
+def _is_sequential(folded: str) -> bool:
+    compact = folded.replace(" ", "")
+    return any(compact in seq or compact in seq[::-1] for seq in _SEQUENCES)
+
+
+def _without_decoration(folded: str) -> str:
+    """The word under common decorations: substitutions undone, trailing digits and
+    symbols dropped ("Passw0rd!" -> "password", "dragon2024!" -> "dragon")."""
+    stripped = folded.translate(_LEET).rstrip("0123456789!?.*#%&+-_= ")
+    return stripped or folded
+
+
+def check_password(password: str, *, email: str | None = None, name: str | None = None) -> None:
     """Raise :class:`PasswordRejected` unless ``password`` meets the policy.
 
-    ``email``, when given, is the account's address: the password may be
-    neither the address itself nor its local part (the text before the last
-    ``@``), ignoring case.
+    ``email``, when given, is the account's address, and ``name`` its owner's name:
+    the password may not be built on them (the address, its local part or the
+    name, ignoring case, is not the whole password nor most of it).
     """
     length = len(_nfc(password))
     if length < MIN_LENGTH:
         raise PasswordRejected(f"The password must be at least {MIN_LENGTH} characters long.")
     if length > MAX_LENGTH:
         raise PasswordRejected(f"The password must be at most {MAX_LENGTH} characters long.")
-    if is_common(password):
+    folded = _fold(password)
+    if is_common(password) or _without_decoration(folded) in common_passwords():
         raise PasswordRejected("This password is too common; choose a less predictable one.")
+    if _is_repetitive(folded) or _is_sequential(folded):
+        raise PasswordRejected(
+            "This password is a repetition or a sequence; choose a less predictable one."
+        )
+    personal = [part for part in _personal_words(email, name) if len(part) >= 4]
+    if any(part in folded and len(part) * 2 >= len(folded.replace(" ", "")) for part in personal):
+        raise PasswordRejected("The password must not be built on your email address or name.")
     if email:
         folded = _fold(password)
         address = _fold(email.strip())
@@ -92,3 +138,14 @@ def check_password(password: str, *, email: str | None = None) -> None:
             raise PasswordRejected(
                 "The password must not be your email address or the part before its @."
             )
+
+
+def _personal_words(email: str | None, name: str | None) -> list[str]:
+    words: list[str] = []
+    if email:
+        address = _fold(email.strip())
+        words += [address, address.rpartition("@")[0] or address]
+    if name:
+        folded = _fold(name.strip())
+        words += [folded, folded.replace(" ", ""), *folded.split()]
+    return words

@@ -12,6 +12,7 @@ from authflow.policies import DeliveryState
 from authflow.ports import free_port
 from authflow.settings import Settings
 from authflow.temporal import connect
+from tests.secret import TEST_SECRET
 from tests.stack import Stack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +47,7 @@ async def test_readyz_names_what_is_down(tmp_path: object) -> None:
         environment="test",
         database_url=f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none",
         temporal_address=dead_temporal,
-        jwt_secret="x" * 40,
+        jwt_secret=TEST_SECRET,
     )
     client = await connect(settings, lazy=True)
     app = create_app(settings, temporal=client)

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from api.outbox import Outbox
-from authflow.models import PendingFlow, User
+from api.unit_of_work import Notify, encode
+from authflow.models import PendingFlow, User, utcnow
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +27,9 @@ async def test_notification_survives_a_temporal_outage(stack: Stack) -> None:
     async with stack.db.session() as session:
         user = await session.scalar(select(User).where(User.email == email))
         assert user is not None
-        entry = Outbox.add(session, "notify", user_id=user.id, template="password_changed")
+        action, args = encode(Notify(user.id, "password_changed"))
+        entry = PendingFlow(action=action, args=args, created_at=utcnow(), attempts=0)
+        session.add(entry)
     down = Outbox(stack.db, _TemporalDown())  # type: ignore[arg-type]
     assert await down.dispatch(entry) is False  # kept for the relay
 

@@ -17,7 +17,7 @@ from authflow.otp_store import issue_code
 from authflow.security.otp import CodeVault
 from authflow.security.password_policy import is_common
 from devtools.mailsink import StoredMessage
-from tests.auth_calls import do_refresh, get_me, try_login
+from tests.auth_calls import do_refresh, end_refresh_grace, get_me, try_login
 from tests.stack import CODE_RE, Stack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -426,6 +426,7 @@ async def test_full_account_path(stack: Stack) -> None:
     assert rotated.status_code == 200
     session_a2 = rotated.json()
     assert (await get_me(stack, session_a2)).status_code == 200
+    await end_refresh_grace(stack)
     assert_error(await do_refresh(stack, session_a["refresh_token"]), 401, "invalid_token")
     assert_error(await get_me(stack, session_a2), 401, "invalid_token")  # the session died
     assert_error(await do_refresh(stack, session_a2["refresh_token"]), 401, "invalid_token")

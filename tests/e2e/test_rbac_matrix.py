@@ -257,3 +257,19 @@ async def test_bad_input_on_every_admin_route_is_never_a_500(stack: Stack) -> No
                 if r.status_code >= 500 or not shaped:
                     failures.append(f"{method} {path} {params} {body!r} -> {r.status_code}")
     assert not failures, "\n".join(failures[:20])
+
+
+# Signed-in routes of /api/v1/auth that need no permission: anonymous 401, every role in.
+SELF_SERVICE = [("GET", "/api/v1/auth/sessions"), ("DELETE", "/api/v1/auth/sessions/{}")]
+
+
+async def test_self_service_session_routes_need_a_sign_in_and_no_permission(
+    stack: Stack,
+) -> None:
+    member = await new_member(stack)
+    for method, path in SELF_SERVICE:
+        url = path.format("00000000-0000-0000-0000-000000000000")
+        anonymous = await stack.http.request(method, url)
+        assert anonymous.status_code == 401, (method, path, anonymous.text)
+        signed_in = await stack.http.request(method, url, headers=member.headers)
+        assert signed_in.status_code in (200, 404), (method, path, signed_in.text)

@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from authflow.settings import Settings
 from tests.faults.support import dedicated_stack
+from tests.secret import TEST_SECRET
 from tests.stack import ADMIN_EMAIL, ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.e2e]
@@ -84,7 +85,7 @@ class FuzzTarget:
 
 def _documented_operations() -> list[tuple[str, str]]:
     """(method, path) of every operation, read from the app's schema at collection."""
-    spec = create_app(Settings(environment="test")).openapi()
+    spec = create_app(Settings(environment="test", jwt_secret=TEST_SECRET)).openapi()
     return [
         (method.upper(), path)
         for path, item in spec["paths"].items()

@@ -243,7 +243,7 @@ def test_api_and_worker_can_be_scaled(services: dict[str, Any]) -> None:
     assert _command(services["api"]) == "authflow api"
     # All queues by default (no --queue): any replica can take any email kind.
     assert _command(services["worker"]) == "authflow worker"
-    assert "api:8000" in _command(services["edge"])
+    assert _command(services["edge"]).startswith("caddy run")  # its Caddyfile: tests below
 
 
 def test_authflow_processes_read_the_contract_variables(services: dict[str, Any]) -> None:
@@ -337,3 +337,31 @@ def test_dockerfile_builds_a_non_root_image_that_runs_the_api() -> None:
     assert users
     assert users[-1].split()[1].split(":")[0] not in ("root", "0")
     assert instructions[-1] == 'CMD ["authflow", "api"]'
+
+
+# --- issue 14, finding 15: the edge ------------------------------------------------------
+
+
+def test_the_edge_does_not_publish_operational_endpoints(compose: dict[str, Any]) -> None:
+    edge = compose["services"]["edge"]
+    caddyfile = compose["configs"][edge["configs"][0]["source"]]["content"]
+    internal = next(line for line in caddyfile.splitlines() if "@internal path" in line)
+    for path in ("/metrics", "/readyz", "/docs"):
+        assert path in internal.split()
+    assert "respond @internal 404" in caddyfile
+    assert "reverse_proxy api:8000" in caddyfile
+
+
+def test_forwarded_headers_are_believed_only_from_the_edge(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    api_env = _environment(services["api"])
+    assert "FORWARDED_ALLOW_IPS" not in api_env
+    edge_address = services["edge"]["networks"]["default"]["ipv4_address"]
+    assert api_env["TRUSTED_PROXIES"] == edge_address
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert edge_address.rsplit(".", 1)[0] == subnet.rsplit(".", 1)[0]
+
+
+def test_the_worker_health_check_asks_whether_it_polls(compose: dict[str, Any]) -> None:
+    test = compose["services"]["worker"]["healthcheck"]["test"]
+    assert test == ["CMD", "python", "-m", "workers.health"]

@@ -11,12 +11,13 @@ from sqlalchemy import create_engine
 from authflow.migrate import migrate_and_seed
 from authflow.models import Base
 from authflow.settings import Settings
+from tests.secret import TEST_SECRET
 
 
 async def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
     path = tmp_path / "migrated.db"
     await migrate_and_seed(
-        Settings(database_url=f"sqlite+aiosqlite:///{path}", jwt_secret="x" * 40)
+        Settings(database_url=f"sqlite+aiosqlite:///{path}", jwt_secret=TEST_SECRET)
     )
     engine = create_engine(f"sqlite:///{path}")
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import string
 import unicodedata
 from importlib.resources import files
 
@@ -16,6 +18,7 @@ from authflow.security.password_policy import (
     common_passwords,
     is_common,
 )
+from authflow.settings import InsecureConfiguration, Settings
 
 LIST_FILE = files("authflow.data").joinpath("common-passwords.txt")
 
@@ -116,8 +119,11 @@ def test_eight_characters_are_accepted() -> None:
     check_password("xK9!mQ2z")
 
 
+VARIED_256 = ((string.ascii_letters + string.digits) * 5)[:256]
+
+
 def test_256_characters_are_accepted() -> None:
-    check_password("ab" * 128)
+    check_password(VARIED_256)
 
 
 def test_257_characters_are_refused_not_truncated() -> None:
@@ -140,7 +146,7 @@ def test_length_is_counted_after_nfc() -> None:
 
 
 def test_decomposed_256_characters_are_accepted() -> None:
-    decomposed = "e\u0301" * 256  # 512 code points raw, 256 after NFC
+    decomposed = "".join(f"{c}\u0301" for c in ("aeiou" * 52)[:256])  # 512 raw, 256 after NFC
     check_password(decomposed)
     _rejection(decomposed + "e\u0301")
 
@@ -178,3 +184,33 @@ def test_password_containing_the_email_is_not_refused_for_that() -> None:
 
 def test_same_password_without_email_is_accepted() -> None:
     check_password("alice.smith")
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["aaaaaaaa", "abcdefgh", "12345678", "qwertyui", "Passw0rd!", " " * 8, "abababab", "hgfedcba"],
+)
+def test_repetitive_sequential_and_decorated_common_passwords_are_refused(password: str) -> None:
+    _rejection(password)
+
+
+def test_passwords_built_on_the_address_or_the_name_are_refused() -> None:
+    _rejection_for = _rejection
+    with pytest.raises(PasswordRejected):
+        check_password("margaret1987", email="margaret@example.com")
+    with pytest.raises(PasswordRejected):
+        check_password("HamiltonRules", email="m@example.com", name="Margaret Hamilton")
+    check_password("correct horse battery", email="margaret@example.com", name="Margaret")
+    assert _rejection_for("aaaaaaaa").code == "weak_password"
+
+
+@pytest.mark.parametrize("secret", ["", "a" * 32, "changeme", "0123456789" * 2, "ab" * 40])
+def test_weak_secrets_are_refused_at_start_in_every_mode(secret: str) -> None:
+    for environment in ("production", "development", "test"):
+        with pytest.raises(InsecureConfiguration, match="JWT_SECRET"):
+            Settings(environment=environment, jwt_secret=secret)  # type: ignore[arg-type]
+
+
+def test_a_weak_otp_secret_is_refused() -> None:
+    with pytest.raises(InsecureConfiguration, match="OTP_SECRET"):
+        Settings(jwt_secret=secrets.token_urlsafe(48), otp_secret="b" * 40)

@@ -15,6 +15,7 @@ import pytest
 from api.services import Services
 from authflow.security.passwords import Argon2Parameters, PasswordHasher
 from authflow.settings import Settings
+from tests.secret import TEST_SECRET
 
 WEAK = Argon2Parameters(memory_cost_kib=8192, time_cost=1, parallelism=1)
 # Cheaper than the default but still "stronger than WEAK", for the fast tests.
@@ -172,7 +173,9 @@ async def test_nice_zero_keeps_normal_priority() -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
 async def test_the_api_hashes_at_the_configured_priority(sqlite_url: str) -> None:
-    settings = Settings(environment="test", database_url=sqlite_url, hash_nice=3)
+    settings = Settings(
+        environment="test", jwt_secret=TEST_SECRET, database_url=sqlite_url, hash_nice=3
+    )
     services = Services.build(settings, temporal=None)  # type: ignore[arg-type]
     try:
         pool = services.hasher._pool
@@ -180,4 +183,4 @@ async def test_the_api_hashes_at_the_configured_priority(sqlite_url: str) -> Non
     finally:
         await services.close()
     assert niceness == min(19, _own_nice() + 3)
-    assert Settings(environment="test").hash_nice == 10  # the default
+    assert Settings(environment="test", jwt_secret=TEST_SECRET).hash_nice == 10  # the default

@@ -36,6 +36,7 @@ from temporalio.workflow import NondeterminismError
 
 from authflow.settings import Settings
 from authflow.temporal import data_converter
+from tests.secret import TEST_SECRET
 from workers.main import workflow_runner
 from workflows.catalog import ALL_WORKFLOWS
 from workflows.inputs import CodeFlowInput
@@ -68,7 +69,9 @@ SCENARIOS = _BEFORE_PIPELINE | {f"pipeline_{k}": v for k, v in _PIPELINE.items()
 
 
 def replay_settings(**values: Any) -> Settings:
-    return Settings(environment="test", codec_keys=REPLAY_CODEC_KEYS, **values)
+    return Settings(
+        environment="test", jwt_secret=TEST_SECRET, codec_keys=REPLAY_CODEC_KEYS, **values
+    )
 
 
 def load_histories() -> list[WorkflowHistory]:

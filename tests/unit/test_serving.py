@@ -17,6 +17,7 @@ import uvicorn
 
 from api.serving import KEEP_ALIVE_SECONDS, uvicorn_options
 from authflow import cli
+from tests.secret import TEST_SECRET
 
 
 async def _ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -67,7 +68,7 @@ def test_authflow_api_serves_with_these_options(monkeypatch: pytest.MonkeyPatch)
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, app=app))
-    settings = Settings(api_port=_free_port(), jwt_secret="x" * 40)
+    settings = Settings(api_port=_free_port(), jwt_secret=TEST_SECRET)
     assert cli._run_api(settings) == 0
     assert seen["app"] == "api.app:create_app"
     assert {k: seen[k] for k in uvicorn_options()} == uvicorn_options()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from authflow.db import Database, InlineSqliteConnection
 from authflow.policies import resolve_email_policies
 from authflow.settings import Settings
+from tests.secret import TEST_SECRET
 from workers.main import WorkerDeps
 
 
@@ -57,7 +58,7 @@ async def test_by_default_sqlite_runs_on_aiosqlites_thread(sqlite_url: str) -> N
 
 
 async def test_the_workers_drive_sqlite_inline(sqlite_url: str) -> None:
-    settings = Settings(environment="test", database_url=sqlite_url)
+    settings = Settings(environment="test", jwt_secret=TEST_SECRET, database_url=sqlite_url)
     deps = WorkerDeps.build(settings, resolve_email_policies(""))
     try:
         databases = [deps.pacer_db, *(queue.db for queue in deps.queues.values())]

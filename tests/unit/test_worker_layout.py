@@ -10,6 +10,7 @@ from sqlalchemy import text
 from authflow.policies import ALL_TASK_QUEUES, resolve_email_policies
 from authflow.settings import Settings
 from devtools.dev import worker_commands
+from tests.secret import TEST_SECRET
 from workers.main import WorkerDeps
 
 
@@ -30,7 +31,7 @@ def test_dev_runs_the_spike_queue_apart_from_the_others() -> None:
 
 
 async def test_a_reset_does_not_wait_behind_a_spike_of_register_sessions(sqlite_url: str) -> None:
-    settings = Settings(database_url=sqlite_url, jwt_secret="x" * 40)
+    settings = Settings(database_url=sqlite_url, jwt_secret=TEST_SECRET)
     deps = WorkerDeps.build(settings, resolve_email_policies(settings.email_rate_limits))
     register, reset = deps.queues["email-register"].db, deps.queues["email-password-reset"].db
     finished: list[int] = []
