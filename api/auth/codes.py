@@ -21,7 +21,7 @@ from authflow import throttle
 from authflow.errors import Cooldown, InvalidOtp, OtpExpired, TooManyAttempts
 from authflow.models import OtpDelivery, User, utcnow
 from authflow.otp_store import DEAD_STATES, burn, mark_used
-from authflow.policies import DeliveryState, OtpPurpose
+from authflow.policies import OtpPurpose
 
 # Live codes compared per request at most (a pending address's registrations and a resend).
 _MAX_LIVE_CODES = 5
@@ -95,7 +95,7 @@ async def consume_code(
         )
     codes = await _live_codes(db, user.id, purpose) if user is not None else []
     matched = (
-        next((d for d in codes if services.vault.matches(d.id, code, d.code_hash)), None)
+        next((d for d in codes if services.vault.matches(d.id, code, d.code_hash or "")), None)
         if code.isdigit()
         else None
     )
@@ -130,7 +130,8 @@ async def _live_codes(db: AsyncSession, user_id: str, purpose: OtpPurpose) -> li
             OtpDelivery.user_id == user_id,
             OtpDelivery.purpose == purpose.value,
             OtpDelivery.superseded_at.is_(None),
-            OtpDelivery.state != DeliveryState.USED.value,
+            OtpDelivery.used_at.is_(None),
+            OtpDelivery.code_hash.is_not(None),
         )
         .order_by(OtpDelivery.created_at.desc())
         .limit(_MAX_LIVE_CODES)

@@ -6,7 +6,7 @@ Revises: 0004
 Create Date: 2026-11-30 05:00:00
 
 - throttles.recent: the failure times of a rolling window (the daily code-failure cap).
-- otp_deliveries.password_hash: the password of the registration that asked for this
+- email_deliveries.password_hash: the password of the registration that asked for this
   code; whoever verifies with the code gets that password.
 - sessions.last_used_at: a refresh token dies after a while unused.
 - refresh_tokens.successor: the pair a spent token was exchanged for, sealed, returned
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -28,7 +28,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("throttles", schema=None) as batch_op:
         batch_op.add_column(sa.Column("recent", sa.Text(), nullable=False, server_default=""))
-    with op.batch_alter_table("otp_deliveries", schema=None) as batch_op:
+    with op.batch_alter_table("email_deliveries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("password_hash", sa.String(length=255), nullable=True))
     with op.batch_alter_table("sessions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
@@ -45,7 +45,7 @@ def downgrade() -> None:
         batch_op.drop_column("successor")
     with op.batch_alter_table("sessions", schema=None) as batch_op:
         batch_op.drop_column("last_used_at")
-    with op.batch_alter_table("otp_deliveries", schema=None) as batch_op:
+    with op.batch_alter_table("email_deliveries", schema=None) as batch_op:
         batch_op.drop_column("password_hash")
     with op.batch_alter_table("throttles", schema=None) as batch_op:
         batch_op.drop_column("recent")
