@@ -36,7 +36,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     }
     if down:
         body["down"] = down
-        body["error"] = {"code": "service_unavailable", "message": f"down: {', '.join(down)}"}
+        body["error"] = {"code": "unavailable", "message": f"down: {', '.join(down)}"}
     return JSONResponse(body, status_code=503 if down else 200)
 
 

@@ -133,12 +133,10 @@ async def login_submit(request: Request, services: ServicesDep, db: DbSession) -
     assert user is not None
     if not may_use_console(user):
         sessions.revoke(session, "console_refused")
-        await db.commit()
         return render(request, "forbidden.html", {"email": user.email}, status=403)
     # A console session is shorter-lived than an API session (cookie and row alike).
     session.expires_at = min(session.expires_at, utcnow() + timedelta(hours=SESSION_HOURS))
     events.record(db, events.CONSOLE_SIGN_IN, user.id, user.id, client_ip(request))
-    await db.commit()
     response = redirect(target)
     set_session_cookie(response, request, cookie_value(settings, session.id))
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
@@ -160,7 +158,6 @@ async def logout(request: Request, services: ServicesDep, db: DbSession) -> Resp
         session = await db.get(Session, session_id)
         if session is not None:
             sessions.revoke(session, "logout")
-            await db.commit()
     response = redirect(
         f"{PREFIX}/login", flash=Flash("ok", "You are signed out."), settings=settings
     )

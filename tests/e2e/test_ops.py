@@ -64,7 +64,7 @@ async def test_readyz_names_what_is_down(tmp_path: object) -> None:
             ready = await http.get("/readyz")
             assert ready.status_code == 503
             assert sorted(ready.json()["down"]) == ["database", "temporal"]
-            assert ready.json()["error"]["code"] == "service_unavailable"
+            assert ready.json()["error"]["code"] == "unavailable"
             # A registration while everything is down: a clear 503, not a 500.
             r = await http.post(
                 "/api/v1/auth/register",
