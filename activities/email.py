@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +22,6 @@ from temporalio.exceptions import ApplicationError
 from activities.mailer import (
     DeliveryError,
     Mailer,
-    OnConnected,
     PermanentDeliveryError,
     ProviderThrottled,
 )
@@ -30,7 +29,7 @@ from activities.pacer import Pacer
 from activities.templates import build_message, render_code, render_notice
 from authflow import metrics
 from authflow.db import Database
-from authflow.models import OtpDelivery, User, utcnow
+from authflow.models import OtpDelivery, User
 from authflow.otp_store import is_live
 from authflow.policies import DeliveryState
 from authflow.security.otp import CodeVault
@@ -147,22 +146,23 @@ class EmailActivities:
 
     async def _send_code(self, request: SendCodeInput) -> DeliveryOutcome:
         queue = activity.info().task_queue
-        prepared = await self._begin_code_attempt(request.delivery_id, queue)
-        if prepared is None:
+        attempt = await self._begin_code_attempt(request.delivery_id)
+        if attempt is None:
             return SKIPPED  # replaced, used or expired: never send a dead code
-        attempt, slot = prepared
         rendered = render_code(attempt.purpose, attempt.code, attempt.minutes_left)
         message = build_message(
             rendered, sender=self._sender, recipient=attempt.address, name=attempt.name
         )
-        started = await self._pacer.start_at(queue, slot)
         try:
-            async with self._stamping_connection(queue, started) as on_connected:
-                await self._mailer.send(message, on_connected=on_connected)
+            # The pacer admits the end of DATA (what the provider counts): see its docstring.
+            async with self._pacer.sending(queue) as slot:
+                await self._mailer.send(message, gate=slot)
         except DeliveryError as exc:
             await self._record_failure(request, attempt.delivery_id, exc)
             raise _as_temporal_error(exc) from None
-        await self._record_delivered(attempt.delivery_id, request.kind, attempt.requested_at)
+        await self._record_delivered(
+            attempt.delivery_id, request.kind, attempt.requested_at, slot.accepted_at
+        )
         return DELIVERED
 
     async def _send_notification(self, request: SendNotificationInput) -> DeliveryOutcome:
@@ -175,41 +175,19 @@ class EmailActivities:
             rendered, sender=self._sender, recipient=envelope.address, name=envelope.name
         )
         queue = activity.info().task_queue
-        started = await self._pacer.acquire(queue)
+        started = time.time()
         try:
-            async with self._stamping_connection(queue, started) as on_connected:
-                await self._mailer.send(message, on_connected=on_connected)
+            async with self._pacer.sending(queue) as slot:
+                await self._mailer.send(message, gate=slot)
         except DeliveryError as exc:
             metrics.EMAILS_FAILED.labels(request.kind, _reason(exc)).inc()
             raise _as_temporal_error(exc) from None
         metrics.record_delivered(request.kind, started, activity.info().attempt)
         return DELIVERED
 
-    @contextlib.asynccontextmanager
-    async def _stamping_connection(self, queue: str, started: float) -> AsyncIterator[OnConnected]:
-        """Tell the pacer when a slow SMTP connection opened, without holding the send
-        up for it (the stamp only moves the next start later, never earlier).  A quick
-        one is covered by the pacing margin and costs no write (see the pacer, step 3)."""
-        stamps: list[asyncio.Task[None]] = []
-
-        async def on_connected() -> None:
-            now = time.time()
-            if now - started > self._pacer.connect_allowance:
-                stamps.append(asyncio.create_task(self._pacer.connected(queue, started, now)))
-
-        try:
-            yield on_connected
-        finally:
-            results = await asyncio.gather(*stamps, return_exceptions=True)
-            for result in results:
-                if isinstance(result, Exception):
-                    activity.logger.warning("pacer stamp failed: %s", type(result).__name__)
-
-    async def _begin_code_attempt(
-        self, delivery_id: str, queue: str
-    ) -> tuple[_CodeAttempt, float] | None:
-        """Open the attempt and take its pacing slot, in one transaction (plain
-        statements rather than ORM objects: this runs for every email)."""
+    async def _begin_code_attempt(self, delivery_id: str) -> _CodeAttempt | None:
+        """Open the attempt, in one transaction (plain statements rather than ORM
+        objects: this runs for every email)."""
         async with self._db.session() as session:
             params = {"delivery_id": delivery_id}
             row = (await session.execute(_ATTEMPT_ROW, params)).first()
@@ -225,16 +203,18 @@ class EmailActivities:
                 address=row.email,
                 name=row.full_name,
             )
-            slot = await self._pacer.reserve(session, queue)
-        return attempt, slot
+        return attempt
 
-    async def _record_delivered(self, delivery_id: str, kind: str, requested_at: float) -> None:
-        """Mark the record delivered.  The provider has the email already, so this must
-        not fail the activity (Temporal would send it again): retry a little, then log."""
+    async def _record_delivered(
+        self, delivery_id: str, kind: str, requested_at: float, accepted_at: float
+    ) -> None:
+        """Mark the record delivered, at the moment the provider accepted it (what the
+        rate limit counts).  The provider has the email already, so this must not fail
+        the activity (Temporal would send it again): retry a little, then log."""
         for attempt in range(RECORD_ATTEMPTS):
             try:
                 async with self._db.session() as session:
-                    await session.execute(_MARK_DELIVERED, _delivered_now(delivery_id))
+                    await session.execute(_MARK_DELIVERED, _delivered_at(delivery_id, accepted_at))
                 break
             except Exception as exc:
                 if attempt + 1 == RECORD_ATTEMPTS:
@@ -286,8 +266,8 @@ async def _heartbeating() -> AsyncIterator[None]:
             await beating
 
 
-def _delivered_now(delivery_id: str) -> dict[str, object]:
-    return {"delivery_id": delivery_id, "now": utcnow()}
+def _delivered_at(delivery_id: str, accepted_at: float) -> dict[str, object]:
+    return {"delivery_id": delivery_id, "now": datetime.fromtimestamp(accepted_at, UTC)}
 
 
 def _minutes_left(expires_at: datetime) -> int:
