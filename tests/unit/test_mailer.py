@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +22,7 @@ from activities.mailer import (
 )
 from activities.templates import OutgoingEmail, Rendered, build_message
 from devtools.mailsink import MailSink
+from devtools.mailsink.sink import _accept_any_login, _SinkSMTP
 
 
 def _free_port() -> int:
@@ -191,3 +196,64 @@ async def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "condition not met"
         await asyncio.sleep(0.02)
+
+
+class _TlsSink(MailSink):
+    """The sink, offering STARTTLS and refusing mail before it (as providers do)."""
+
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        super().__init__(port=port)
+        self._tls = context
+
+    def _new_session(self) -> Any:
+        return _SinkSMTP(
+            self._handler,
+            self._sessions,
+            hostname="localhost",
+            tls_context=self._tls,
+            require_starttls=True,
+            auth_require_tls=True,
+            authenticator=_accept_any_login,
+            loop=asyncio.get_running_loop(),
+        )
+
+
+async def test_starttls_and_login_happen_once_for_many_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+    )
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    # The client trusts this test's certificate (and checks it, as in production).
+    create_default_context = ssl.create_default_context
+
+    def trusting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        context = create_default_context(*args, **kwargs)
+        context.load_verify_locations(cafile=str(cert))
+        return context
+
+    monkeypatch.setattr(ssl, "create_default_context", trusting)
+    sink = _TlsSink(_free_port(), server_context)
+    await sink.start()
+    mailer = Mailer(
+        SmtpConfig(host="127.0.0.1", port=sink.port, username="u", password="p", starttls=True)
+    )
+    try:
+        for n in range(3):
+            await mailer.send(_message(f"user{n}@example.com"))
+        sink.faults.mode = "down"  # drops the connection: reopened with STARTTLS again
+        sink.faults.mode = "ok"
+        await mailer.send(_message("user3@example.com"))
+        assert _recipients(sink) == [f"user{n}@example.com" for n in range(4)]
+        assert mailer.connections_opened == 2
+    finally:
+        await mailer.close()
+        await sink.stop()
