@@ -113,14 +113,15 @@ class Ledger:
             "accepts": " ".join(f"{a:.6f}" for a in self.accepts),
         }
 
-    def settle(self, now: float, window: AcceptWindow) -> None:
+    def settle(self, now: float, window: AcceptWindow) -> bool:
         """Expired leases become acceptances at their expiry (their send may have been
-        accepted); acceptances that left the window are forgotten."""
-        for token, expires in list(self.leases.items()):
-            if expires <= now:
-                del self.leases[token]
-                self.accepts.append(expires)
+        accepted); acceptances that left the window are forgotten.  Whether a lease
+        expired (forgetting needs no write: every reader does it again)."""
+        expired = [token for token, expires in self.leases.items() if expires <= now]
+        for token in expired:
+            self.accepts.append(self.leases.pop(token))
         self.accepts = sorted(a for a in self.accepts if a > now - window.seconds)
+        return bool(expired)
 
     def admit(self, now: float, window: AcceptWindow) -> float | None:
         """None if one more send may be let through at ``now`` (after ``settle``);
@@ -242,11 +243,12 @@ class Pacer:
                 # Read the clock only once the lock is ours: a time read while waiting
                 # for the lock would be stale, and two waiters could both pass.
                 now = _stamp(self._clock())
-                ledger.settle(now, window)
+                expired = ledger.settle(now, window)
                 retry_at = ledger.admit(now, window)
                 if retry_at is None:
                     ledger.leases[token] = _stamp(now + self._lease)
-                await self._store(session, task_queue, ledger)
+                if retry_at is None or expired:  # a refused look writes nothing
+                    await self._store(session, task_queue, ledger)
             if retry_at is None:
                 return token
             await self._sleep_until(retry_at)
