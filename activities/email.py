@@ -1,8 +1,8 @@
 """The email activity, run on each email kind's task queue.
 
 One activity sends every email type: each attempt reads the delivery record, checks it
-is still wanted (a code still live), opens the attempt and takes a pacing slot, sends,
-and records the outcome through the delivery ledger (``authflow.deliveries``).  The
+is still wanted (a code still live), opens the attempt, sends through the pacer's
+window (acceptances per rolling second), and records the outcome through the delivery ledger (``authflow.deliveries``).  The
 workflow learns the outcome from the activity's result or failure (no signal).
 Failures become Temporal errors the retry policy understands: permanent ones (an SMTP
 5xx, a message that cannot be built) are non-retryable, throttled ones carry the
@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Table, bindparam, select
 from temporalio import activity
@@ -25,7 +25,6 @@ from temporalio.exceptions import ApplicationError
 from activities.mailer import (
     DeliveryError,
     Mailer,
-    OnConnected,
     PermanentDeliveryError,
     ProviderThrottled,
 )
@@ -147,10 +146,11 @@ class EmailActivities:
         except MessageBuildError as exc:
             raise ApplicationError(str(exc), type="MessageBuildError", non_retryable=True) from None
         queue = activity.info().task_queue
-        started = await self._pacer.acquire(queue)
+        started = time.time()
         try:
-            async with self._stamping_connection(queue, started) as on_connected:
-                await self._mailer.send(message, on_connected=on_connected)
+            # The pacer admits the end of DATA (what the provider counts): see its docstring.
+            async with self._pacer.sending(queue) as slot:
+                await self._mailer.send(message, gate=slot)
         except DeliveryError as exc:
             metrics.EMAILS_FAILED.labels(request.kind, _reason(exc)).inc()
             raise _as_temporal_error(exc) from None
@@ -159,19 +159,18 @@ class EmailActivities:
 
     async def _send(self, delivery_id: str) -> DeliveryOutcome:
         queue = activity.info().task_queue
-        prepared = await self._begin_attempt(delivery_id, queue)
-        if prepared is None:
+        attempt = await self._begin_attempt(delivery_id)
+        if attempt is None:
             return SKIPPED  # replaced, used, expired or cancelled: never send it
-        attempt, slot = prepared
         kind = attempt.email.kind.value
-        started = await self._pacer.start_at(queue, slot)
         try:
-            async with self._stamping_connection(queue, started) as on_connected:
-                await self._mailer.send(attempt.message, on_connected=on_connected)
+            # The pacer admits the end of DATA (what the provider counts): see its docstring.
+            async with self._pacer.sending(queue) as slot:
+                await self._mailer.send(attempt.message, gate=slot)
         except DeliveryError as exc:
             await self._record_failure(delivery_id, kind, exc)
             raise _as_temporal_error(exc) from None
-        await self._record_delivered(delivery_id, kind, attempt.requested_at)
+        await self._record_delivered(delivery_id, kind, attempt.requested_at, slot.accepted_at)
         return DELIVERED
 
     def _message(
@@ -192,29 +191,9 @@ class EmailActivities:
             rendered, sender=self._sender, recipient=address, name=name, headers=headers
         )
 
-    @contextlib.asynccontextmanager
-    async def _stamping_connection(self, queue: str, started: float) -> AsyncIterator[OnConnected]:
-        """Tell the pacer when a slow SMTP connection opened, without holding the send
-        up for it (the stamp only moves the next start later, never earlier).  A quick
-        one is covered by the pacing margin and costs no write (see the pacer, step 3)."""
-        stamps: list[asyncio.Task[None]] = []
-
-        async def on_connected() -> None:
-            now = time.time()
-            if now - started > self._pacer.connect_allowance:
-                stamps.append(asyncio.create_task(self._pacer.connected(queue, started, now)))
-
-        try:
-            yield on_connected
-        finally:
-            results = await asyncio.gather(*stamps, return_exceptions=True)
-            for result in results:
-                if isinstance(result, Exception):
-                    activity.logger.warning("pacer stamp failed: %s", type(result).__name__)
-
-    async def _begin_attempt(self, delivery_id: str, queue: str) -> tuple[_Attempt, float] | None:
-        """Open the attempt (``sending``), build the message and take the pacing slot,
-        in one transaction.  A message that cannot be built fails for good, recorded."""
+    async def _begin_attempt(self, delivery_id: str) -> _Attempt | None:
+        """Open the attempt (``sending``) and build the message, in one transaction.
+        A message that cannot be built fails for good, recorded."""
         async with self._db.session() as session:
             row = (await session.execute(_ATTEMPT_ROW, {"delivery_id": delivery_id})).first()
             if row is None or row.state not in OPEN_STATES:
@@ -237,16 +216,23 @@ class EmailActivities:
                     failure, type=type(exc).__name__, non_retryable=True
                 ) from None
             await DeliveryLedger.move(session, delivery_id, DeliveryState.SENDING)
-            slot = await self._pacer.reserve(session, queue)
-        return _Attempt(delivery_id, email, message, row.requested_at.timestamp()), slot
+        return _Attempt(delivery_id, email, message, row.requested_at.timestamp())
 
-    async def _record_delivered(self, delivery_id: str, kind: str, requested_at: float) -> None:
-        """Mark the record delivered.  The provider has the email already, so this must
-        not fail the activity (Temporal would send it again): retry a little, then log."""
+    async def _record_delivered(
+        self, delivery_id: str, kind: str, requested_at: float, accepted_at: float
+    ) -> None:
+        """Mark the record delivered, at the moment the provider accepted it (what the
+        rate limit counts).  The provider has the email already, so this must not fail
+        the activity (Temporal would send it again): retry a little, then log."""
         for attempt in range(RECORD_ATTEMPTS):
             try:
                 async with self._db.session() as session:
-                    await DeliveryLedger.move(session, delivery_id, DeliveryState.DELIVERED)
+                    await DeliveryLedger.move(
+                        session,
+                        delivery_id,
+                        DeliveryState.DELIVERED,
+                        at=datetime.fromtimestamp(accepted_at, UTC),
+                    )
                 break
             except Exception as exc:
                 if attempt + 1 == RECORD_ATTEMPTS:

@@ -7,15 +7,19 @@ import asyncio
 import contextlib
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
 
 from activities.templates import OutgoingEmail
 
 _RETRY_HINT = re.compile(r"(?:in|after)\s+(\d{1,4})\s*(?:s\b|sec|second)", re.IGNORECASE)
 _DIGIT_RUNS = re.compile(r"\d{6,}")
+_PERIOD = re.compile(rb"(?m)^\.")  # a line that starts with "." is sent as ".." (RFC 5321)
 
 
 class DeliveryError(Exception):
@@ -57,13 +61,42 @@ class SmtpConfig:
     timeout: float = 20.0
 
 
-OnConnected = Callable[[], Awaitable[None]]
+class Gate(Protocol):
+    """What the mailer tells the pacer (``activities.pacer.Slot``) around the end of DATA."""
+
+    async def enter(self) -> None:
+        """Wait until the end of DATA may be written (the rate limit's window)."""
+
+    def accepted(self, at: float) -> None:
+        """The server accepted the message; ``at``: when its answer was read."""
+
+    def refused(self) -> None:
+        """The server answered the end of DATA with an error."""
+
+
+class _StaleConnection(Exception):
+    """A reused connection turned out closed before anything of this message was sent."""
 
 
 class Mailer:
+    """One SMTP connection, reused across sends and reopened when it fails.
+
+    A worker builds one per email queue (one connection per worker and queue).  Sends
+    on it take turns: a send holds the connection for its MAIL, RCPT and DATA only.
+    Reuse saves a TCP (and, with STARTTLS, a TLS) handshake, EHLO and AUTH per email,
+    which shortens every send and is what a remote provider expects.  A connection the
+    server closed while idle is noticed at MAIL (nothing sent yet) and reopened once,
+    transparently; after an error answer the envelope is reset (RSET), after anything
+    else (a timeout, a dropped connection, 421) the connection is dropped and the
+    next send opens a new one.
+    """
+
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self._local_hostname: str | None = None
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+        self.connections_opened = 0  # for tests and logs: how often a connection opened
 
     async def local_hostname(self) -> str:
         """The name this host gives in EHLO, looked up once.  Left to aiosmtplib, every
@@ -73,15 +106,33 @@ class Mailer:
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         return self._local_hostname
 
-    async def send(
-        self, message: OutgoingEmail, *, on_connected: OnConnected | None = None
-    ) -> None:
-        """Send one message on its own connection.
+    async def send(self, message: OutgoingEmail, *, gate: Gate | None = None) -> None:
+        """Send one message on the shared connection.
 
-        ``on_connected`` runs once the connection is open (and authenticated), before
-        the envelope: the pacer stamps the start there.  Its own errors are not
-        delivery errors and propagate as they are.
+        With a ``gate``, the end of DATA (the moment the provider counts) waits for
+        ``gate.enter()``, and the gate learns the server's answer.  Its own errors are
+        not delivery errors and propagate as they are (the connection is dropped).
         """
+        async with self._lock, _as_delivery_errors():
+            reused = self._smtp is not None and self._smtp.is_connected
+            try:
+                await self._transaction(await self._connection(), message, gate, reused=reused)
+            except _StaleConnection:
+                await self._transaction(await self._connection(), message, gate, reused=False)
+
+    async def close(self) -> None:
+        """Say goodbye and close the connection (worker shutdown)."""
+        async with self._lock:
+            smtp, self._smtp = self._smtp, None
+            if smtp is not None:
+                with contextlib.suppress(Exception):
+                    await smtp.quit(timeout=min(5.0, self.config.timeout))
+                smtp.close()
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        self._drop()
         cfg = self.config
         smtp = aiosmtplib.SMTP(
             hostname=cfg.host,
@@ -94,21 +145,81 @@ class Mailer:
             timeout=cfg.timeout,
         )
         async with _as_delivery_errors():
-            await smtp.connect()
-        try:
-            if on_connected is not None:
-                await on_connected()
-            async with _as_delivery_errors():
-                await smtp.sendmail(
-                    message.mail_from,
-                    [message.recipient],
-                    message.data,
-                    mail_options=message.mail_options,
-                )
-        finally:
-            with contextlib.suppress(Exception):
-                await smtp.quit()
+            await smtp.connect()  # (also STARTTLS, EHLO again and AUTH, as configured)
+        self._smtp = smtp
+        self.connections_opened += 1
+        return smtp
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
             smtp.close()
+
+    async def _transaction(
+        self, smtp: aiosmtplib.SMTP, message: OutgoingEmail, gate: Gate | None, *, reused: bool
+    ) -> None:
+        clean = False  # whether the connection is left between transactions, usable
+        try:
+            if message.smtputf8 and not smtp.supports_extension("smtputf8"):
+                # The address needs SMTPUTF8 and the server lacks it: retrying cannot help.
+                raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not offered by the server")
+            try:
+                await smtp.mail(
+                    message.mail_from,
+                    options=message.mail_options,
+                    encoding="utf-8" if message.smtputf8 else "ascii",
+                )
+            except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:
+                if reused:
+                    raise _StaleConnection from exc
+                raise
+            except aiosmtplib.SMTPResponseException as exc:
+                if reused and exc.code == 421:  # the server closed an idle connection
+                    raise _StaleConnection from exc
+                raise
+            await smtp.rcpt(message.recipient, encoding="utf-8" if message.smtputf8 else "ascii")
+            await self._data(smtp, message.data, gate)
+            clean = True
+        except aiosmtplib.SMTPResponseException as exc:
+            # An error answer leaves the connection usable once the envelope is reset
+            # (after a 421 the server closes it).
+            clean = exc.code != 421 and await _reset(smtp)
+            raise
+        finally:
+            if not clean:
+                self._drop()
+
+    async def _data(self, smtp: aiosmtplib.SMTP, data: bytes, gate: Gate | None) -> None:
+        """DATA, with the end of DATA held back until the gate opens (aiosmtplib's
+        ``data()`` writes the message and its end in one go)."""
+        response = await smtp.execute_command(b"DATA")
+        if response.code != 354:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("connection lost")
+        protocol.write(_PERIOD.sub(b"..", normalize_message_line_endings(data)))
+        if gate is not None:
+            await gate.enter()
+        protocol.write(b".\r\n")
+        response = await protocol.read_response(timeout=self.config.timeout)
+        if response.code != 250:
+            if gate is not None:
+                gate.refused()
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        if gate is not None:
+            gate.accepted(time.time())
+
+
+async def _reset(smtp: aiosmtplib.SMTP) -> bool:
+    """RSET after an error answer; whether the connection is still usable."""
+    if not smtp.is_connected:
+        return False
+    try:
+        response = await smtp.rset()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        return False
+    return response.code == 250
 
 
 @contextlib.asynccontextmanager

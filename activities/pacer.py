@@ -1,40 +1,59 @@
-"""Global, even pacing of sends per task queue, shared by every worker through the database.
+"""Rate limits as the mail provider counts them: accepted messages per rolling second.
 
-Temporal's task-queue rate limit (also set, server side) bounds the average but lets
-bursts into a rolling second.  Providers that count a rolling window reject that excess,
-so each send also takes a slot here before it starts:
+The contract bounds what the SMTP server *accepts* (answers the end of DATA) in any
+rolling second, per task queue, across every worker process and host.  Temporal's
+task-queue rate limit (also set, server side) bounds the average only, and a guard on
+send *starts* cannot bound acceptances: the time from a start to its acceptance varies
+by hundreds of milliseconds on a busy machine.  So the pacer guards the acceptance
+itself, with one row per queue in the shared database (``send_slots``):
 
-1. *reserve*: one atomic UPDATE moves the queue's ``next_at`` on by ``gap`` (slightly
-   over 1/R: ``1 / (PACING_FACTOR * R)``) and hands back the slot; slots are therefore
-   FIFO and evenly spaced, across any number of worker processes or hosts that share the
-   database.  The email activity reserves inside the transaction that opens its attempt;
-2. *start guard*: when the slot comes, the queue's row is locked, the clock read, and the
-   start recorded only if fewer than R starts happened in the last ``1 / PACING_FACTOR``
-   seconds (the queue keeps its latest R starts).  So any R + 1 starts span more than
-   ``1 / PACING_FACTOR`` > 1 s, whatever the workers do.  The guard counts a window
-   rather than keeping a gap after the previous start: with a gap, every late send (a
-   busy CPU, a wait for the database) made all later ones late too, and a backlog drained
-   at 10 to 16 /s instead of 19; with a window, sends that fell behind their slots catch
-   up while no second ever holds more than R;
-3. *slow connections*: the provider counts a send when it accepts the connection, a
-   little after the guard.  R + 1 guarded starts span ``1 / PACING_FACTOR`` seconds, so a
-   delay of up to ``(1 / PACING_FACTOR - 1)`` s (31 ms) cannot put R + 1 connections into
-   one second; a connection that took longer is stamped (``connected``): its start in
-   the window moves to the moment it opened.
+* ``in_flight``: the sends that may be accepted at any moment now: their end of DATA
+  is written (or about to be) and the server has not answered yet.  Each is a *lease*
+  with an expiry, so a worker killed mid-send does not hold its slot for ever;
+* ``recent_accepts``: when the server accepted the queue's latest messages.
 
-So no rolling one-second window holds more than R starts, and a backlog drains at
-``PACING_FACTOR * R``.  (A fractional rate allows ``floor(R)`` starts per window.)
+A send may write its end of DATA only while ``in flight + accepted within the window``
+is below R (``enter``, under the row's lock); it then holds a lease.  When the server
+answers, the lease is released with the acceptance time (``accepted``), or without one
+when the server refused the message (``refused``).  An answer that never came (a
+timeout, a dropped connection, a cancelled activity) counts as accepted when it is
+released: the provider may have taken the message.  An expired lease counts as
+accepted at its expiry, for the same reason.
+
+Why this holds whatever each send's duration: a message accepted at ``s`` was let
+through by its ``enter`` at some ``e <= s``; every other message accepted in
+``[s - 1, s]`` was then either in flight at ``e`` (a lease) or already accepted after
+``e - 1`` (in the window): at most R - 1 of them, plus this one.  The window is
+``1 / PACING_FACTOR`` (1.031 s) rather than 1 s: the acceptance time a worker records
+is when it *read* the answer, a little after the server sent it, and hosts' clocks
+differ by a few milliseconds; 31 ms covers both.
+
+The mailer calls ``enter`` at the last moment, after the message body and just
+before the final ``.``: a lease is then held for one round trip, not for the whole
+SMTP dialogue, so in-flight sends hardly reduce the rate and a backlog drains at
+``R / (window + round trip)`` ~ ``0.97 R``.  (A fractional rate admits ``floor(R)``
+per ``max(window, floor(R) / (PACING_FACTOR * R))``.)
+
+Call site (an email activity)::
+
+    async with pacer.sending(queue) as slot:
+        await mailer.send(message, gate=slot)   # slot.enter() before the end of DATA,
+                                                # slot.accepted(at) / slot.refused() after
+
+Leaving the block releases the lease in one short transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Table, bindparam, case, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,47 +63,130 @@ from authflow.policies import PACING_FACTOR
 
 Clock = Callable[[], float]
 
+# A lease outlives any live send: the mailer gives up waiting for an answer after its
+# SMTP timeout (20 s), the activity after its attempt timeout (30 s).
+DEFAULT_LEASE_SECONDS = 30.0
+# How often a send that waits on leases (not on the window) looks again: a lease is
+# normally one round trip to the SMTP server.
+LEASE_POLL_SECONDS = 0.005
+
 # Built once with bound parameters, on the table rather than the ORM class: these run
 # two or three times per email, and building them cost more CPU than running them.
 _SLOTS: Table = SendSlot.__table__  # type: ignore[assignment]
 _QUEUE_ROW = _SLOTS.c.task_queue == bindparam("queue")
-_NOW = bindparam("now", type_=_SLOTS.c.next_at.type)
-_RESERVE = (
-    update(_SLOTS)
-    .where(_QUEUE_ROW)
-    .values(
-        next_at=case((_SLOTS.c.next_at > _NOW, _SLOTS.c.next_at), else_=_NOW)
-        + bindparam("gap", type_=_SLOTS.c.next_at.type)
-    )
-    .returning(_SLOTS.c.next_at)
+_LOCKED_LEDGER = (
+    select(_SLOTS.c.in_flight, _SLOTS.c.recent_accepts).where(_QUEUE_ROW).with_for_update()
 )
-_LOCKED_STARTS = select(_SLOTS.c.recent_starts).where(_QUEUE_ROW).with_for_update()
-_STORE_STARTS = (
+_STORE_LEDGER = (
     update(_SLOTS)
     .where(_QUEUE_ROW)
-    .values(recent_starts=bindparam("recent"), last_start=bindparam("last"))
+    .values(in_flight=bindparam("in_flight"), recent_accepts=bindparam("accepts"))
 )
 
 
 @dataclass(frozen=True)
-class StartWindow:
-    """At most ``count`` starts in any ``seconds``-long window."""
+class AcceptWindow:
+    """At most ``count`` acceptances in any ``seconds``-long window."""
 
     count: int
     seconds: float
 
-    def wait_until(self, recent: list[float], now: float) -> float | None:
-        """None if a start at ``now`` keeps the window (``recent``: oldest first);
-        otherwise the earliest moment one would."""
-        if len(recent) < self.count:
+
+@dataclass
+class Ledger:
+    """One queue's leases (token -> expiry) and recent acceptances (oldest first)."""
+
+    leases: dict[str, float]
+    accepts: list[float]
+
+    @classmethod
+    def parse(cls, in_flight: str | None, accepts: str | None) -> Ledger:
+        leases = {}
+        for item in (in_flight or "").split():
+            token, _, expires = item.partition("@")
+            leases[token] = float(expires)
+        return cls(leases, sorted(float(value) for value in (accepts or "").split()))
+
+    def dump(self) -> dict[str, str]:
+        return {
+            "in_flight": " ".join(f"{t}@{e:.6f}" for t, e in self.leases.items()),
+            "accepts": " ".join(f"{a:.6f}" for a in self.accepts),
+        }
+
+    def settle(self, now: float, window: AcceptWindow) -> bool:
+        """Expired leases become acceptances at their expiry (their send may have been
+        accepted); acceptances that left the window are forgotten.  Whether a lease
+        expired (forgetting needs no write: every reader does it again)."""
+        expired = [token for token, expires in self.leases.items() if expires <= now]
+        for token in expired:
+            self.accepts.append(self.leases.pop(token))
+        self.accepts = sorted(a for a in self.accepts if a > now - window.seconds)
+        return bool(expired)
+
+    def admit(self, now: float, window: AcceptWindow) -> float | None:
+        """None if one more send may be let through at ``now`` (after ``settle``);
+        otherwise the earliest moment to look again."""
+        busy = len(self.leases) + len(self.accepts)
+        if busy < window.count:
             return None
-        oldest = recent[-self.count]
-        return None if oldest <= now - self.seconds else oldest + self.seconds
+        # Enough acceptances must leave the window to make room: the k-th oldest.
+        over = len(self.accepts) - (window.count - len(self.leases) - 1)
+        retry = math.inf
+        if 0 < over <= len(self.accepts):
+            retry = self.accepts[over - 1] + window.seconds
+        if self.leases:  # a lease is usually released within a round trip
+            retry = min(retry, now + LEASE_POLL_SECONDS, min(self.leases.values()))
+        return retry
 
 
 def _stamp(moment: float) -> float:
-    """Starts are stored to the microsecond; compare them as stored."""
+    """Times are stored to the microsecond; compare them as stored."""
     return round(moment, 6)
+
+
+class Slot:
+    """One send's place in its queue's window (see the module docstring)."""
+
+    def __init__(self, pacer: Pacer, task_queue: str) -> None:
+        self._pacer = pacer
+        self._queue = task_queue
+        self._token: str | None = None
+        self._outcome: float | None = None  # acceptance time
+        self._refused = False
+
+    @property
+    def entered(self) -> bool:
+        return self._token is not None
+
+    @property
+    def accepted_at(self) -> float:
+        """When the server accepted the message (the delivery time to record); the
+        current time if the mailer did not say."""
+        return self._outcome if self._outcome is not None else self._pacer.now()
+
+    async def enter(self) -> None:
+        """Wait until the queue's window admits one more acceptance, and take a lease."""
+        if self._token is not None:
+            raise RuntimeError("a slot is entered once")
+        self._token = await self._pacer._enter(self._queue)
+
+    def accepted(self, at: float) -> None:
+        """The server accepted the message at ``at`` (when its answer was read)."""
+        self._outcome = at
+
+    def refused(self) -> None:
+        """The server answered the end of DATA with an error: nothing was accepted."""
+        self._refused = True
+
+    async def _release(self) -> None:
+        if self._token is None:
+            return
+        token, self._token = self._token, None
+        if self._refused:
+            accepted_at = None
+        else:  # no answer: count it as accepted now, the provider may have it
+            accepted_at = self._outcome if self._outcome is not None else self._pacer.now()
+        await self._pacer._release(self._queue, token, accepted_at)
 
 
 class Pacer:
@@ -94,99 +196,83 @@ class Pacer:
         rates: dict[str, float],
         *,
         pacing_factor: float = PACING_FACTOR,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         clock: Clock = time.time,
     ) -> None:
         self._db = db
         self._rates = rates
         self._factor = pacing_factor
+        self._lease = lease_seconds
         self._clock = clock
+
+    def now(self) -> float:
+        return self._clock()
 
     async def ensure_rows(self) -> None:
         async with self._db.session() as session:
             dialect = self._db.engine.dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             for queue in self._rates:
-                stmt = insert(SendSlot).values(task_queue=queue, next_at=0.0, last_start=0.0)
+                stmt = insert(SendSlot).values(task_queue=queue, in_flight="", recent_accepts="")
                 await session.execute(stmt.on_conflict_do_nothing(index_elements=["task_queue"]))
 
-    def _gap(self, task_queue: str) -> float:
-        return 1.0 / (self._factor * self._rates[task_queue])
-
-    @property
-    def connect_allowance(self) -> float:
-        """How late after its guard a connection may open without a stamp (step 3),
-        with a fifth of the margin kept in reserve."""
-        return 0.8 * (1.0 / self._factor - 1.0)
-
-    async def reserve(self, session: AsyncSession, task_queue: str) -> float:
-        """Take this queue's next slot, in the caller's transaction; returns its time."""
-        gap = self._gap(task_queue)
-        params = {"queue": task_queue, "now": self._clock(), "gap": gap}
-        result = await session.execute(_RESERVE, params)
-        return float(result.scalar_one()) - gap
-
-    async def acquire(self, task_queue: str) -> float:
-        """Reserve a slot (own transaction) and wait for it; returns the recorded start."""
-        async with self._db.session() as session:
-            slot = await self.reserve(session, task_queue)
-        return await self.start_at(task_queue, slot)
-
-    async def start_at(self, task_queue: str, slot: float) -> float:
-        """Wait for a reserved slot and for the guard; returns the recorded start."""
-        await self._sleep_until(slot)
-        while True:
-            started, retry_at = await self._try_start(task_queue)
-            if started is not None:
-                return started
-            await self._sleep_until(retry_at)
-
-    async def connected(self, task_queue: str, started: float, at: float) -> None:
-        """The send that started at ``started`` had its connection open only at ``at``
-        (step 3): it counts from then."""
-        async with self._db.session() as session:
-            recent = await self._locked_starts(session, task_queue)
-            stamped = _stamp(started)
-            if stamped not in recent:
-                return  # already out of the window: it no longer constrains anyone
-            recent[recent.index(stamped)] = max(stamped, _stamp(at))
-            await self._store(session, task_queue, sorted(recent))
-
-    def window(self, task_queue: str) -> StartWindow:
+    def window(self, task_queue: str) -> AcceptWindow:
         rate = self._rates[task_queue]
         count = max(1, math.floor(rate))
-        return StartWindow(count, max(1.0 / self._factor, count * self._gap(task_queue)))
+        return AcceptWindow(count, max(1.0 / self._factor, count / (self._factor * rate)))
 
-    async def _try_start(self, task_queue: str) -> tuple[float | None, float]:
-        """Record a start now if the window allows it: ``(start, start)``; otherwise
-        ``(None, when it will)``."""
+    @contextlib.asynccontextmanager
+    async def sending(self, task_queue: str) -> AsyncIterator[Slot]:
+        """A slot for one send; its lease (if it was entered) is released on the way out,
+        even when the send failed or was cancelled."""
+        slot = Slot(self, task_queue)
+        try:
+            yield slot
+        finally:
+            if slot.entered:
+                # Shielded: a cancelled activity must still give its lease back, or the
+                # queue runs one short until the lease expires.
+                await asyncio.shield(slot._release())
+
+    async def _enter(self, task_queue: str) -> str:
+        window = self.window(task_queue)
+        token = secrets.token_hex(6)
+        while True:
+            async with self._db.session() as session:
+                ledger = await self._locked_ledger(session, task_queue)
+                # Read the clock only once the lock is ours: a time read while waiting
+                # for the lock would be stale, and two waiters could both pass.
+                now = _stamp(self._clock())
+                expired = ledger.settle(now, window)
+                retry_at = ledger.admit(now, window)
+                if retry_at is None:
+                    ledger.leases[token] = _stamp(now + self._lease)
+                if retry_at is None or expired:  # a refused look writes nothing
+                    await self._store(session, task_queue, ledger)
+            if retry_at is None:
+                return token
+            await self._sleep_until(retry_at)
+
+    async def _release(self, task_queue: str, token: str, accepted_at: float | None) -> None:
         window = self.window(task_queue)
         async with self._db.session() as session:
-            recent = await self._locked_starts(session, task_queue)
-            # Read the clock only once the lock is ours: a start stamped while waiting
-            # for the lock would be stale, and two waiters could both pass.
+            ledger = await self._locked_ledger(session, task_queue)
             now = _stamp(self._clock())
-            wait_until = window.wait_until(recent, now)
-            if wait_until is not None:
-                return None, wait_until
-            await self._store(session, task_queue, [*recent, now][-window.count :])
-        return now, now
+            if ledger.leases.pop(token, None) is not None and accepted_at is not None:
+                ledger.accepts.append(_stamp(accepted_at))
+            # (A lease already gone expired meanwhile and was counted at its expiry.)
+            ledger.settle(now, window)
+            await self._store(session, task_queue, ledger)
 
-    async def _locked_starts(self, session: AsyncSession, task_queue: str) -> list[float]:
-        """The queue's recent starts, its row locked until the transaction ends
-        (PostgreSQL: FOR UPDATE; SQLite: the transaction holds the database's write lock)."""
+    async def _locked_ledger(self, session: AsyncSession, task_queue: str) -> Ledger:
+        """The queue's ledger, its row locked until the transaction ends (PostgreSQL:
+        FOR UPDATE; SQLite: the transaction holds the database's write lock)."""
         await session.connection()
-        recent = await session.scalar(_LOCKED_STARTS, {"queue": task_queue})
-        return [float(value) for value in (recent or "").split()]
+        row = (await session.execute(_LOCKED_LEDGER, {"queue": task_queue})).one()
+        return Ledger.parse(row.in_flight, row.recent_accepts)
 
-    async def _store(self, session: AsyncSession, task_queue: str, recent: list[float]) -> None:
-        await session.execute(
-            _STORE_STARTS,
-            {
-                "queue": task_queue,
-                "recent": " ".join(f"{value:.6f}" for value in recent),
-                "last": max(recent, default=0.0),
-            },
-        )
+    async def _store(self, session: AsyncSession, task_queue: str, ledger: Ledger) -> None:
+        await session.execute(_STORE_LEDGER, {"queue": task_queue, **ledger.dump()})
 
     async def _sleep_until(self, when: float) -> None:
         delay = when - self._clock()

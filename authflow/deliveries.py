@@ -131,11 +131,13 @@ class DeliveryLedger:
         *,
         error: str | None = None,
         summary: str | None = None,
+        at: datetime | None = None,
     ) -> bool:
         """Move one record if its current state allows it; True if it moved.
 
         ``error``: what the provider said (replaces the last one); ``summary``: kept
-        only when no provider answer was."""
+        only when no provider answer was; ``at``: when it was delivered (the provider's
+        acceptance), now if not given."""
         params: dict[str, Any] = {"delivery_id": delivery_id, "now": utcnow()}
         if target in (S.RETRYING, S.FAILED):
             params |= {"error": error, "summary": summary}
@@ -148,7 +150,7 @@ class DeliveryLedger:
             await session.execute(
                 update(_T)
                 .where(_C.id == delivery_id, _C.delivered_at.is_(None))
-                .values(delivered_at=params["now"])
+                .values(delivered_at=at or params["now"])
             )
         return moved
 

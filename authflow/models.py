@@ -219,11 +219,12 @@ class SendSlot(Base):
     __tablename__ = "send_slots"
 
     task_queue: Mapped[str] = mapped_column(String(64), primary_key=True)
-    next_at: Mapped[float] = mapped_column(Float, default=0.0)
-    last_start: Mapped[float] = mapped_column(Float, default=0.0)
-    # The latest starts (epoch seconds, oldest first, space-separated): the start guard's
-    # rolling window.  At most the queue's rate of them are kept.
-    recent_starts: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Sends whose end of DATA may be answered any moment now: ``token@expiry`` leases,
+    # space-separated.  Released with the acceptance time when the server answers.
+    in_flight: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # When the server accepted the latest messages (epoch seconds, oldest first,
+    # space-separated): the rolling window; only those still in it are kept.
+    recent_accepts: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class AuditEntry(Base):

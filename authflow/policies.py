@@ -142,8 +142,10 @@ ALL_TASK_QUEUES: tuple[str, ...] = tuple(p.task_queue for p in EMAIL_POLICIES.va
 SPIKE_QUEUES: tuple[str, ...] = (EMAIL_POLICIES[EmailKind.REGISTER].task_queue,)
 OTHER_QUEUES: tuple[str, ...] = tuple(q for q in ALL_TASK_QUEUES if q not in SPIKE_QUEUES)
 
-# The pacer spaces sends slightly wider than 1/R so that scheduling jitter never lets
-# R+1 sends into a rolling second, while a backlog still drains at >= 0.95 R.
+# The pacer counts a queue's acceptances over a window slightly wider than one second
+# (1 / PACING_FACTOR), so that the time a worker takes to read the server's answer, and
+# clock differences between hosts, never let R+1 into a rolling second, while a backlog
+# still drains at >= 0.95 R.
 PACING_FACTOR = 0.97
 
 

@@ -5,7 +5,7 @@ email kind = one queue, its rate): it registers every workflow type and every ac
 (a run or activity lands on the queue it was started on); the queue's rate limit is
 handed to the Temporal server
 (``max_task_queue_activities_per_second``: enforced for all workers together) and to
-the shared pacer (even spacing, see ``activities.pacer``).
+the shared pacer (acceptances per rolling second, see ``activities.pacer``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class QueueDeps:
     db: Database
     codes: CodeActivities
     email: EmailActivities
+    mailer: Mailer
 
 
 @dataclass
@@ -59,15 +60,17 @@ class WorkerDeps:
         # code bookkeeping of a registration spike, a send would miss its slot.
         pacer_db = Database(settings.database_url, pool_size=1, inline_sqlite=True)
         vault = CodeVault(settings.otp_key)
-        pacer = Pacer(pacer_db, {p.task_queue: p.rate_per_second for p in policies.values()})
-        mailer = Mailer(
-            SmtpConfig(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=settings.smtp_password,
-                starttls=settings.smtp_starttls,
-            )
+        pacer = Pacer(
+            pacer_db,
+            {p.task_queue: p.rate_per_second for p in policies.values()},
+            lease_seconds=max(p.attempt_timeout_seconds for p in policies.values()),
+        )
+        smtp = SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
         )
         queues = {}
         for policy in policies.values():
@@ -77,6 +80,8 @@ class WorkerDeps:
             db = Database(
                 settings.database_url, pool_size=queue_pool_size(policy), inline_sqlite=True
             )
+            # One SMTP connection per queue, reused across its sends (``Mailer``).
+            mailer = Mailer(smtp)
             email = EmailActivities(
                 db,
                 vault,
@@ -86,11 +91,12 @@ class WorkerDeps:
                 public_base_url=settings.public_base_url,
                 unsubscribe_key=settings.derived_key("unsubscribe"),
             )
-            queues[policy.task_queue] = QueueDeps(db, CodeActivities(db, vault), email)
+            queues[policy.task_queue] = QueueDeps(db, CodeActivities(db, vault), email, mailer)
         return cls(queues=queues, pacer=pacer, pacer_db=pacer_db)
 
     async def close(self) -> None:
         for queue in self.queues.values():
+            await queue.mailer.close()
             await queue.db.dispose()
         await self.pacer_db.dispose()
 

@@ -1,9 +1,10 @@
 """The benchmark's SMTP sink: ``MailSink`` plus a timestamp on every send attempt.
 
-The contract limits when sends *start*, so each attempt that reaches DATA is recorded
-with the time its SMTP connection was accepted (the mailer opens one connection per
-message), the time its DATA arrived, the outcome, the recipient, the email kind (from
-the subject) and, for accepted code emails, the 6-digit code.  Fault injection is the
+The contract limits what the server *accepts* per rolling second (its answer to the end
+of DATA), so each attempt that reaches the end of DATA is recorded with that moment
+(``data_at``: the sink answers at once), the outcome, the recipient, the email kind
+(from the subject), the time the connection it came on was opened (the mailer reuses
+connections) and, for accepted code emails, the 6-digit code.  Fault injection is the
 sink's own (``sink.faults``).
 """
 
@@ -47,8 +48,8 @@ class SendRecord:
 
     kind: str
     recipient: str
-    connected_at: float  # the SMTP connection was accepted: the send started
-    data_at: float  # the message was received; the reply follows at once
+    connected_at: float  # the SMTP connection it came on was opened (reused across sends)
+    data_at: float  # the end of DATA arrived; the answer (acceptance or not) follows at once
     accepted: bool
     reply: str
     message: bytes = field(default=b"", repr=False, compare=False)  # as received
@@ -111,7 +112,7 @@ class BenchSink(MailSink):
 
     def _new_session(self) -> Any:
         # asyncio calls the protocol factory when it accepts a connection, just before
-        # connection_made: the time of the call is the time the send started.
+        # connection_made: the time of the call is the time the connection opened.
         session = super()._new_session()
         self._connected[session] = time.time()
         return session

@@ -52,10 +52,10 @@ def spike_targets(limits: dict[str, float]) -> list[Target]:
 
 
 def window_targets(kind: str, label: str, limit: float) -> list[Target]:
-    """The busiest second as observed, and its lower bound given the sink's own lag
-    (a MISS of the lower bound is a certain violation)."""
+    """The busiest second of accepted messages as observed, and its lower bound given
+    the sink's own lag (a MISS of the lower bound is a certain violation)."""
     return [
-        Target(f"{label} sends in the busiest 1 s window", f"max_1s_{kind}", "<=", limit),
+        Target(f"{label} accepted in the busiest 1 s window", f"max_1s_{kind}", "<=", limit),
         Target("  ... lower bound given the sink's lag", f"max_1s_{kind}_lower", "<=", limit),
     ]
 
@@ -64,7 +64,7 @@ def rate_targets(register_limit: float) -> list[Target]:
     return [
         *window_targets("register", "register", register_limit),
         Target(
-            "register send rate with a backlog (/s)",
+            "register accepted per second with a backlog",
             "send_rate_register",
             ">=",
             0.95 * register_limit,

@@ -61,7 +61,7 @@ class SinkProbe:
     """
 
     sink: MailSink
-    delay: float = 0.0
+    delay: float | Callable[[], float] = 0.0  # or drawn for each answer
     attempts: list[DataAttempt] = field(default_factory=list)
     in_flight: int = 0
 
@@ -76,25 +76,35 @@ class SinkProbe:
             try:
                 reply: str = await original(server, session, envelope)
                 self.attempts.append(DataAttempt(started, time.monotonic(), rcpts, reply))
-                if self.delay:
-                    await asyncio.sleep(self.delay)
+                pause = self.delay() if callable(self.delay) else self.delay
+                if pause:
+                    await asyncio.sleep(pause)
             finally:
                 self.in_flight -= 1
             return reply
 
-        # aiosmtpd looks the hook up on the handler when a session starts: new
-        # connections (one per message with aiosmtplib.send) use the wrapper.
+        # aiosmtpd looks the hook up on the handler when a session starts: only new
+        # connections use the wrapper, so the open ones (the workers reuse theirs)
+        # are closed; the mailers reopen them at their next send.
         handler.handle_DATA = handle_data
+        self._drop_sessions()
 
     def uninstall(self) -> None:
         self.sink._handler.__dict__.pop("handle_DATA", None)
+        # Connections opened meanwhile keep the wrapper (closing them could cut a send
+        # short): it only records from now on.
+        self.delay = 0.0
+
+    def _drop_sessions(self) -> None:
+        for session in list(self.sink._sessions):
+            session.drop()
 
     def to(self, email: str) -> list[DataAttempt]:
         return [a for a in self.attempts if email.lower() in a.rcpts]
 
 
 @contextlib.contextmanager
-def probing(sink: MailSink, delay: float = 0.0) -> Any:
+def probing(sink: MailSink, delay: float | Callable[[], float] = 0.0) -> Any:
     probe = SinkProbe(sink, delay)
     probe.install()
     try:

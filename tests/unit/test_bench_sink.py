@@ -135,7 +135,7 @@ def test_figures_of_a_small_hand_made_run() -> None:
     ]
     records = [
         _send_record("register", emails[0], t0 + 0.5),
-        _send_record("register", emails[1], t0 + 0.6, accepted=False),
+        _send_record("register", emails[1], t0 + 1.65, accepted=False),
         _send_record("register", emails[1], t0 + 1.6),
         _send_record("register", emails[1], t0 + 2.0),  # a duplicate
         # emails[2] never arrives: lost; emails[3] was never accepted: not expected
@@ -166,11 +166,13 @@ def test_figures_of_a_small_hand_made_run() -> None:
     assert (m["delivered"], m["lost"], m["duplicated"]) == (2, 1, 1)
     # time to inbox: first arrival (DATA time) minus send time -> 0.51 s and 1.61 s
     assert m["inbox_p50_ms"] == pytest.approx((510 + 1610) / 2)
-    # attempt starts 0.5, 0.6, 1.6, 2.0: busiest [t, t+1) holds 2
+    # accepted (end of DATA answered 250) at 0.51, 1.61, 2.01: busiest [t, t+1) holds 2;
+    # with the refusal at 1.66 every answered DATA counts 3 in [1.61, 2.61)
     assert m["max_1s_register"] == 2
+    assert m["max_1s_register_data"] == 3
     assert m["attempts_register"] == 4
     assert m["failed_attempts"] == 1
-    assert m["send_rate_register"] == pytest.approx(3 / 1.5)
+    assert m["send_rate_register"] == pytest.approx(2 / 1.5)
     assert m["drain_s"] == pytest.approx(2.01)
     assert m["drain_ideal_s"] == pytest.approx(0.2)
     assert m["floor_ms"] == pytest.approx(4 * 40 / (m["cores"] or 1))

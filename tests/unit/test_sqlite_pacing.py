@@ -1,6 +1,7 @@
 """The SQLite writer lock and the send pacer, on a real SQLite file shared by several
 ``Database`` objects (each stands for a process: its own connection and lock handle);
-the pacer also on PostgreSQL."""
+the pacer also on PostgreSQL.  The pacer bounds *acceptances* (the server's answer to
+the end of DATA): its tests stand in for the SMTP server with random answer times."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from activities.pacer import Pacer, StartWindow
+from activities.pacer import AcceptWindow, Ledger, Pacer, Slot
 from authflow.db import Database
 from tests.conftest import BACKENDS
 from tests.stack import create_pg_database, create_schema, drop_pg_database
@@ -96,84 +97,193 @@ async def pacer_url(request: pytest.FixtureRequest, url: str) -> AsyncIterator[s
         await drop_pg_database(name)
 
 
-def most_in_one_second(starts: list[float]) -> int:
-    starts = sorted(starts)
-    return max(bisect.bisect_left(starts, t + 1.0) - i for i, t in enumerate(starts))
+def most_in_one_second(times: list[float]) -> int:
+    """The most events in any closed one-second window ``[t, t + 1]``."""
+    times = sorted(times)
+    return max((bisect.bisect_right(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 
 
-def test_the_window_admits_rate_starts_per_window() -> None:
-    window = StartWindow(count=3, seconds=1.031)
-    assert window.wait_until([], 10.0) is None
-    assert window.wait_until([10.0, 10.01], 10.02) is None  # catching up: closer than 1/R
-    assert window.wait_until([10.0, 10.01, 10.02], 10.5) == pytest.approx(11.031)
-    assert window.wait_until([10.0, 10.01, 10.02], 11.031) is None
-    # Only the latest ``count`` starts matter.
-    assert window.wait_until([1.0, 9.0, 10.0, 10.01], 10.5) is None
-    assert window.wait_until([1.0, 10.0, 10.01, 10.02], 10.5) == pytest.approx(11.031)
+WINDOW = AcceptWindow(count=3, seconds=1.031)
+
+
+def test_the_window_admits_rate_acceptances_including_those_in_flight() -> None:
+    ledger = Ledger({}, [])
+    assert ledger.admit(10.0, WINDOW) is None
+    # Catching up: acceptances closer together than 1/R are fine while fewer than R.
+    assert Ledger({}, [10.0, 10.01]).admit(10.02, WINDOW) is None
+    # R accepted within the window: the next may go when the oldest leaves it.
+    assert Ledger({}, [10.0, 10.01, 10.02]).admit(10.5, WINDOW) == pytest.approx(11.031)
+    # Sends in flight count like acceptances (they may be accepted any moment) ...
+    assert Ledger({"a": 40.0}, [10.0, 10.01]).admit(10.5, WINDOW) == pytest.approx(10.505)
+    # ... and with the window full of leases only a released lease makes room.
+    full = Ledger({"a": 40.0, "b": 40.0, "c": 12.0}, [])
+    assert full.admit(10.5, WINDOW) == pytest.approx(10.505)
+    # Two leases and two acceptances at R = 3: both acceptances must leave the window.
+    mixed = Ledger({"a": 40.0, "b": 40.0}, [10.0, 10.2])
+    assert mixed.admit(10.5, WINDOW) == pytest.approx(10.505)
+    assert Ledger({"a": 40.0}, [10.0, 10.2]).admit(10.5, WINDOW) == pytest.approx(10.505)
+
+
+def test_settling_forgets_old_acceptances_and_counts_expired_leases() -> None:
+    ledger = Ledger({"dead": 10.0, "live": 50.0}, [8.0, 9.9, 10.4])
+    ledger.settle(10.5, WINDOW)
+    # A lease that expired may have been accepted: it counts from its expiry.
+    assert ledger.leases == {"live": 50.0}
+    assert ledger.accepts == [9.9, 10.0, 10.4]
+    assert Ledger.parse(**_columns(ledger)) == ledger
+
+
+def _columns(ledger: Ledger) -> dict[str, str]:
+    dumped = ledger.dump()
+    return {"in_flight": dumped["in_flight"], "accepts": dumped["accepts"]}
 
 
 def test_the_window_of_a_rate() -> None:
     pacer = Pacer(Database("sqlite+aiosqlite://"), {"a": 20.0, "b": 2.5, "c": 0.5})
-    assert pacer.window("a") == StartWindow(20, pytest.approx(1 / 0.97))
-    assert pacer.window("b") == StartWindow(2, pytest.approx(1 / 0.97))
-    assert pacer.window("c") == StartWindow(1, pytest.approx(1 / (0.97 * 0.5)))
+    assert pacer.window("a") == AcceptWindow(20, pytest.approx(1 / 0.97))
+    assert pacer.window("b") == AcceptWindow(2, pytest.approx(1 / 0.97))
+    assert pacer.window("c") == AcceptWindow(1, pytest.approx(1 / (0.97 * 0.5)))
 
 
-async def test_pacer_holds_the_rate_across_processes(pacer_url: str) -> None:
-    """Three pacers on three connections (three processes), 60 sends at 20/s, each
-    send held up by a random delay between its slot and its start (a busy machine): no
-    rolling second ever holds more than 20 starts."""
+async def _send(pacer: Pacer, rng: random.Random, *, before: float, answer: float) -> float | None:
+    """One send through the gate as the mailer drives it: ``before`` is the dialogue up
+    to the end of DATA, ``answer`` the server's time to answer it; returns when the
+    server accepted (the sink's own clock: the moment it got the end of DATA)."""
+    async with pacer.sending(QUEUE) as slot:
+        await asyncio.sleep(before)
+        await slot.enter()
+        accepted_at = time.time()  # the server takes the message ...
+        await asyncio.sleep(answer)  # ... and its answer takes this long to be read
+        if rng.random() < 0.1:
+            slot.refused()
+            return None
+        slot.accepted(time.time())
+        return accepted_at
+
+
+async def test_acceptances_hold_the_rate_across_processes_whatever_the_send_times(
+    pacer_url: str,
+) -> None:
+    """Three pacers on three connections (three processes), 80 sends at 20/s, each with
+    a random time before its end of DATA and a random, sometimes long, time for the
+    server's answer (a busy machine): no rolling second ever holds more than 20
+    acceptances, however the sends' durations fall."""
     rate, rng = 20.0, random.Random(6)
     dbs = [Database(pacer_url) for _ in range(3)]
     pacers = [Pacer(db, {QUEUE: rate}) for db in dbs]
-
-    async def send(n: int) -> float:
-        pacer = pacers[n % 3]
-        async with pacer._db.session() as session:
-            slot = await pacer.reserve(session, QUEUE)
-        await asyncio.sleep(max(0.0, slot - time.time()) + rng.uniform(0, 0.15))
-        return await pacer.start_at(QUEUE, slot)
-
     try:
         await pacers[0].ensure_rows()
-        starts = await asyncio.gather(*(send(n) for n in range(60)))
-        assert most_in_one_second(starts) <= rate
+        sends = [
+            _send(
+                pacers[n % 3],
+                rng,
+                before=rng.uniform(0, 0.3),
+                answer=rng.choice([0.0, 0.001, 0.01, 0.05, 0.3]),
+            )
+            for n in range(80)
+        ]
+        accepted = [t for t in await asyncio.gather(*sends) if t is not None]
+        assert len(accepted) > 60
+        assert most_in_one_second(accepted) <= rate
     finally:
         for db in dbs:
             await db.dispose()
 
 
-async def test_late_sends_catch_up_within_the_limit(pacer_url: str) -> None:
-    """Sends whose slots passed while they were held up start at once, as many as the
-    window allows: a backlog is not slowed down for good by one late send."""
-    rate = 10.0
-    db = Database(pacer_url)
-    pacer = Pacer(db, {QUEUE: rate})
+async def test_a_backlog_is_accepted_at_no_less_than_095_r(pacer_url: str) -> None:
+    """60 sends waiting at once on two pacers, each answered within a few ms (a local
+    server): after the first R, the queue is accepted at >= 0.95 R, within the limit."""
+    rate, rng = 10.0, random.Random(3)
+    dbs = [Database(pacer_url) for _ in range(2)]
+    pacers = [Pacer(db, {QUEUE: rate}) for db in dbs]
+
+    async def send(n: int) -> float:
+        async with pacers[n % 2].sending(QUEUE) as slot:
+            await slot.enter()
+            at = time.time()
+            await asyncio.sleep(rng.uniform(0, 0.005))
+            slot.accepted(time.time())
+        return at
+
+    try:
+        await pacers[0].ensure_rows()
+        accepted = sorted(await asyncio.gather(*(send(n) for n in range(40))))
+        assert most_in_one_second(accepted) <= rate
+        after_first = accepted[int(rate) :]
+        assert (len(after_first) - 1) / (after_first[-1] - after_first[0]) >= 0.95 * rate
+    finally:
+        for db in dbs:
+            await db.dispose()
+
+
+async def test_a_refused_message_frees_its_slot_and_an_unanswered_one_counts(url: str) -> None:
+    db = Database(url)
+    pacer = Pacer(db, {QUEUE: 1.0})
     try:
         await pacer.ensure_rows()
-        async with db.session() as session:
-            slots = [await pacer.reserve(session, QUEUE) for _ in range(5)]
-        await asyncio.sleep(slots[-1] - time.time() + 0.05)  # every slot has passed
-        starts = [await pacer.start_at(QUEUE, slot) for slot in slots]
-        # With a fixed gap after each start these would be 1/R = 100 ms apart.
-        assert starts[-1] - starts[0] < 4 / rate
-        assert most_in_one_second(starts) <= rate
+        async with pacer.sending(QUEUE) as slot:
+            await slot.enter()
+            slot.refused()
+        started = time.time()
+
+        async def unanswered() -> None:
+            async with pacer.sending(QUEUE) as slot:
+                await slot.enter()  # at once: the refusal took nothing
+                raise ConnectionResetError  # no answer: the server may have accepted it
+
+        with pytest.raises(ConnectionResetError):
+            await unanswered()
+        lost_at = time.time()
+        async with pacer.sending(QUEUE) as slot:
+            await slot.enter()
+            entered = time.time()
+        assert entered - started >= 1 / 0.97 - 0.01
+        assert entered >= lost_at + 1 / 0.97 - 0.05
     finally:
         await db.dispose()
 
 
-async def test_a_stamped_connection_counts_from_when_it_opened(url: str) -> None:
-    """A connection that opened late takes its send's place in the window from then."""
-    rate = 2.0
+async def test_a_dead_workers_lease_expires(pacer_url: str) -> None:
+    """A worker killed between its end of DATA and the answer never releases its lease:
+    the slot comes back once the lease expires (counted as accepted at its expiry)."""
+    db, other = Database(pacer_url), Database(pacer_url)
+    dead = Pacer(db, {QUEUE: 1.0}, lease_seconds=0.3)
+    alive = Pacer(other, {QUEUE: 1.0}, lease_seconds=0.3)
+    try:
+        await dead.ensure_rows()
+        took = time.time()
+        slot = Slot(dead, QUEUE)
+        await slot.enter()  # and never released
+        async with alive.sending(QUEUE) as mine:
+            await asyncio.wait_for(mine.enter(), 5)
+            entered = time.time()
+        assert entered >= took + 0.3 + 1 / 0.97 - 0.01
+    finally:
+        await db.dispose()
+        await other.dispose()
+
+
+async def test_a_cancelled_send_gives_its_lease_back(url: str) -> None:
     db = Database(url)
-    pacer = Pacer(db, {QUEUE: rate})
+    pacer = Pacer(db, {QUEUE: 1.0})
+    entered = asyncio.Event()
+
+    async def hung_send() -> None:
+        async with pacer.sending(QUEUE) as slot:
+            await slot.enter()
+            entered.set()
+            await asyncio.sleep(60)  # waiting for an answer that never comes
+
     try:
         await pacer.ensure_rows()
-        first = await pacer.acquire(QUEUE)
-        await pacer.connected(QUEUE, first, first + 0.3)  # this connect took 300 ms
-        await pacer.acquire(QUEUE)
-        third = await pacer.acquire(QUEUE)
-        assert third >= first + 0.3 + 1 / 0.97 - 1e-6
+        task = asyncio.create_task(hung_send())
+        await asyncio.wait_for(entered.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Counted as accepted at its cancellation (it may have been), not held for 30 s.
+        async with pacer.sending(QUEUE) as slot:
+            await asyncio.wait_for(slot.enter(), 1 / 0.97 + 1)
     finally:
         await db.dispose()
 
