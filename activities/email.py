@@ -2,8 +2,9 @@
 
 One activity sends every email type: each attempt reads the delivery record, checks it
 is still wanted (a code still live), opens the attempt, sends through the pacer's
-window (acceptances per rolling second), and records the outcome through the delivery ledger (``authflow.deliveries``).  The
-workflow learns the outcome from the activity's result or failure (no signal).
+window (acceptances per rolling second), and records the outcome through the delivery
+ledger (``authflow.deliveries``).  The workflow learns the outcome from the activity's
+result or failure (no signal).
 Failures become Temporal errors the retry policy understands: permanent ones (an SMTP
 5xx, a message that cannot be built) are non-retryable, throttled ones carry the
 provider's delay.
