@@ -40,7 +40,9 @@ Call site (an email activity)::
         await mailer.send(message, gate=slot)   # slot.enter() before the end of DATA,
                                                 # slot.accepted(at) / slot.refused() after
 
-Leaving the block releases the lease in one short transaction.
+Leaving the block releases the lease in one short transaction.  ``slot.accepted_at``
+is then the acceptance time: the time to record as the delivery's (the console's live
+rates count delivery times, and these hold the same limit).
 """
 
 from __future__ import annotations
