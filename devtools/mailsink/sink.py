@@ -395,9 +395,9 @@ class MailSink:
         self.port = port
         self.store_dir = Path(store_dir) if store_dir is not None else None
         self.faults = Faults(seed)
-        # Offer SMTPUTF8 (RFC 6531) to new connections; tests turn it off to play a
-        # server that cannot take internationalised mailboxes.
-        self.smtputf8 = True
+        # Offer SMTPUTF8 (RFC 6531); tests turn it off to play a server that cannot take
+        # internationalised mailboxes (``smtputf8`` below).
+        self._smtputf8 = True
         self.faults.on_mode_change = self._on_mode_change
         self.attempts = 0  # DATA commands received (including the ones we failed)
         self.accepted = 0  # messages stored
@@ -411,6 +411,19 @@ class MailSink:
         self._pending: list[socket.socket] = []  # bound, not yet handed to asyncio
         self._serve_tasks: set[asyncio.Task[None]] = set()
         self._sessions: set[_SinkSMTP] = set()
+
+    @property
+    def smtputf8(self) -> bool:
+        return self._smtputf8
+
+    @smtputf8.setter
+    def smtputf8(self, offered: bool) -> None:
+        """A server offers its extensions in its EHLO answer: changing them drops the open
+        sessions, as a reconfigured server would, so a client that reuses its connection
+        sees the new offer on the next one."""
+        self._smtputf8 = offered
+        for session in list(self._sessions):
+            session.drop()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -478,7 +491,7 @@ class MailSink:
             self._handler,
             self._sessions,
             hostname=SERVER_HOSTNAME,  # default is socket.getfqdn(): a DNS query per connection
-            enable_SMTPUTF8=self.smtputf8,
+            enable_SMTPUTF8=self._smtputf8,
             auth_require_tls=False,
             authenticator=_accept_any_login,
             loop=asyncio.get_running_loop(),
