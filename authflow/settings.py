@@ -10,10 +10,10 @@ import base64
 import hashlib
 import hmac
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "changethis"}
@@ -21,6 +21,32 @@ _PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "changethis"}
 
 class InsecureConfiguration(RuntimeError):
     """Raised at start-up when a production process would run with a weak secret."""
+
+
+def _parse_codec_keys(value: object) -> object:
+    """``keyid:base64key,...`` (the variable's format) into (key id, key) pairs."""
+    if not isinstance(value, str):
+        return value
+    ring: list[tuple[str, bytes]] = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key_id, _, b64 = item.partition(":")
+        try:
+            key = base64.b64decode(b64, validate=True)
+        except ValueError:
+            key = b""
+        if len(key) not in (16, 24, 32) or not key_id:
+            # Not a ValueError: pydantic would fold it into a validation error that
+            # echoes the input, and the input is a secret.
+            raise InsecureConfiguration(
+                f"CODEC_KEYS entry {key_id!r} is not keyid:base64(16|24|32 bytes)"
+            )
+        ring.append((key_id, key))
+    return tuple(ring)
+
+
+CodecKeyring = Annotated[
+    tuple[tuple[str, bytes], ...], NoDecode, BeforeValidator(_parse_codec_keys)
+]
 
 
 class Settings(BaseSettings):
@@ -56,7 +82,7 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     # Comma-separated ``keyid:base64key`` list; the first key encrypts, all decrypt.
     # Unset: one key derived from JWT_SECRET (fine for dev, set it in production).
-    codec_keys: str = ""
+    codec_keys: CodecKeyring = Field(default=(), repr=False)
     # Keyed hashes of codes and email addresses use this; unset: derived from JWT_SECRET.
     otp_secret: str = ""
     # Per-kind overrides of the declared email policies, e.g. ``register=20,notification=5``.
@@ -109,26 +135,7 @@ class Settings(BaseSettings):
 
     def codec_keyring(self) -> list[tuple[str, bytes]]:
         """(key id, 32-byte key) pairs, the encrypting key first."""
-        if not self.codec_keys.strip():
-            return [("derived-1", self.derived_key("temporal-codec"))]
-        ring: list[tuple[str, bytes]] = []
-        for item in self.codec_keys.split(","):
-            key_id, _, b64 = item.strip().partition(":")
-            key = base64.b64decode(b64)
-            if len(key) not in (16, 24, 32) or not key_id:
-                raise InsecureConfiguration(
-                    f"CODEC_KEYS entry {key_id!r} is not keyid:base64(16|24|32 bytes)"
-                )
-            ring.append((key_id, key))
-        return ring
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
-    def public_api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        return list(self.codec_keys) or [("derived-1", self.derived_key("temporal-codec"))]
 
 
 @lru_cache
