@@ -16,7 +16,7 @@ from .pages import PAGE_SIZE, Pager, need, offset_param
 from .session import ConsoleDep
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 
 @router.get("/audit")

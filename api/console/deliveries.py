@@ -21,7 +21,7 @@ from .pages import PAGE_SIZE, Pager, choice, need, offset_param
 from .session import ConsoleDep, PostedDep
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 Text = Annotated[str | None, Query(max_length=2000)]
 STATES = [s.value for s in DeliveryState]

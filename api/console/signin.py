@@ -44,7 +44,7 @@ from .web import (
     safe_next,
 )
 
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 NextParam = Annotated[str | None, Query(alias="next", max_length=2000)]
 

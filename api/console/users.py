@@ -17,7 +17,7 @@ from .pages import PAGE_SIZE, Pager, need, offset_param, text_param
 from .session import ConsoleDep, PostedDep, form_list
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 Text = Annotated[str | None, Query(max_length=2000)]
 
