@@ -27,11 +27,11 @@ from .session import (
     may_use_console,
     new_login_nonce,
     read_form,
-    same_token,
     session_id_from_cookie,
     set_login_cookie,
     set_session_cookie,
 )
+from .signed import same_token
 from .web import (
     PREFIX,
     SESSION_COOKIE,
