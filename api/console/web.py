@@ -55,6 +55,7 @@ templates = Environment(
 )
 templates.filters["pathquote"] = lambda value: quote(str(value), safe="")
 templates.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+templates.filters["clock"] = lambda value: value.strftime("%H:%M:%S") if value else ""
 
 
 # -- errors the route class renders ------------------------------------------------------

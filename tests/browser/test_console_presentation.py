@@ -1,0 +1,186 @@
+"""The console's presentation points of issue 19, in headless Chromium against the real
+chain: Resend only where it can work, the new row after a re-send without a reload,
+"superseded", retrying rows with their next try and a page that refreshes itself,
+no Ban/Delete/Demote for the last active ADMIN, a favicon."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+try:
+    from playwright.async_api import expect
+except ImportError:  # pragma: no cover - a dev dependency; CI always has it
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
+
+from tests.browser.shots import screenshot
+from tests.browser.test_console_browser import sign_in_as_admin
+from tests.conftest import BACKENDS
+from tests.e2e.test_approval import private_stack
+from tests.stack import Stack, eventually
+
+pytestmark = pytest.mark.browser
+
+NO_RELOAD = "window.__stillTheSamePage = true"
+
+
+async def _failed_registration(stack: Stack, page: Any, email: str) -> Any:
+    row = page.locator(f'tr[data-email="{email}"][data-state="failed"]')
+
+    async def shown() -> bool:
+        await page.goto("/admin/deliveries?state=failed&kind=register")
+        return bool(await row.count())
+
+    stack.sink.faults.mode = "permanent"
+    try:
+        r = await stack.register(email, f"pw-{secrets.token_hex(8)}")
+        assert r.status_code == 202, r.text
+        await eventually(shown, timeout=30, interval=0.5)
+    finally:
+        stack.sink.faults.reset()
+    return row
+
+
+async def test_resend_shows_the_new_row_by_itself(stack: Stack, page: Any) -> None:
+    await sign_in_as_admin(page)
+    email = stack.new_email("console-resend")
+    await _failed_registration(stack, page, email)
+    await page.goto("/admin/deliveries?kind=register")
+    rows = page.locator(f'tr[data-email="{email}"]')
+    await expect(rows).to_have_count(1)
+
+    mark = stack.sink.last_id
+    await rows.first.get_by_role("button", name="Resend").click()
+    await expect(page.locator(".flash.ok")).to_contain_text("A fresh code is on its way")
+    await page.evaluate(NO_RELOAD)
+    # The new delivery appears without a manual reload (the page refreshes its table).
+    await expect(rows).to_have_count(2, timeout=20_000)
+    assert await page.evaluate("window.__stillTheSamePage") is True
+    old = page.locator(f'tr[data-email="{email}"][data-state="superseded"]')
+    await expect(old.get_by_role("button", name="Resend")).to_have_count(0)
+    await expect(old).to_contain_text("re-sent")
+    await expect(page.locator("#deliveries-count")).to_have_text("2")
+    await screenshot(page, stack, "deliveries-after-resend")
+
+    code = await stack.wait_for_code(email, after_id=mark)
+    r = await stack.http.post("/api/v1/auth/register/verify", json={"email": email, "otp": code})
+    assert r.status_code == 200, r.text
+    await page.goto("/admin/deliveries?kind=register")
+    used = page.locator(f'tr[data-email="{email}"][data-state="used"]')
+    await expect(used).to_have_count(1)
+    await expect(used.get_by_role("button", name="Resend")).to_have_count(0)
+
+
+async def test_a_replaced_code_reads_superseded(stack: Stack, page: Any) -> None:
+    email = stack.new_email("console-superseded")
+    mark = stack.sink.last_id
+    r = await stack.register(email, f"pw-{secrets.token_hex(8)}")
+    assert r.status_code == 202, r.text
+    await stack.wait_for_code(email, after_id=mark)
+
+    async def resent() -> bool:
+        again = await stack.http.post("/api/v1/auth/register/resend-otp", json={"email": email})
+        return again.status_code == 202
+
+    await eventually(resent, timeout=10, interval=0.5)  # past the cooldown
+    await sign_in_as_admin(page)
+    replaced = page.locator(f'tr[data-email="{email}"][data-state="superseded"]')
+
+    async def shown() -> bool:
+        await page.goto("/admin/deliveries?kind=register")
+        return bool(await replaced.count())
+
+    await eventually(shown, timeout=20, interval=0.5)
+    await expect(replaced.locator(".status")).to_have_text("superseded")
+    await expect(replaced.get_by_role("button", name="Resend")).to_have_count(0)
+
+
+async def test_retrying_rows_show_the_next_try_and_the_page_follows(
+    stack: Stack, page: Any
+) -> None:
+    await sign_in_as_admin(page)
+    email = stack.new_email("console-retrying")
+    row = page.locator(f'tr[data-email="{email}"]')
+
+    async def retrying() -> bool:
+        await page.goto("/admin/deliveries?kind=register")
+        return await row.get_attribute("data-state") == "retrying" if await row.count() else False
+
+    stack.sink.faults.mode = "transient"
+    try:
+        r = await stack.register(email, f"pw-{secrets.token_hex(8)}")
+        assert r.status_code == 202, r.text
+        await eventually(retrying, timeout=30, interval=0.5)
+        await expect(row.locator(".next-try")).to_contain_text("next try ≈")
+        assert int(await row.locator("td.num").inner_text()) >= 1
+        await expect(page.locator("#deliveries")).to_have_attribute("data-refresh", "3")
+        await expect(page.locator("#auto-refresh")).to_be_visible()
+        await screenshot(page, stack, "deliveries-retrying")
+        await page.evaluate(NO_RELOAD)
+    finally:
+        stack.sink.faults.reset()
+    # Once the provider accepts it again, the row turns delivered by itself.
+    delivered = page.locator(f'tr[data-email="{email}"][data-state="delivered"]')
+    await expect(delivered).to_have_count(1, timeout=45_000)
+    assert await page.evaluate("window.__stillTheSamePage") is True
+
+
+async def test_console_pages_have_a_favicon(stack: Stack, page: Any) -> None:
+    await sign_in_as_admin(page)
+    icon = await page.locator('link[rel="icon"]').get_attribute("href")
+    response = await page.request.get(icon)
+    assert response.status == 200
+    assert response.headers["content-type"] == "image/png"
+
+
+@pytest.fixture(params=BACKENDS)
+async def lone_admin_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """A stack of its own: its seeded ADMIN is the only one, whatever other tests did."""
+    backend: str = request.param
+    async with private_stack(backend, tmp_path_factory.mktemp(f"lone-{backend}")) as stack:
+        yield stack
+
+
+async def test_the_last_admin_is_not_offered_ban_delete_or_demote(
+    browser: Any, lone_admin_stack: Stack
+) -> None:
+    stack = lone_admin_stack
+    context = await browser.new_context(base_url=str(stack.http.base_url))
+    context.set_default_timeout(15_000)
+    page = await context.new_page()
+    try:
+        await sign_in_as_admin(page)
+        await page.goto("/admin/users")
+        me = await stack.http.get(
+            "/api/v1/auth/me", headers=stack.bearer(await stack.admin_tokens())
+        )
+        admin_email, admin_id = me.json()["email"], me.json()["id"]
+        admin_row = page.locator(f'tr[data-email="{admin_email}"]')
+        await expect(admin_row).to_have_count(1)
+        await expect(admin_row.get_by_role("button", name="Ban")).to_have_count(0)
+
+        await page.goto(f"/admin/users/{admin_id}")
+        await expect(page.locator("#last-admin")).to_be_visible()
+        await expect(page.get_by_role("button", name="Ban")).to_have_count(0)
+        await expect(page.get_by_role("button", name="Delete")).to_have_count(0)
+        admin_box = page.locator('#roles-form input[type="checkbox"][value="ADMIN"]')
+        await expect(admin_box).to_be_disabled()
+        await expect(admin_box).to_be_checked()
+        # Saving the roles keeps ADMIN (the disabled box is carried by a hidden field).
+        await page.get_by_role("button", name="Save roles").click()
+        await expect(page.locator(".flash.ok")).to_be_visible()
+        roles = await stack.http.get(
+            f"/api/v1/admin/users/{admin_id}", headers=stack.bearer(await stack.admin_tokens())
+        )
+        assert "ADMIN" in roles.json()["roles"]
+        await screenshot(page, stack, "last-admin")
+    finally:
+        await context.close()
