@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +24,8 @@ from tests.browser.shots import screenshot
 from tests.browser.test_console_browser import sign_in_as_admin
 from tests.conftest import BACKENDS
 from tests.e2e.test_approval import private_stack
-from tests.stack import Stack, eventually
+from tests.e2e.test_rbac_matrix import ADMIN_PREFIX, admin_headers, new_member
+from tests.stack import ADMIN_EMAIL, Stack, eventually
 
 pytestmark = pytest.mark.browser
 
@@ -184,3 +186,36 @@ async def test_the_last_admin_is_not_offered_ban_delete_or_demote(
         await screenshot(page, stack, "last-admin")
     finally:
         await context.close()
+
+
+async def test_audit_log_filters_and_reads_in_words(stack: Stack, page: Any) -> None:
+    banned = await new_member(stack, login=False)
+    other = await new_member(stack, login=False)
+    headers = await admin_headers(stack)
+    for member in (banned, other):
+        r = await stack.http.post(f"{ADMIN_PREFIX}/users/{member.id}/ban", headers=headers)
+        assert r.status_code == 200, r.text
+    await sign_in_as_admin(page)
+    await page.goto("/admin/audit")
+    filters = page.locator("#audit-filters")
+    await filters.get_by_label("Action").select_option("user.ban")
+    await filters.get_by_label("Target").fill(banned.email)
+    await filters.get_by_role("button", name="Filter").click()
+    rows = page.locator("#audit tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator(".target")).to_have_text(banned.email)
+    detail = rows.first.locator(".detail")
+    await expect(detail).to_contain_text("previous status: active")
+    await expect(detail).to_contain_text("changed: yes")
+    await expect(detail).not_to_contain_text("{")
+    await screenshot(page, stack, "audit-filtered")
+
+    today = datetime.now(UTC).date()
+    await filters.get_by_label("Target").fill("")
+    await filters.get_by_label("Actor").fill(ADMIN_EMAIL.split("@")[0])
+    await filters.get_by_label("From").fill((today + timedelta(days=1)).isoformat())
+    await filters.get_by_role("button", name="Filter").click()
+    await expect(page.locator("#audit")).to_contain_text("No entry matches.")
+    await filters.get_by_label("From").fill(today.isoformat())
+    await filters.get_by_role("button", name="Filter").click()
+    await expect(rows.filter(has_text=other.email)).to_have_count(1)
