@@ -219,3 +219,39 @@ async def test_audit_log_filters_and_reads_in_words(stack: Stack, page: Any) -> 
     await filters.get_by_label("From").fill(today.isoformat())
     await filters.get_by_role("button", name="Filter").click()
     await expect(rows.filter(has_text=other.email)).to_have_count(1)
+
+
+async def test_live_bars_are_coloured_by_their_ratio_to_the_limit(stack: Stack, page: Any) -> None:
+    """The live page's drawing, fed known figures (the figures themselves are the live
+    data's tests): under 80 % of the limit plain, from 80 % to the limit "hot", above it
+    "over", for the meter (current rate) and for each second's bar alike."""
+    figures = {
+        "window_seconds": 4,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "queues": [
+            {
+                "kind": "register",
+                "task_queue": "email-register",
+                "limit_per_second": 20.0,
+                "current_per_second": 17.0,
+                "peak_per_second": 25.0,
+                "average_per_second": 12.0,
+                "per_second": [4, 16, 20, 25],
+                "source": "deliveries",
+            }
+        ],
+    }
+
+    async def fixed(route: Any) -> None:
+        await route.fulfill(json=figures)
+
+    await page.route("**/admin/api/live", fixed)
+    await sign_in_as_admin(page)
+    await page.goto("/admin/live")
+    card = page.locator('.queue[data-kind="register"]')
+    bars = card.locator(".spark .bar")
+    await expect(bars).to_have_count(4)
+    levels = [await bars.nth(i).get_attribute("data-level") for i in range(4)]
+    assert levels == ["ok", "hot", "hot", "over"]
+    await expect(card.locator(".meter .fill")).to_have_attribute("data-level", "hot")
+    await screenshot(page, stack, "live-colours")
