@@ -57,6 +57,8 @@ async def test_resend_shows_the_new_row_by_itself(stack: Stack, page: Any) -> No
     rows = page.locator(f'tr[data-email="{email}"]')
     await expect(rows).to_have_count(1)
 
+    count = page.locator("#deliveries-count")
+    before = int(await count.inner_text())
     mark = stack.sink.last_id
     await rows.first.get_by_role("button", name="Resend").click()
     await expect(page.locator(".flash.ok")).to_contain_text("A fresh code is on its way")
@@ -67,7 +69,8 @@ async def test_resend_shows_the_new_row_by_itself(stack: Stack, page: Any) -> No
     old = page.locator(f'tr[data-email="{email}"][data-state="superseded"]')
     await expect(old.get_by_role("button", name="Resend")).to_have_count(0)
     await expect(old).to_contain_text("re-sent")
-    await expect(page.locator("#deliveries-count")).to_have_text("2")
+    # The heading's count follows the table (other tests' flows may add rows too).
+    assert int(await count.inner_text()) > before
     await screenshot(page, stack, "deliveries-after-resend")
 
     code = await stack.wait_for_code(email, after_id=mark)
