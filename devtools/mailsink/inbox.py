@@ -25,11 +25,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -199,9 +199,28 @@ def _back_to_list(request: Request) -> RedirectResponse:
     return RedirectResponse(f"{target}?{query}" if query else target, status_code=303)
 
 
-def _list_context(
-    request: Request, sink: MailSink, to: str, subject: str, page: int
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ListQuery:
+    """What the list shows: its filters and page (the page's query string)."""
+
+    to: str
+    subject: str
+    page: int
+
+
+def _list_query(
+    to: str = Query("", max_length=320),
+    subject: str = Query("", max_length=200),
+    page: int = Query(1, ge=1),
+) -> ListQuery:
+    return ListQuery(to, subject, page)
+
+
+ListDep = Annotated[ListQuery, Depends(_list_query)]
+
+
+def _list_context(request: Request, sink: MailSink, wanted: ListQuery) -> dict[str, Any]:
+    to, subject, page = wanted.to, wanted.subject, wanted.page
     found = list(reversed(matching(sink.messages, to, subject)))
     pages = max(1, math.ceil(len(found) / PAGE_SIZE))
     page = min(max(page, 1), pages)
@@ -237,24 +256,14 @@ def _list_context(
 
 def _add_pages(app: FastAPI, sink: MailSink) -> None:
     @app.get("/", response_class=HTMLResponse, name="inbox_page")
-    async def inbox_page(
-        request: Request,
-        to: str = Query("", max_length=320),
-        subject: str = Query("", max_length=200),
-        page: int = Query(1, ge=1),
-    ) -> HTMLResponse:
-        context = _list_context(request, sink, to, subject, page)
+    async def inbox_page(request: Request, wanted: ListDep) -> HTMLResponse:
+        context = _list_context(request, sink, wanted)
         return _html(_ENV.get_template("list.html").render(context))
 
     @app.get("/rows", response_class=HTMLResponse, name="inbox_rows")
-    async def inbox_rows(
-        request: Request,
-        to: str = Query("", max_length=320),
-        subject: str = Query("", max_length=200),
-        page: int = Query(1, ge=1),
-    ) -> HTMLResponse:
+    async def inbox_rows(request: Request, wanted: ListDep) -> HTMLResponse:
         """The list alone, for the page's live updates."""
-        context = _list_context(request, sink, to, subject, page)
+        context = _list_context(request, sink, wanted)
         return _html(_ENV.get_template("rows.html").render(context))
 
     @app.get("/inbox.js", name="inbox_script")

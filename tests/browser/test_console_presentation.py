@@ -5,25 +5,16 @@ no Ban/Delete/Demote for the last active ADMIN, a favicon."""
 
 from __future__ import annotations
 
-import os
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-try:
-    from playwright.async_api import expect
-except ImportError:  # pragma: no cover - a dev dependency; CI always has it
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
-
+from tests.browser.playwright_expect import expect
 from tests.browser.shots import screenshot
-from tests.browser.test_console_browser import sign_in_as_admin
-from tests.conftest import BACKENDS
-from tests.e2e.test_approval import private_stack
+from tests.browser.test_console_browser import failed_registration, sign_in_as_admin
+from tests.e2e.test_admin_last_admin import world  # noqa: F401 - the fixture
 from tests.e2e.test_rbac_matrix import ADMIN_PREFIX, admin_headers, new_member
 from tests.stack import ADMIN_EMAIL, Stack, eventually
 
@@ -32,27 +23,10 @@ pytestmark = pytest.mark.browser
 NO_RELOAD = "window.__stillTheSamePage = true"
 
 
-async def _failed_registration(stack: Stack, page: Any, email: str) -> Any:
-    row = page.locator(f'tr[data-email="{email}"][data-state="failed"]')
-
-    async def shown() -> bool:
-        await page.goto("/admin/deliveries?state=failed&kind=register")
-        return bool(await row.count())
-
-    stack.sink.faults.mode = "permanent"
-    try:
-        r = await stack.register(email, f"pw-{secrets.token_hex(8)}")
-        assert r.status_code == 202, r.text
-        await eventually(shown, timeout=30, interval=0.5)
-    finally:
-        stack.sink.faults.reset()
-    return row
-
-
 async def test_resend_shows_the_new_row_by_itself(stack: Stack, page: Any) -> None:
     await sign_in_as_admin(page)
     email = stack.new_email("console-resend")
-    await _failed_registration(stack, page, email)
+    await failed_registration(stack, page, email)
     await page.goto("/admin/deliveries?kind=register")
     rows = page.locator(f'tr[data-email="{email}"]')
     await expect(rows).to_have_count(1)
@@ -64,7 +38,7 @@ async def test_resend_shows_the_new_row_by_itself(stack: Stack, page: Any) -> No
     await expect(page.locator(".flash.ok")).to_contain_text("A fresh code is on its way")
     await page.evaluate(NO_RELOAD)
     # The new delivery appears without a manual reload (the page refreshes its table).
-    await expect(rows).to_have_count(2, timeout=20_000)
+    await expect(rows).to_have_count(2, timeout=45_000)
     assert await page.evaluate("window.__stillTheSamePage") is True
     old = page.locator(f'tr[data-email="{email}"][data-state="superseded"]')
     await expect(old.get_by_role("button", name="Resend")).to_have_count(0)
@@ -144,20 +118,11 @@ async def test_console_pages_have_a_favicon(stack: Stack, page: Any) -> None:
     assert response.headers["content-type"] == "image/png"
 
 
-@pytest.fixture(params=BACKENDS)
-async def lone_admin_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    """A stack of its own: its seeded ADMIN is the only one, whatever other tests did."""
-    backend: str = request.param
-    async with private_stack(backend, tmp_path_factory.mktemp(f"lone-{backend}")) as stack:
-        yield stack
-
-
 async def test_the_last_admin_is_not_offered_ban_delete_or_demote(
-    browser: Any, lone_admin_stack: Stack
+    browser: Any,
+    world: Stack,  # noqa: F811 - the fixture imported above
 ) -> None:
-    stack = lone_admin_stack
+    stack = world  # a stack of its own: its seeded ADMIN is the only one
     context = await browser.new_context(base_url=str(stack.http.base_url))
     context.set_default_timeout(15_000)
     page = await context.new_page()

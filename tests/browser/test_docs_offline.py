@@ -4,19 +4,12 @@ own assets (issue 19)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-try:
-    from playwright.async_api import expect
-except ImportError:  # pragma: no cover - a dev dependency; CI always has it
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
-
+from tests.browser.playwright_expect import expect
 from tests.browser.shots import screenshot
 from tests.stack import Stack
 

@@ -4,7 +4,6 @@ out what the faults switch does.  Screenshots go to test-artifacts/screenshots/.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from typing import Any
@@ -12,15 +11,9 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-try:
-    from playwright.async_api import expect
-except ImportError:  # pragma: no cover - a dev dependency; CI always has it
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
-
 from devtools.mailsink import InboxServer, MailSink, serve_inbox
 from devtools.mailsink.inbox import PAGE_SIZE
+from tests.browser.playwright_expect import expect
 from tests.browser.shots import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
