@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Table, bindparam, select
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.mailer import (
     DeliveryError,
@@ -154,6 +154,7 @@ class EmailActivities:
                 await self._mailer.send(message, gate=slot)
         except DeliveryError as exc:
             metrics.EMAILS_FAILED.labels(request.kind, _reason(exc)).inc()
+            log_failed_attempt(request.kind, None, exc)
             raise _as_temporal_error(exc) from None
         metrics.record_delivered(request.kind, started, activity.info().attempt)
         return DELIVERED
@@ -250,7 +251,7 @@ class EmailActivities:
         async with self._db.session() as session:
             await DeliveryLedger.move(session, delivery_id, state, error=str(exc))
         metrics.EMAILS_FAILED.labels(kind, _reason(exc)).inc()
-        activity.logger.warning("send attempt %s failed: %s", activity.info().attempt, exc)
+        log_failed_attempt(kind, delivery_id, exc)
 
 
 @contextlib.asynccontextmanager
@@ -283,8 +284,50 @@ def _reason(exc: DeliveryError) -> str:
     return "transient"
 
 
+def next_retry_delay(info: activity.Info, exc: DeliveryError) -> float | None:
+    """Seconds until Temporal tries again: the provider's hint, else the retry policy's
+    backoff for this attempt; None when it will not be retried."""
+    if isinstance(exc, PermanentDeliveryError):
+        return None
+    if isinstance(exc, ProviderThrottled):
+        return exc.retry_after
+    policy = info.retry_policy
+    if policy is None:
+        return None
+    delay = policy.initial_interval.total_seconds() * policy.backoff_coefficient ** (
+        info.attempt - 1
+    )
+    if policy.maximum_interval is not None:
+        delay = min(delay, policy.maximum_interval.total_seconds())
+    return delay
+
+
+def log_failed_attempt(kind: str, delivery_id: str | None, exc: DeliveryError) -> None:
+    """One WARNING line per failed attempt, without a traceback: an SMTP refusal is an
+    expected event, not a bug (the SDK's own line for it is DEBUG: see _as_temporal_error)."""
+    info = activity.info()
+    delay = next_retry_delay(info, exc)
+    next_try = f"next try in {delay:.0f} s" if delay is not None else "not retried"
+    activity.logger.warning(
+        "email not sent: kind=%s delivery=%s attempt=%d smtp_code=%s reason=%s; %s",
+        kind,
+        delivery_id or "-",
+        info.attempt,
+        exc.smtp_code if exc.smtp_code is not None else "-",
+        _reason(exc),
+        next_try,
+    )
+
+
 def _as_temporal_error(exc: DeliveryError) -> ApplicationError:
     if isinstance(exc, PermanentDeliveryError):
         return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True)
     delay = timedelta(seconds=exc.retry_after) if isinstance(exc, ProviderThrottled) else None
-    return ApplicationError(str(exc), type=type(exc).__name__, next_retry_delay=delay)
+    # BENIGN: the SDK logs a retried failure at DEBUG instead of a WARNING with a
+    # traceback; log_failed_attempt has said what happened in one line.
+    return ApplicationError(
+        str(exc),
+        type=type(exc).__name__,
+        next_retry_delay=delay,
+        category=ApplicationErrorCategory.BENIGN,
+    )

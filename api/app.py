@@ -17,9 +17,11 @@ from api.auth.endpoints import router as auth_router
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import router as codec_router
 from api.console import console_router
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
+from api.ops import static_router
 from api.rate_limit import ClientRateLimiter, ClientRateLimitMiddleware
 from api.services import Services
 from authflow.security.passwords import hashing_threads
@@ -53,13 +55,17 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs: the same pages, without a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(admin_router)
     app.include_router(ops_router)
     app.include_router(codec_router)
     app.include_router(console_router)
+    app.include_router(static_router)
     app.add_middleware(
         HashingAdmissionMiddleware, hash_workers=hashing_threads(settings.hash_workers)
     )

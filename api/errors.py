@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,21 +42,55 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
     return {"error": body}
 
 
+def _with_challenge(status: int, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """RFC 6750: a 401 names the scheme the client should use (clients and proxies rely on it)."""
+    merged = dict(headers or {})
+    if status == 401:
+        merged.setdefault("WWW-Authenticate", "Bearer")
+    return merged
+
+
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return JSONResponse(
-        error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
+        error_body(exc.code, exc.message),
+        status_code=exc.status,
+        headers=_with_challenge(exc.status, exc.headers),
     )
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    broken = _json_decode_error(exc)
+    if broken is not None:
+        return JSONResponse(error_body("validation_error", broken, []), status_code=422)
     details = [_safe_detail(err) for err in exc.errors()]
     code = _validation_code(details)
     message = "; ".join(
         f"{'.'.join(map(str, d['loc'][1:])) or 'body'}: {d['msg']}" for d in details
     )
     return JSONResponse(error_body(code, message or "Invalid request.", details), status_code=422)
+
+
+def _json_decode_error(exc: RequestValidationError) -> str | None:
+    """FastAPI reports a broken JSON body as a field named after the character offset
+    (``9: JSON decode error``); say instead, in words, where the JSON breaks."""
+    for err in exc.errors():
+        if err.get("type") != "json_invalid":
+            continue
+        loc = list(err.get("loc", ()))
+        reason = str((err.get("ctx") or {}).get("error") or "it cannot be parsed")
+        position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        text = exc.body if isinstance(exc.body, str) else None
+        if position is None or text is None:
+            return f"The body is not valid JSON: {reason}."
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        return (
+            f"The body is not valid JSON: {reason[:1].lower() + reason[1:]} "
+            f"at line {line}, column {column}."
+        )
+    return None
 
 
 def _safe_detail(err: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +129,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         error_body(code, message),
         status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        headers=_with_challenge(exc.status_code, getattr(exc, "headers", None)),
     )
 
 

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from api.deps import ServicesDep
 
 router = APIRouter(tags=["operations"])
+# Browser conveniences, kept out of the OpenAPI document.
+static_router = APIRouter(include_in_schema=False)
 READY_TIMEOUT = 3.0
+FAVICON = Path(__file__).parent / "static" / "favicon.png"
+
+
+@static_router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """Browsers ask every origin for it; a 404 on each console page is noise in the logs."""
+    return FileResponse(FAVICON, media_type="image/png", headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/healthz")

@@ -10,44 +10,115 @@ from collections.abc import Sequence
 
 from authflow.policies import ALL_TASK_QUEUES
 
+DESCRIPTION = """\
+authflow: accounts with email verification, run by Temporal workflows.
+
+Start here: `authflow dev` runs everything on this machine (no Docker, no downloads)
+and prints every URL. In production run `authflow migrate` once, then `authflow api`
+and one or more `authflow worker` processes. Settings come from environment variables
+(see README.md)."""
+
+DEV_DESCRIPTION = """\
+Everything on one machine, no Docker: an embedded Temporal dev server with its Web UI,
+an SMTP sink with a web inbox, the database (SQLite by default), migrations and seed
+data, the workers and the API. Prints every URL; Ctrl-C stops all of it cleanly.
+Every port already in use is reported at once, each with the flag that moves it."""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="authflow", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="authflow",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="`authflow COMMAND --help` describes one command.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     dev = sub.add_parser(
-        "dev", help="everything on one machine: Temporal, mail sink, DB, workers, API"
+        "dev",
+        help="everything on one machine: Temporal, mail sink, DB, workers, API",
+        description=DEV_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dev.add_argument(
-        "--no-mail-sink", action="store_true", help="send to SMTP_HOST:SMTP_PORT instead"
+        "--no-mail-sink",
+        action="store_true",
+        help="start no mail sink; send to SMTP_HOST:SMTP_PORT instead",
     )
-    dev.add_argument("--temporal-port", type=int, default=7233)
-    dev.add_argument("--ui-port", type=int, default=8233)
-    dev.add_argument("--inbox-port", type=int, default=8025)
+    dev.add_argument(
+        "--api-port",
+        type=int,
+        metavar="N",
+        help="port of the API (default: API_PORT, else 8000)",
+    )
+    dev.add_argument(
+        "--temporal-port",
+        type=int,
+        default=7233,
+        metavar="N",
+        help="port of the embedded Temporal server; workers and API follow it "
+        "(default: %(default)s)",
+    )
+    dev.add_argument(
+        "--ui-port",
+        type=int,
+        default=8233,
+        metavar="N",
+        help="port of the Temporal Web UI (default: %(default)s)",
+    )
+    dev.add_argument(
+        "--inbox-port",
+        type=int,
+        default=8025,
+        metavar="N",
+        help="port of the mail sink's web inbox (default: %(default)s)",
+    )
     dev.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="worker processes for email-register (default 1); one more serves the other queues",
+        metavar="N",
+        help="worker processes for the registration queues; one more serves the other "
+        "queues (default: %(default)s)",
     )
 
-    sub.add_parser("api", help="the HTTP API only (uvicorn)")
+    sub.add_parser(
+        "api", help="the HTTP API only (uvicorn on API_HOST:API_PORT)", description="The HTTP API."
+    )
 
-    worker = sub.add_parser("worker", help="a worker process for the named task queues")
+    worker = sub.add_parser(
+        "worker",
+        help="a worker process for the named task queues",
+        description="A Temporal worker process for the named task queues.",
+    )
     worker.add_argument(
         "--queue", action="append", choices=ALL_TASK_QUEUES, dest="queues",
         help="task queue to poll (repeatable; default: all)",
     )  # fmt: skip
 
-    sub.add_parser("migrate", help="apply migrations and seed roles, permissions, bootstrap admin")
+    sub.add_parser(
+        "migrate",
+        help="apply migrations and seed roles, permissions, bootstrap admin",
+        description="Apply the database migrations, then seed roles, permissions and the "
+        "bootstrap admin (ADMIN_EMAIL / ADMIN_PASSWORD). Safe to run again.",
+    )
 
-    bench = sub.add_parser("bench", help="the registration-spike benchmark", add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    # Listed here for the top-level help only: main() hands everything after `bench`
+    # to the benchmark's own parser, so `authflow bench --help` is that parser's help.
+    sub.add_parser(
+        "bench",
+        help="the project's load benchmark: spike, steady, isolation, scale, faults, floor "
+        "(`authflow bench --help`)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        args = argparse.Namespace(command="bench", bench_args=argv[1:])
+    else:
+        args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
@@ -99,6 +170,7 @@ def _run(args: argparse.Namespace) -> int:
                 ui_port=args.ui_port,
                 inbox_port=args.inbox_port,
                 worker_processes=args.workers,
+                api_port=args.api_port,
             )
         )
     if args.command == "bench":

@@ -8,7 +8,7 @@ key can be rotated by prepending a new one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
@@ -50,7 +50,3 @@ class EncryptionCodec(PayloadCodec):
         if key is None:
             raise UnknownCodecKey(f"no codec key with id {key_id!r}")
         return Payload.FromString(unseal(key, payload.data))
-
-    @property
-    def key_ids(self) -> Iterable[str]:
-        return self._keys.keys()

@@ -7,6 +7,8 @@ import time
 
 from prometheus_client import Counter, Histogram
 
+from authflow.policies import EmailKind
+
 EMAILS_SENT = Counter("authflow_emails_sent_total", "Emails accepted by SMTP", ["kind"])
 EMAILS_FAILED = Counter("authflow_emails_failed_total", "Failed send attempts", ["kind", "reason"])
 EMAILS_RETRIED = Counter(
@@ -24,6 +26,22 @@ REQUEST_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+# Why a send attempt failed (the ``reason`` label of EMAILS_FAILED).
+FAILURE_REASONS = ("transient", "throttled", "permanent")
+
+
+def _declare_series() -> None:
+    """Every kind's failure and retry series exist at 0 from the start: an alert on
+    ``rate(authflow_emails_failed_total[5m])`` then has a series to watch before the
+    first failure, instead of "no data"."""
+    for kind in EmailKind:
+        EMAILS_RETRIED.labels(kind.value)
+        for reason in FAILURE_REASONS:
+            EMAILS_FAILED.labels(kind.value, reason)
+
+
+_declare_series()
 
 
 def record_delivered(kind: str, requested_at: float, attempt: int) -> None:

@@ -3,22 +3,50 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 
 class PortTaken(RuntimeError):
     pass
 
 
-def ensure_free(host: str, port: int, what: str, flag: str | None = None) -> None:
+@dataclass(frozen=True)
+class PortNeed:
+    """A port one part of the stack will listen on, and the flag or variable that moves it."""
+
+    host: str
+    port: int
+    what: str
+    flag: str | None = None
+
+    def describe(self) -> str:
+        hint = f" (choose another with {self.flag})" if self.flag else ""
+        return f"port {self.port} on {self.host} is already in use; {self.what} needs it{hint}"
+
+
+def is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
-            hint = f" (choose another with {flag})" if flag else ""
-            raise PortTaken(
-                f"port {port} on {host} is already in use; {what} needs it{hint}"
-            ) from None
+            return False
+        return True
+
+
+def ensure_all_free(needs: Iterable[PortNeed]) -> None:
+    """Check every port before complaining, so one run names every clash (not one per rerun)."""
+    busy = [need for need in needs if not is_free(need.host, need.port)]
+    if len(busy) == 1:
+        raise PortTaken(busy[0].describe())
+    if busy:
+        lines = "\n".join(f"  - {need.describe()}" for need in busy)
+        raise PortTaken(f"{len(busy)} ports are already in use:\n{lines}")
+
+
+def ensure_free(host: str, port: int, what: str, flag: str | None = None) -> None:
+    ensure_all_free([PortNeed(host, port, what, flag)])
 
 
 def free_port(host: str = "127.0.0.1") -> int:

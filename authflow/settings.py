@@ -13,7 +13,7 @@ import json
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PositiveFloat, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authflow.policies import EmailKind, email_kind_named
@@ -41,6 +41,32 @@ def _require_strong(name: str, secret: str) -> None:
             f"{name} must be set to at least {MIN_SECRET_BYTES} bytes of random data "
             "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
         )
+
+
+def _parse_codec_keys(value: object) -> object:
+    """``keyid:base64key,...`` (the variable's format) into (key id, key) pairs."""
+    if not isinstance(value, str):
+        return value
+    ring: list[tuple[str, bytes]] = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key_id, _, b64 = item.partition(":")
+        try:
+            key = base64.b64decode(b64, validate=True)
+        except ValueError:
+            key = b""
+        if len(key) not in (16, 24, 32) or not key_id:
+            # Not a ValueError: pydantic would fold it into a validation error that
+            # echoes the input, and the input is a secret.
+            raise InsecureConfiguration(
+                f"CODEC_KEYS entry {key_id!r} is not keyid:base64(16|24|32 bytes)"
+            )
+        ring.append((key_id, key))
+    return tuple(ring)
+
+
+CodecKeyring = Annotated[
+    tuple[tuple[str, bytes], ...], NoDecode, BeforeValidator(_parse_codec_keys)
+]
 
 
 class Settings(BaseSettings):
@@ -83,7 +109,7 @@ class Settings(BaseSettings):
     refresh_token_idle_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     # Comma-separated ``keyid:base64key`` list; the first key encrypts, all decrypt.
     # Unset: one key derived from JWT_SECRET (fine for dev, set it in production).
-    codec_keys: str = ""
+    codec_keys: CodecKeyring = Field(default=(), repr=False)
     # Keyed hashes of codes and email addresses use this; unset: derived from JWT_SECRET.
     otp_secret: str = ""
     # Per-kind overrides of the declared email rate limits: ``register=20,notification=5``
@@ -152,18 +178,7 @@ class Settings(BaseSettings):
 
     def codec_keyring(self) -> list[tuple[str, bytes]]:
         """(key id, 32-byte key) pairs, the encrypting key first."""
-        if not self.codec_keys.strip():
-            return [("derived-1", self.derived_key("temporal-codec"))]
-        ring: list[tuple[str, bytes]] = []
-        for item in self.codec_keys.split(","):
-            key_id, _, b64 = item.strip().partition(":")
-            key = base64.b64decode(b64)
-            if len(key) not in (16, 24, 32) or not key_id:
-                raise InsecureConfiguration(
-                    f"CODEC_KEYS entry {key_id!r} is not keyid:base64(16|24|32 bytes)"
-                )
-            ring.append((key_id, key))
-        return ring
+        return list(self.codec_keys) or [("derived-1", self.derived_key("temporal-codec"))]
 
     def trusted_proxy_set(self) -> frozenset[str]:
         return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())

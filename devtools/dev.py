@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authflow.policies import OTHER_QUEUES, SPIKE_QUEUES
-from authflow.ports import ensure_free, free_port, is_listening
+from authflow.ports import PortNeed, ensure_all_free, free_port, is_listening
 from devtools.mailsink import InboxServer, MailSink
 from devtools.temporal_server import (
     spawn_dev_server,
@@ -41,6 +41,7 @@ class DevOptions:
     ui_port: int = 8233
     inbox_port: int = 8025
     worker_processes: int = 1
+    api_port: int | None = None  # None: API_PORT, or the settings' default
 
 
 def worker_commands(spike_workers: int) -> list[tuple[str, list[str]]]:
@@ -79,6 +80,8 @@ def _dev_environment(options: DevOptions) -> dict[str, str]:
     if not env.get("ADMIN_EMAIL"):
         env["ADMIN_EMAIL"] = "admin@authflow.local"
         env["ADMIN_PASSWORD"] = generated["DEV_ADMIN_PASSWORD"]
+    if options.api_port is not None:
+        env["API_PORT"] = str(options.api_port)
     env["TEMPORAL_ADDRESS"] = f"127.0.0.1:{options.temporal_port}"
     env["TEMPORAL_UI_URL"] = f"http://127.0.0.1:{options.ui_port}"
     metrics_dir = VAR / "prometheus"
@@ -106,12 +109,17 @@ def run_dev(options: DevOptions) -> int:
 def _check_ports(
     options: DevOptions, api_host: str, api_port: int, smtp_host: str, smtp_port: int
 ) -> None:
-    ensure_free("127.0.0.1", options.temporal_port, "Temporal", "--temporal-port")
-    ensure_free("127.0.0.1", options.ui_port, "the Temporal Web UI", "--ui-port")
-    ensure_free(api_host, api_port, "the API", "API_PORT")
+    needs = [
+        PortNeed("127.0.0.1", options.temporal_port, "Temporal", "--temporal-port"),
+        PortNeed("127.0.0.1", options.ui_port, "the Temporal Web UI", "--ui-port"),
+        PortNeed(api_host, api_port, "the API", "--api-port or API_PORT"),
+    ]
     if options.mail_sink:
-        ensure_free(smtp_host, smtp_port, "the mail sink", "SMTP_PORT")
-        ensure_free("127.0.0.1", options.inbox_port, "the mail inbox", "--inbox-port")
+        needs += [
+            PortNeed(smtp_host, smtp_port, "the mail sink", "SMTP_PORT"),
+            PortNeed("127.0.0.1", options.inbox_port, "the mail inbox", "--inbox-port"),
+        ]
+    ensure_all_free(needs)
 
 
 class _DevStack:

@@ -1,5 +1,5 @@
-"""HTTP calls of the auth API shared by the session and password tests; each records
-the secrets it handled for the no-secrets-in-logs test."""
+"""HTTP calls of the auth API shared by the tests (each records the secrets it handled
+for the no-secrets-in-logs check), the API's path prefix and the error-shape assertion."""
 
 from __future__ import annotations
 
@@ -14,6 +14,17 @@ from authflow.policies import REFRESH_GRACE_SECONDS
 from tests.stack import Stack
 
 AUTH = "/api/v1/auth"
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The contract's error shape with this status and code; returns the error object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 async def try_login(stack: Stack, email: str, password: str) -> httpx.Response:

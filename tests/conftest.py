@@ -6,7 +6,6 @@ that take it run twice.  Unit tests take nothing and run once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import warnings
@@ -16,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from authflow.ports import is_listening
-from tests.stack import Stack, TemporalDevServer, running_stack
+from tests.log_secrets import LogCapture, check_session
+from tests.stack import SEEN_SECRETS, Stack, TemporalDevServer, running_stack
 
 
 def _backends() -> list[str]:
@@ -34,24 +34,14 @@ def _backends() -> list[str]:
 BACKENDS = _backends()
 
 
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):
-            self.lines.append(self.format(record))
-
-
-CAPTURED_LOGS = _Capture()
-
-
 @pytest.fixture(scope="session", autouse=True)
-def _capture_all_logs() -> Iterator[None]:
-    """Every log line of the whole run, for the no-secrets-in-logs test."""
+def _no_secret_in_any_log_line() -> Iterator[None]:
+    """Captures every log line of the session (API, workers, Temporal client, mail
+    sink...) and, once everything has stopped, fails the session if one of them holds a
+    secret a test handled (tests/log_secrets.py).  Set up first, torn down last."""
+    capture = LogCapture()
     root = logging.getLogger()
-    root.addHandler(CAPTURED_LOGS)
+    root.addHandler(capture)
     previous = root.level
     root.setLevel(logging.DEBUG)
     for noisy in (
@@ -68,8 +58,11 @@ def _capture_all_logs() -> Iterator[None]:
     # (At INFO its microsecond timestamps read as stray 6-digit "codes".)
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     yield
-    root.removeHandler(CAPTURED_LOGS)
+    root.removeHandler(capture)
     root.setLevel(previous)
+    failure = check_session(capture.lines, SEEN_SECRETS)
+    if failure:
+        pytest.fail(failure, pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import re
 import secrets
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,7 +283,9 @@ async def running_stack(
             await drop_pg_database(pg_name)
 
 
-async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 15.0, interval: float = 0.1
+) -> Any:
     """Poll an async check until it returns a truthy value (outcomes, not fixed sleeps)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -20,7 +20,7 @@ from api.unit_of_work import StartCodeFlow, after_commit
 from authflow import otp_store, throttle
 from authflow.errors import NotEligible, NotFound
 from authflow.models import EmailDelivery, User, UserStatus, utcnow
-from authflow.policies import CodeState, EmailKind, OtpPurpose
+from authflow.policies import CodeState, DeliveryState, EmailKind, OtpPurpose
 
 OtpDelivery = EmailDelivery
 
@@ -29,6 +29,31 @@ _ELIGIBLE_STATUS = {
     OtpPurpose.REGISTER: UserStatus.PENDING_VERIFICATION,
     OtpPurpose.PASSWORD_RESET: UserStatus.ACTIVE,
 }
+
+
+# States in which a code can never be delivered again: re-sending from them cannot work
+_FINAL_FOR_RESEND = frozenset({DeliveryState.SUPERSEDED.value, DeliveryState.CANCELLED.value})
+
+
+def may_resend(delivery: OtpDelivery, user_status: str | None) -> bool:
+    """Whether ``resend`` would send a code: not already re-sent, not used or replaced,
+    and the account (``user_status`` None: deleted) may still receive that purpose."""
+    if delivery.purpose is None or delivery.used_at is not None:
+        return False  # not a code, or a code already used
+    if delivery.resend_requested_at is not None or delivery.superseded_at is not None:
+        return False
+    if delivery.state in _FINAL_FOR_RESEND:
+        return False
+    eligible = _ELIGIBLE_STATUS.get(OtpPurpose(delivery.purpose))
+    return eligible is not None and user_status == eligible
+
+
+async def user_statuses(db: AsyncSession, user_ids: set[str]) -> dict[str, str]:
+    """Status of each user that still exists (deleted ones are missing or DELETED)."""
+    if not user_ids:
+        return {}
+    rows = await db.execute(select(User.id, User.status).where(User.id.in_(user_ids)))
+    return dict(rows.tuples().all())
 
 
 async def list_deliveries(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.admin.audit import Actor
@@ -59,19 +59,24 @@ async def lock_user_for_change(db: AsyncSession, user_id: str) -> User:
     return user
 
 
+async def active_admin_ids(db: AsyncSession) -> set[str]:
+    rows = await db.scalars(
+        select(User.id)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role_name == ADMIN_ROLE, User.status == UserStatus.ACTIVE)
+    )
+    return set(rows)
+
+
+async def is_last_active_admin(db: AsyncSession, target: User) -> bool:
+    """Whether banning, deleting or demoting ``target`` would leave no active ADMIN
+    (the console then does not offer it)."""
+    if target.status != UserStatus.ACTIVE or not is_admin(target):
+        return False
+    return await active_admin_ids(db) <= {target.id}
+
+
 async def ensure_not_last_admin(db: AsyncSession, target: User) -> None:
     """Call before changing ``target`` (after ``lock_user_for_change``)."""
-    if target.status != UserStatus.ACTIVE or not is_admin(target):
-        return
-    others = await db.scalar(
-        select(func.count())
-        .select_from(User)
-        .join(UserRole, UserRole.user_id == User.id)
-        .where(
-            UserRole.role_name == ADMIN_ROLE,
-            User.status == UserStatus.ACTIVE,
-            User.id != target.id,
-        )
-    )
-    if not others:
+    if await is_last_active_admin(db, target):
         raise LastAdmin()

@@ -10,9 +10,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from . import assets, audit, deliveries, roles, signin, users
-from .web import PREFIX
 
-console_router = APIRouter(prefix=PREFIX, include_in_schema=False)
+# Each module's router carries the /admin prefix itself: FastAPI labels a request with the
+# declaring router's route, so a prefix added here would be missing from the metrics' labels.
+console_router = APIRouter(include_in_schema=False)
 for _module in (signin, users, roles, deliveries, audit, assets):
     console_router.include_router(_module.router)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from .web import TEMPLATES_DIR, ConsoleRoute, PageError
+from .web import PREFIX, TEMPLATES_DIR, ConsoleRoute, PageError
 
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 _ASSETS = {
     "console.css": "text/css; charset=utf-8",

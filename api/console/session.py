@@ -14,8 +14,6 @@ pre-session cookie.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -37,6 +35,7 @@ from api.deps import (
 from authflow.models import Session, User, UserStatus, utcnow
 from authflow.settings import Settings
 
+from .signed import mac, same_token, sign, unsign
 from .web import PREFIX, SESSION_COOKIE, CsrfRefused, NoConsoleAccess, SignedOut
 
 LOGIN_COOKIE = "authflow_console_login"
@@ -44,29 +43,15 @@ CONSOLE_ROLES = frozenset({"ADMIN", "MANAGER"})
 SESSION_HOURS = 8
 
 
-def _mac(settings: Settings, label: str, value: str) -> str:
-    key = settings.derived_key(label)
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
-
-
-def same_token(expected: str, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
-
-
 # -- the session cookie --------------------------------------------------------------------
 
 
 def cookie_value(settings: Settings, session_id: str) -> str:
-    return f"{session_id}.{_mac(settings, 'console-session', session_id)}"
+    return sign(settings, "console-session", session_id)
 
 
 def session_id_from_cookie(settings: Settings, raw: str | None) -> str | None:
-    if not raw or "." not in raw:
-        return None
-    session_id, _, signature = raw.rpartition(".")
-    if not same_token(_mac(settings, "console-session", session_id), signature):
-        return None
-    return session_id
+    return unsign(settings, "console-session", raw)
 
 
 def set_session_cookie(response: Response, request: Request, value: str) -> None:
@@ -85,11 +70,11 @@ def set_session_cookie(response: Response, request: Request, value: str) -> None
 
 
 def csrf_token(settings: Settings, session_id: str) -> str:
-    return _mac(settings, "console-csrf", f"session:{session_id}")
+    return mac(settings, "console-csrf", f"session:{session_id}")
 
 
 def login_csrf_token(settings: Settings, nonce: str) -> str:
-    return _mac(settings, "console-csrf", f"login:{nonce}")
+    return mac(settings, "console-csrf", f"login:{nonce}")
 
 
 def new_login_nonce() -> str:

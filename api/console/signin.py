@@ -28,11 +28,11 @@ from .session import (
     may_use_console,
     new_login_nonce,
     read_form,
-    same_token,
     session_id_from_cookie,
     set_login_cookie,
     set_session_cookie,
 )
+from .signed import same_token
 from .web import (
     PREFIX,
     SESSION_COOKIE,
@@ -45,7 +45,7 @@ from .web import (
     safe_next,
 )
 
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 NextParam = Annotated[str | None, Query(alias="next", max_length=2000)]
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.admin import roles, users
 from api.admin.audit import Actor
+from api.admin.guards import active_admin_ids, is_last_active_admin
 from api.deps import DbSession, ServicesDep
 from authflow.models import UserStatus
 
@@ -17,7 +18,7 @@ from .pages import PAGE_SIZE, Pager, need, offset_param, text_param
 from .session import ConsoleDep, PostedDep, form_list
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 Text = Annotated[str | None, Query(max_length=2000)]
 
@@ -39,11 +40,14 @@ async def users_page(
         db, status=chosen, q=search, limit=PAGE_SIZE, offset=start
     )
     filters = {"q": search or "", "status": chosen or ""}
+    admins = await active_admin_ids(db)
     return render(
         request,
         "users.html",
         {
             "users": items,
+            # The API refuses to ban, delete or demote the last active ADMIN: not offered.
+            "last_admin_id": next(iter(admins)) if len(admins) == 1 else None,
             "total": total,
             "q": search or "",
             "status": chosen or "",
@@ -66,6 +70,7 @@ async def user_page(request: Request, user_id: str, console: ConsoleDep, db: DbS
             "user": user,
             "user_roles": {role.name for role in user.roles},
             "all_roles": all_roles,
+            "last_admin": await is_last_active_admin(db, user),
             "back": _back(request),
         },
     )

@@ -9,8 +9,6 @@ Security Policy can forbid every inline script and style.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -27,6 +25,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from api.errors import error_body
 from authflow.errors import AppError
 from authflow.settings import Settings
+
+from .signed import sign, unsign
 
 PREFIX = "/admin"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "console"
@@ -55,6 +55,7 @@ templates = Environment(
 )
 templates.filters["pathquote"] = lambda value: quote(str(value), safe="")
 templates.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+templates.filters["clock"] = lambda value: value.strftime("%H:%M:%S") if value else ""
 
 
 # -- errors the route class renders ------------------------------------------------------
@@ -203,17 +204,12 @@ class Flash:
     text: str
 
 
-def _flash_signature(settings: Settings, payload: str) -> str:
-    key = settings.derived_key("console-flash")
-    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()[:32]
-
-
 def set_flash(response: Response, settings: Settings, flash: Flash) -> None:
     data = json.dumps({"k": flash.kind, "t": flash.text[:500]}, separators=(",", ":"))
     payload = base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
     response.set_cookie(
         FLASH_COOKIE,
-        f"{payload}.{_flash_signature(settings, payload)}",
+        sign(settings, "console-flash", payload),
         max_age=60,
         path=PREFIX,
         httponly=True,
@@ -224,10 +220,8 @@ def set_flash(response: Response, settings: Settings, flash: Flash) -> None:
 def read_flash(request: Request) -> Flash | None:
     raw = request.cookies.get(FLASH_COOKIE)
     settings: Settings = request.app.state.services.settings
-    if not raw or "." not in raw:
-        return None
-    payload, _, signature = raw.rpartition(".")
-    if not hmac.compare_digest(signature, _flash_signature(settings, payload)):
+    payload = unsign(settings, "console-flash", raw)
+    if payload is None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

@@ -1,5 +1,5 @@
-"""``authflow bench [spike|steady|isolation|scale|faults|all] [options]``
-and ``authflow bench floor [--n 300] [--out DIR]`` (see ``devtools.bench.floor``).
+"""``authflow bench SCENARIO [options]``: spike, steady, isolation, scale, faults, all,
+or ``floor`` (see ``devtools.bench.floor``).
 
 Runs each selected scenario ``--runs`` times, prints a table of the medians with a
 PASS/MISS line per target, and writes ``<out>/<scenario>.json`` and ``.png``.  The exit
@@ -28,13 +28,34 @@ from devtools.bench.scenarios import (
 
 SCENARIO_NAMES = ("spike", "steady", "isolation", "scale", "faults")
 
+# What each scenario does, for `authflow bench` without a scenario and for --help.
+SCENARIOS_HELP = {
+    "spike": "N registrations at once; ack latency, drain time, lost emails (--n)",
+    "steady": "registrations at a steady rate (--rate, --duration)",
+    "isolation": "a spike while password resets must still arrive on time",
+    "scale": "the spike with 1, 2 and 4 worker processes (own stacks only)",
+    "faults": "the spike with transient and permanent SMTP failures",
+    "all": "every scenario above, one after the other",
+    "floor": "CPU floor of one registration on this machine (`authflow bench floor --help`)",
+}
+
+
+def scenarios_text() -> str:
+    width = max(map(len, SCENARIOS_HELP))
+    return "\n".join(f"  {name:<{width}}  {text}" for name, text in SCENARIOS_HELP.items())
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authflow bench",
-        description="The registration-spike benchmark (docs/benchmarks.md).",
+        description="The project's load benchmark (docs/benchmarks.md). By default each\n"
+        "scenario starts its own stack in a temporary directory.",
+        epilog="scenarios:\n" + scenarios_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", nargs="?", default="spike", choices=[*SCENARIO_NAMES, "all"])
+    parser.add_argument(
+        "scenario", choices=[*SCENARIO_NAMES, "all", "floor"], help="what to run (below)"
+    )
     parser.add_argument("--n", type=int, default=500, help="registrations in a spike (500)")
     parser.add_argument("--rate", type=float, default=10.0, help="steady: registrations/s (10)")
     parser.add_argument("--duration", type=float, default=30.0, help="steady: seconds (30)")
@@ -80,6 +101,15 @@ def _floor_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    if not argv:
+        # A bare `authflow bench` used to start a 500-registration spike; ask instead.
+        print(
+            "authflow bench: which scenario? Choose one:\n"
+            + scenarios_text()
+            + "\nfor example `authflow bench spike --n 100`; `authflow bench --help` for options.",
+            file=sys.stderr,
+        )
+        return 2
     if argv[:1] == ["floor"]:
         from devtools.bench import floor
 

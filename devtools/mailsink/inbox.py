@@ -6,6 +6,11 @@ untrusted input: every value goes through Jinja2 autoescaping, and a message's o
 HTML is only served from ``/messages/{id}/html`` under ``Content-Security-Policy:
 sandbox`` (no scripts, opaque origin, no remote loads).
 
+The list filters by recipient and subject, pages, shows each message's code (or first
+line), deletes one message or all, and updates itself without reloading (a small script
+fetches the list's fragment).  Every error, an unknown path included, answers in the
+contract's shape ``{"error": {"code", "message"}}``.
+
 The endpoints are ``async def`` on purpose: they then run on the loop thread that
 owns the sink, which :class:`~devtools.mailsink.sink.MailSink` requires.
 """
@@ -14,16 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
-from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from devtools.mailsink.sink import (
     FaultMode,
@@ -33,11 +44,15 @@ from devtools.mailsink.sink import (
     bind_listening_sockets,
 )
 
-# Our own pages: inline CSS only, frames only from ourselves, nothing else loads.
+# Our own pages: inline CSS, our one script, frames and forms only to ourselves.
 PAGE_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; frame-src 'self'; img-src 'self' data:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
+    "frame-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
+PAGES_DIR = Path(__file__).parent / "pages"
+PAGE_SIZE = 50
+CODE_RE = re.compile(r"(?<!\d)\d{6}(?!\d)")
 # The email's HTML: sandboxed (scripts off, opaque origin), no remote content (no
 # tracking pixels), but links may open in a new tab so a verification link works.
 MESSAGE_HTML_CSP = (
@@ -50,78 +65,6 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-_BASE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-{% block head %}{% endblock %}
-<title>{% block title %}mail sink{% endblock %}</title>
-<style>
- body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
- table { border-collapse: collapse; width: 100%; }
- th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #ddd;
-          vertical-align: top; }
- tr:hover td { background: #f5f7ff; }
- a { color: #1a4fd6; text-decoration: none; } a:hover { text-decoration: underline; }
- .muted { color: #777; } .bar { margin-bottom: 1rem; }
- .fault { background: #fde8e8; color: #8a1c1c; padding: .1rem .4rem; border-radius: 3px; }
- pre { background: #f6f6f6; padding: .8rem; white-space: pre-wrap;
-       overflow-wrap: anywhere; }
- iframe { width: 100%; height: 32rem; border: 1px solid #ccc; }
- dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
- dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
-</style></head>
-<body>{% block body %}{% endblock %}</body></html>
-"""
-
-_LIST = """{% extends "base.html" %}
-{% block head %}<meta http-equiv="refresh" content="5">{% endblock %}
-{% block title %}mail sink ({{ messages|length }}){% endblock %}
-{% block body %}
-<h1>Mail sink</h1>
-<p class="bar muted">{{ messages|length }} message(s) &middot; SMTP {{ smtp }}
- &middot; attempts {{ stats.attempts }}, accepted {{ stats.accepted }}
- &middot; faults: <span class="{{ 'fault' if faults.mode != 'ok' else '' }}">{{ faults.mode }}
- {%- if faults.transient_ratio %}, transient_ratio {{ faults.transient_ratio }}{% endif %}</span>
- &middot; <a href="{{ api_url }}">JSON</a></p>
-{% if messages %}
-<table><thead><tr><th>#</th><th>Received</th><th>To</th><th>Subject</th><th>From</th></tr></thead>
-<tbody>
-{% for m in messages %}
-<tr><td>{{ m.id }}</td><td class="muted">{{ m.received_at|when }}</td>
-<td>{{ m.rcpt_tos|join(", ") }}</td>
-<td><a href="{{ url_for('message_page', message_id=m.id) }}">
- {{- m.subject or "(no subject)" }}</a></td>
-<td class="muted">{{ m.mail_from }}</td></tr>
-{% endfor %}
-</tbody></table>
-{% else %}<p>No mail yet. This page refreshes every 5 seconds.</p>{% endif %}
-{% endblock %}
-"""
-
-_MESSAGE = """{% extends "base.html" %}
-{% block title %}#{{ m.id }} {{ m.subject }}{% endblock %}
-{% block body %}
-<p class="bar"><a href="{{ url_for('inbox_page') }}">&larr; inbox</a></p>
-<h1>{{ m.subject or "(no subject)" }}</h1>
-<dl>
-<dt>Received</dt><dd>{{ m.received_at|when }}</dd>
-<dt>Envelope from</dt><dd>{{ m.mail_from }}</dd>
-<dt>Envelope to</dt><dd>{{ m.rcpt_tos|join(", ") }}</dd>
-</dl>
-<h2>Text</h2>
-{% if m.text %}<pre>{{ m.text }}</pre>{% else %}<p class="muted">(no text/plain part)</p>{% endif %}
-<h2>HTML</h2>
-{% if m.html %}
-<p><a href="{{ html_url }}" target="_blank" rel="noopener noreferrer">open the HTML part alone</a>
- <span class="muted">(sandboxed: no scripts, no remote images)</span></p>
-<iframe src="{{ html_url }}" sandbox="allow-popups allow-popups-to-escape-sandbox"
- referrerpolicy="no-referrer" title="HTML part"></iframe>
-{% else %}<p class="muted">(no text/html part)</p>{% endif %}
-<h2>Headers</h2>
-<dl>{% for name, value in headers %}<dt>{{ name }}</dt><dd>{{ value }}</dd>{% endfor %}</dl>
-<p><a href="{{ json_url }}">JSON</a></p>
-{% endblock %}
-"""
-
 
 def _format_time(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
@@ -129,7 +72,7 @@ def _format_time(timestamp: float) -> str:
 
 def _templates() -> Environment:
     env = Environment(
-        loader=DictLoader({"base.html": _BASE, "list.html": _LIST, "message.html": _MESSAGE}),
+        loader=FileSystemLoader(PAGES_DIR),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
     )
@@ -151,6 +94,32 @@ def message_json(message: StoredMessage) -> dict[str, Any]:
         "text": message.text,
         "html": message.html,
     }
+
+
+@dataclass(frozen=True)
+class Row:
+    """A message as the list shows it: its code, or else its first line."""
+
+    message: StoredMessage
+    code: str | None
+    first_line: str
+
+
+def list_row(message: StoredMessage) -> Row:
+    codes = CODE_RE.findall(message.text)
+    first = next((line.strip() for line in message.text.splitlines() if line.strip()), "")
+    return Row(message, codes[0] if codes else None, first[:120])
+
+
+def matching(messages: list[StoredMessage], to: str = "", subject: str = "") -> list[StoredMessage]:
+    """Case-insensitive substring filters on the envelope recipients and the subject."""
+    to, subject = to.strip().lower(), subject.strip().lower()
+    return [
+        m
+        for m in messages
+        if (not to or any(to in rcpt.lower() for rcpt in m.rcpt_tos))
+        and (not subject or subject in m.subject.lower())
+    ]
 
 
 class FaultsUpdate(BaseModel):
@@ -175,27 +144,146 @@ def _get_or_404(sink: MailSink, message_id: int) -> StoredMessage:
     return message
 
 
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=_SECURITY_HEADERS
+    )
+
+
+_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 409: "conflict", 403: "forbidden"}
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _ERROR_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+    if exc.status_code == 404 and message == "Not Found":
+        message = "No such page or endpoint in the mail sink."
+    return _error(exc.status_code, code, message)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message = "; ".join(
+        f"{'.'.join(map(str, e.get('loc', ())[1:])) or 'body'}: {e.get('msg', '')}"
+        for e in exc.errors()
+    )
+    return _error(422, "validation_error", message or "Invalid request.")
+
+
 def create_inbox_app(sink: MailSink) -> FastAPI:
     """The inbox as an ASGI app bound to ``sink`` (mountable under a prefix)."""
     app = FastAPI(title="authflow mail sink", docs_url=None, redoc_url=None)
     app.state.sink = sink
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     _add_pages(app, sink)
     _add_api(app, sink)
     return app
 
 
+def _same_origin(request: Request) -> None:
+    """The delete forms are for this page only: a browser names the page's origin."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(status_code=403, detail="This form must come from the inbox itself.")
+
+
+def _back_to_list(request: Request) -> RedirectResponse:
+    """Back to the list as the form's page showed it (its filters and page travel in the
+    form's query string: the pages send no Referer)."""
+    query = urlencode(
+        {k: v for k in ("to", "subject", "page") if (v := request.query_params.get(k, ""))}
+    )
+    target = str(request.url_for("inbox_page"))
+    return RedirectResponse(f"{target}?{query}" if query else target, status_code=303)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What the list shows: its filters and page (the page's query string)."""
+
+    to: str
+    subject: str
+    page: int
+
+
+def _list_query(
+    to: str = Query("", max_length=320),
+    subject: str = Query("", max_length=200),
+    page: int = Query(1, ge=1),
+) -> ListQuery:
+    return ListQuery(to, subject, page)
+
+
+ListDep = Annotated[ListQuery, Depends(_list_query)]
+
+
+def _list_context(request: Request, sink: MailSink, wanted: ListQuery) -> dict[str, Any]:
+    to, subject, page = wanted.to, wanted.subject, wanted.page
+    found = list(reversed(matching(sink.messages, to, subject)))
+    pages = max(1, math.ceil(len(found) / PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    filters = {"to": to, "subject": subject}
+    base = str(request.url_for("inbox_page"))
+
+    def page_link(number: int) -> str:
+        query = urlencode({k: v for k, v in {**filters, "page": number}.items() if v})
+        return f"{base}?{query}"
+
+    here = urlencode({k: v for k, v in {**filters, "page": page}.items() if v})
+    return {
+        "rows": [list_row(m) for m in shown],
+        "total": len(found),
+        "page": page,
+        "pages": pages,
+        "page_link": page_link,
+        "filters": filters,
+        "stats": sink.stats(),
+        "faults": sink.faults.as_dict(),
+        "smtp": f"{sink.host}:{sink.port}",
+        "api_url": request.url_for("list_messages"),
+        "faults_url": request.url_for("get_faults"),
+        "page_url": base,
+        "clear_url": request.url_for("clear_messages_page"),
+        "script_url": request.url_for("inbox_script"),
+        "fragment_url": f"{request.url_for('inbox_rows')}?{here}",
+        "here": here,
+        "url_for": request.url_for,
+    }
+
+
 def _add_pages(app: FastAPI, sink: MailSink) -> None:
     @app.get("/", response_class=HTMLResponse, name="inbox_page")
-    async def inbox_page(request: Request) -> HTMLResponse:
-        body = _ENV.get_template("list.html").render(
-            messages=list(reversed(sink.messages)),
-            stats=sink.stats(),
-            faults=sink.faults.as_dict(),
-            smtp=f"{sink.host}:{sink.port}",
-            api_url=request.url_for("list_messages"),
-            url_for=request.url_for,
+    async def inbox_page(request: Request, wanted: ListDep) -> HTMLResponse:
+        context = _list_context(request, sink, wanted)
+        return _html(_ENV.get_template("list.html").render(context))
+
+    @app.get("/rows", response_class=HTMLResponse, name="inbox_rows")
+    async def inbox_rows(request: Request, wanted: ListDep) -> HTMLResponse:
+        """The list alone, for the page's live updates."""
+        context = _list_context(request, sink, wanted)
+        return _html(_ENV.get_template("rows.html").render(context))
+
+    @app.get("/inbox.js", name="inbox_script")
+    async def inbox_script() -> FileResponse:
+        return FileResponse(
+            PAGES_DIR / "inbox.js", media_type="text/javascript", headers=_SECURITY_HEADERS
         )
-        return _html(body)
+
+    @app.post("/messages/{message_id}/delete", name="delete_message_page")
+    async def delete_message_page(request: Request, message_id: int) -> RedirectResponse:
+        _same_origin(request)
+        if not sink.delete(message_id):
+            raise HTTPException(status_code=404, detail=f"no message {message_id}")
+        return _back_to_list(request)
+
+    @app.post("/clear", name="clear_messages_page")
+    async def clear_messages_page(request: Request) -> RedirectResponse:
+        _same_origin(request)
+        sink.clear()
+        return RedirectResponse(str(request.url_for("inbox_page")), status_code=303)
 
     @app.get("/messages/{message_id}", response_class=HTMLResponse, name="message_page")
     async def message_page(request: Request, message_id: int) -> HTMLResponse:
@@ -219,20 +307,31 @@ def _add_pages(app: FastAPI, sink: MailSink) -> None:
 
 def _add_api(app: FastAPI, sink: MailSink) -> None:
     @app.get("/api/messages", name="list_messages")
-    async def list_messages(to: str | None = None) -> list[dict[str, Any]]:
-        """Messages oldest first; ``?to=`` filters on the envelope recipient."""
+    async def list_messages(
+        to: str | None = None, subject: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Messages oldest first; ``?to=`` filters on the envelope recipient (exact,
+        case-insensitive), ``?subject=`` on the subject (substring, case-insensitive)."""
         messages = sink.messages if to is None else sink.messages_to(to)
+        if subject:
+            messages = matching(messages, subject=subject)
         return [message_json(m) for m in messages]
 
     @app.get("/api/messages/{message_id}", name="get_message")
     async def get_message(message_id: int) -> dict[str, Any]:
         return message_json(_get_or_404(sink, message_id))
 
+    @app.delete("/api/messages/{message_id}")
+    async def delete_message(message_id: int) -> dict[str, int]:
+        if not sink.delete(message_id):
+            raise HTTPException(status_code=404, detail=f"no message {message_id}")
+        return {"deleted": 1}
+
     @app.delete("/api/messages")
     async def clear_messages() -> dict[str, int]:
         return {"deleted": sink.clear()}
 
-    @app.get("/api/faults")
+    @app.get("/api/faults", name="get_faults")
     async def get_faults() -> dict[str, Any]:
         return sink.faults.as_dict()
 

@@ -543,6 +543,16 @@ class MailSink:
         """Messages whose envelope recipients include ``address``, oldest first."""
         return [m for m in self._messages if m.is_to(address)]
 
+    def delete(self, message_id: int) -> bool:
+        """Forget one message (and delete its file); False if there is none."""
+        message = self.get(message_id)
+        if message is None:
+            return False
+        self._messages.remove(message)
+        if self.store_dir is not None:
+            (self.store_dir / f"{message.id}.eml").unlink(missing_ok=True)
+        return True
+
     def clear(self) -> int:
         """Forget all messages (and delete their files); ids keep increasing."""
         count = len(self._messages)

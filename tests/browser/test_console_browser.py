@@ -3,19 +3,12 @@ page's screenshot goes to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import Any
 
 import pytest
 
-try:
-    from playwright.async_api import expect
-except ImportError:  # pragma: no cover - a dev dependency; CI always has it
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
-
+from tests.browser.playwright_expect import expect
 from tests.browser.shots import screenshot
 from tests.e2e.test_rbac_matrix import ADMIN_PREFIX, admin_headers, new_member
 from tests.stack import ADMIN_EMAIL, ADMIN_PASSWORD, Stack, eventually
@@ -125,9 +118,9 @@ async def test_create_and_edit_a_role(stack: Stack, page: Any) -> None:
     assert r.json()["roles"] == sorted([name, "USER"])
 
 
-async def test_resend_a_failed_code(stack: Stack, page: Any) -> None:
-    await sign_in_as_admin(page)
-    email = stack.new_email("console-failed")
+async def failed_registration(stack: Stack, page: Any, email: str) -> Any:
+    """Register with the sink refusing for good; wait until the console lists the
+    delivery as failed; return its row."""
     failed_row = page.locator(f'tr[data-email="{email}"][data-state="failed"]')
 
     async def shown_failed() -> bool:
@@ -141,6 +134,13 @@ async def test_resend_a_failed_code(stack: Stack, page: Any) -> None:
         await eventually(shown_failed, timeout=30, interval=0.5)
     finally:
         stack.sink.faults.reset()  # back to "ok"
+    return failed_row
+
+
+async def test_resend_a_failed_code(stack: Stack, page: Any) -> None:
+    await sign_in_as_admin(page)
+    email = stack.new_email("console-failed")
+    failed_row = await failed_registration(stack, page, email)
     await expect(failed_row.locator(".error-text")).not_to_be_empty()
     link = await failed_row.locator("a.wf").get_attribute("href")
     namespace = stack.settings.temporal_namespace

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import func, select
 
 from authflow.models import User
+from tests.auth_calls import AUTH
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-AUTH = "/api/v1/auth"
 JSON = "application/json"
 GOOD_PASSWORD = "a perfectly fine pass phrase"
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")

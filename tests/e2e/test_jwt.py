@@ -18,11 +18,11 @@ import httpx
 import jwt
 import pytest
 
+from tests.auth_calls import AUTH
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-AUTH = "/api/v1/auth"
 REQUIRED = ("sub", "sid", "iat", "exp", "iss", "aud", "typ")
 
 _sessions: dict[str, dict[str, Any]] = {}

@@ -17,24 +17,17 @@ from authflow.otp_store import issue_code
 from authflow.security.otp import CodeVault
 from authflow.security.password_policy import is_common
 from devtools.mailsink import StoredMessage
-from tests.auth_calls import do_refresh, end_refresh_grace, get_me, try_login
+from tests.auth_calls import AUTH, assert_error, do_refresh, end_refresh_grace, get_me, try_login
 from tests.stack import CODE_RE, Stack, eventually
 
 pytestmark = pytest.mark.e2e
 
-AUTH = "/api/v1/auth"
 PASSWORD_CHANGED = "password was changed"
 PASSWORD_WAS_RESET = "password was reset"
 RESET_CODE = "password reset"
 
 
 # --- helpers ------------------------------------------------------------------------------
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
 
 
 def new_password(label: str = "new") -> str:

@@ -18,21 +18,13 @@ from authflow import throttle
 from authflow.models import Session, User, UserStatus, utcnow
 from authflow.policies import PERMISSIONS
 from authflow.security.passwords import Argon2Parameters, PasswordHasher
-from tests.auth_calls import do_refresh, end_refresh_grace, get_me, try_login
+from tests.auth_calls import AUTH, assert_error, do_refresh, end_refresh_grace, get_me, try_login
 from tests.stack import Stack, eventually
 
 pytestmark = pytest.mark.e2e
 
-AUTH = "/api/v1/auth"
-
 
 # --- helpers ------------------------------------------------------------------------------
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
 
 
 async def set_status(stack: Stack, email: str, status: str) -> None:

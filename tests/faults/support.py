@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from authflow.models import OtpDelivery, User
 from authflow.ports import free_port
 from authflow.settings import Settings
 from devtools.mailsink import MailSink
-from tests.stack import CODE_RE, Stack, TemporalDevServer, running_stack
+from tests.stack import CODE_RE, Stack, TemporalDevServer, eventually, running_stack
 
 AUTHFLOW = str(Path(sys.executable).parent / "authflow")
 
@@ -151,19 +151,6 @@ async def wait_for_codes(
 
 
 # --------------------------------------------------------------------------- the chain
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float = 15.0, interval: float = 0.2
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)
 
 
 async def register_many(

@@ -13,12 +13,14 @@ import httpx
 import pytest
 
 from devtools.mailsink import (
+    FAULT_MODES,
     MailSink,
     PortInUseError,
     StoredMessage,
     create_inbox_app,
     serve_inbox,
 )
+from devtools.mailsink.inbox import PAGE_SIZE
 
 SENDER = "no-reply@authflow.local"
 
@@ -423,3 +425,90 @@ async def test_serve_inbox_runs_a_real_server(sink: MailSink) -> None:
 async def test_serve_inbox_port_in_use(sink: MailSink, blocker: int) -> None:
     with pytest.raises(PortInUseError, match=f"port {blocker} is already in use"):
         await serve_inbox(sink, "127.0.0.1", blocker)
+
+
+# ------------------------------------------------------------------- inbox, as people use it
+
+
+async def test_inbox_filters_by_recipient_and_subject(
+    sink: MailSink, inbox: httpx.AsyncClient
+) -> None:
+    await send(sink, make_email(to="alice@example.com", subject="Your code"))
+    await send(sink, make_email(to="bob@example.com", subject="Reset your password"))
+    await send(sink, make_email(to="bob@example.com", subject="Your code"))
+
+    by_to = (await inbox.get("/", params={"to": "BOB@"})).text
+    assert "alice@example.com" not in by_to and by_to.count('data-id="') == 2
+    both = (await inbox.get("/", params={"to": "bob", "subject": "reset"})).text
+    assert both.count('data-id="') == 1 and "Reset your password" in both
+    none = (await inbox.get("/", params={"subject": "nothing like it"})).text
+    assert "No message matches." in none
+
+    api = (await inbox.get("/api/messages", params={"subject": "code"})).json()
+    assert [m["id"] for m in api] == [1, 3]
+
+
+async def test_inbox_shows_the_code_or_else_the_first_line(
+    sink: MailSink, inbox: httpx.AsyncClient
+) -> None:
+    await send(sink, make_email(text="Hello,\n\nyour code is 246810; it expires soon."))
+    await send(sink, make_email(subject="News", text="\n  Welcome aboard!\nMore text.", html=None))
+    listing = (await inbox.get("/")).text
+    assert '<span class="code">246810</span>' in listing
+    assert '<span class="muted">Welcome aboard!</span>' in listing
+
+
+async def test_inbox_pages_through_many_messages(sink: MailSink, inbox: httpx.AsyncClient) -> None:
+    for index in range(PAGE_SIZE + 3):
+        await send(sink, make_email(subject=f"message {index}"))
+    first = (await inbox.get("/")).text
+    assert first.count('data-id="') == PAGE_SIZE
+    assert "page 1 of 2" in first and 'rel="next"' in first
+    second = (await inbox.get("/", params={"page": 2})).text
+    assert second.count('data-id="') == 3 and 'rel="prev"' in second
+    assert (await inbox.get("/", params={"page": 99})).status_code == 200  # clamped
+    rows = await inbox.get("/rows", params={"page": 2})
+    assert rows.text.count('data-id="') == 3 and "<html" not in rows.text
+
+
+async def test_inbox_deletes_one_message_or_all(sink: MailSink, inbox: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        await send(sink)
+    assert (await inbox.delete("/api/messages/2")).json() == {"deleted": 1}
+    assert [m.id for m in sink.messages] == [1, 3]
+    missing = await inbox.delete("/api/messages/2")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+    form = await inbox.post("/messages/1/delete", headers={"Origin": "http://inbox"})
+    assert form.status_code == 303
+    assert [m.id for m in sink.messages] == [3]
+    foreign = await inbox.post("/clear", headers={"Origin": "http://elsewhere.example"})
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "forbidden"
+    assert (await inbox.post("/clear")).status_code == 303
+    assert sink.messages == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nope", 404, "not_found"),
+        ("GET", "/api/nope", 404, "not_found"),
+        ("GET", "/messages/77", 404, "not_found"),
+        ("POST", "/api/messages", 405, "method_not_allowed"),
+        ("GET", "/api/messages/abc", 422, "validation_error"),
+    ],
+)
+async def test_inbox_errors_use_the_contracts_shape(
+    inbox: httpx.AsyncClient, method: str, path: str, status: int, code: str
+) -> None:
+    response = await inbox.request(method, path)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+
+
+async def test_inbox_explains_the_faults_switch(inbox: httpx.AsyncClient) -> None:
+    page = (await inbox.get("/")).text
+    for mode in FAULT_MODES:
+        assert f"<dt>{mode}</dt>" in page
+    assert "curl -X PUT http://inbox/api/faults" in page

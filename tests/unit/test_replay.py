@@ -184,7 +184,8 @@ def _payload_encodings(node: object, path: str = "") -> set[str]:
 
 
 async def record_histories(out: Path, prefix: str = "") -> None:
-    from tests.faults.support import dedicated_stack, eventually
+    from tests.faults.support import dedicated_stack
+    from tests.stack import eventually
 
     out.mkdir(parents=True, exist_ok=True)
     ttl = 15

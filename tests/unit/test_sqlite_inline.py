@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from authflow.db import Database, InlineSqliteConnection
+from authflow.db import Database
 from authflow.policies import resolve_email_policies
 from authflow.settings import Settings
+from authflow.sqlite import InlineSqliteConnection
 from tests.secret import TEST_SECRET
 from workers.main import WorkerDeps
 

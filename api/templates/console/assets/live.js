@@ -8,6 +8,20 @@
 
   const fmt = (n) => Number(n.toFixed(n >= 10 ? 1 : 2)).toString();
 
+  // One colour rule for the meter and every bar: by the ratio to the queue's limit.
+  const HOT_FROM = 0.8;
+  const level = (value, limit) => {
+    if (!(limit > 0)) return "";
+    const ratio = value / limit;
+    return ratio > 1 ? "over" : ratio >= HOT_FROM ? "hot" : "";
+  };
+  const paint = (el, value, limit) => {
+    const name = level(value, limit);
+    el.classList.toggle("hot", name === "hot");
+    el.classList.toggle("over", name === "over");
+    el.dataset.level = name || "ok";
+  };
+
   function draw(queue) {
     const card = root.querySelector(`.queue[data-kind="${CSS.escape(queue.kind)}"]`);
     if (!card) return;
@@ -19,8 +33,7 @@
     const fill = card.querySelector(".meter .fill");
     const share = limit > 0 ? queue.current_per_second / limit : 0;
     fill.style.width = `${Math.min(share, 1) * 100}%`;
-    fill.classList.toggle("hot", share >= 0.8 && share <= 1);
-    fill.classList.toggle("over", queue.peak_per_second > limit);
+    paint(fill, queue.current_per_second, limit);
 
     const spark = card.querySelector(".spark");
     const limitLine = spark.querySelector(".limit");
@@ -30,7 +43,8 @@
     limitLine.dataset.label = `limit ${fmt(limit)}/s`;
     for (const count of queue.per_second) {
       const bar = document.createElement("div");
-      bar.className = count > limit ? "bar over" : "bar";
+      bar.className = "bar";
+      paint(bar, count, limit);
       bar.style.height = `${(count / top) * 100}%`;
       bar.title = `${count}/s`;
       spark.insertBefore(bar, limitLine);
