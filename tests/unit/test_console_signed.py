@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from api.console.signed import sign, unsign
 from authflow.settings import Settings
+from tests.secret import TEST_SECRET
 
-SETTINGS = Settings(environment="test", jwt_secret="k" * 40)
+SETTINGS = Settings(environment="test", jwt_secret=TEST_SECRET)
 
 
 def test_a_signed_value_reads_back_for_its_purpose_only() -> None:
@@ -24,5 +27,5 @@ def test_anything_else_is_refused(raw: str | None) -> None:
 def test_a_tampered_value_is_refused() -> None:
     value, _, signature = sign(SETTINGS, "console-flash", "payload").rpartition(".")
     assert unsign(SETTINGS, "console-flash", f"payloaX.{signature}") is None
-    other_key = Settings(environment="test", jwt_secret="j" * 40)
+    other_key = Settings(environment="test", jwt_secret=secrets.token_urlsafe(48))
     assert unsign(other_key, "console-flash", f"{value}.{signature}") is None

@@ -11,8 +11,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 IO_MODULES = {"aiosqlite", "asyncpg", "aiosmtplib", "activities", "activities.pacer"}
 
 
@@ -44,10 +42,5 @@ def test_the_api_loads_no_workflow_or_activity_code() -> None:
     assert not {"workflows.code_lifecycle", "workflows.registration"} & loaded
 
 
-@pytest.mark.xfail(
-    reason="authflow/db.py imports aiosqlite at module level; its SQLite setup is being "
-    "confined to a module loaded only for SQLite URLs (issue 13, item 5, another branch)",
-    strict=False,
-)
 def test_the_api_loads_no_sqlite_driver_until_it_connects() -> None:
     assert "aiosqlite" not in _loaded_after("import api.app")

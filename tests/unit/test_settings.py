@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from authflow.settings import InsecureConfiguration, Settings
+from tests.secret import TEST_SECRET
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(16))
@@ -18,12 +19,12 @@ def _entry(key_id: str, key: bytes) -> str:
 
 def test_codec_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEC_KEYS", f"{_entry('new', KEY_A)}, {_entry('old', KEY_B)}")
-    settings = Settings(environment="test")
+    settings = Settings(environment="test", jwt_secret=TEST_SECRET)
     assert settings.codec_keyring() == [("new", KEY_A), ("old", KEY_B)]
 
 
 def test_without_codec_keys_one_key_is_derived() -> None:
-    ring = Settings(environment="test", jwt_secret="s" * 40).codec_keyring()
+    ring = Settings(environment="test", jwt_secret=TEST_SECRET).codec_keyring()
     assert [key_id for key_id, _ in ring] == ["derived-1"]
     assert len(ring[0][1]) == 32
 
@@ -42,7 +43,7 @@ def test_a_malformed_entry_is_refused_without_echoing_it(
 ) -> None:
     monkeypatch.setenv("CODEC_KEYS", value)
     with pytest.raises(InsecureConfiguration) as caught:
-        Settings(environment="test")
+        Settings(environment="test", jwt_secret=TEST_SECRET)
     assert "keyid:base64" in str(caught.value)
     secret_part = value.partition(":")[2]
     assert not secret_part or secret_part not in str(caught.value)
