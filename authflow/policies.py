@@ -194,4 +194,5 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "AuthflowKind": "Keyword",
     "AuthflowDeliveryState": "Keyword",
     "AuthflowUserId": "Keyword",
+    "AuthflowCourseId": "Keyword",
 }
