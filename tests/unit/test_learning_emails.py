@@ -1,58 +1,46 @@
-"""Learning emails: templates in files, text + HTML, List-Unsubscribe only on the kinds
-users may turn off, names and titles escaped in HTML."""
+"""The learning emails are declared on the one pipeline: templates in files (text +
+HTML), the notification queue, an opt-out (hence List-Unsubscribe) only for drip notices
+and reminders; titles and names are escaped in HTML."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-
 import pytest
 
-from activities.learning import LearningEmails, build_email
-from workflows.learning_inputs import LearningEmail
+from activities.templates import render
+from authflow.courses import emails
+from authflow.emails import EmailType, email_type
+from authflow.policies import EmailKind, Preference
 
 CONTEXT = {
     "name": "Ada <b>",
-    "course": {"title": "Crème & <script>", "slug": "creme"},
+    "course_title": "Crème & <script>",
     "course_url": "https://learn.example/courses/creme",
+    "lessons": "Day 3 <i>",
+    "certificate_url": "https://learn.example/certificates/c1",
+    "unsubscribe_url": "https://learn.example/api/v1/unsubscribe?token=t",
 }
 
 
 @pytest.mark.parametrize(
-    ("template", "extra", "optional"),
+    ("email", "opt_out"),
     [
-        (LearningEmail.ENROLLED, {}, False),
-        (LearningEmail.LESSON_OPENED, {"lessons": ["Day 3"]}, True),
-        (LearningEmail.REMINDER, {}, True),
-        (
-            LearningEmail.CERTIFICATE,
-            {"certificate_url": "https://learn.example/certificates/c1"},
-            False,
-        ),
+        (emails.COURSE_ENROLLED, None),
+        (emails.LESSON_OPENED, Preference.COURSE_UPDATES),
+        (emails.INACTIVITY_REMINDER, Preference.REMINDERS),
+        (emails.COURSE_CERTIFICATE, None),
     ],
 )
-def test_each_learning_email(template: str, extra: dict[str, object], optional: bool) -> None:
-    emails = LearningEmails("https://learn.example/")
-    context = {**CONTEXT, **extra}
-    if optional:
-        context["unsubscribe_url"] = emails.unsubscribe_url("reminders")
-    mail = emails.render(template, **context)
-    assert "Crème & <script>" in mail.subject
-    assert "<script>" not in mail.html
-    assert "&lt;script&gt;" in mail.html
-    outgoing = build_email(
-        mail, sender="no-reply@authflow.local", recipient="ada@example.com", name="Ada"
-    )
-    parsed = email.message_from_bytes(outgoing.data, policy=email.policy.default)
-    assert parsed["To"] == "Ada <ada@example.com>"
-    assert parsed.get_body(("plain",)) is not None
-    assert parsed.get_body(("html",)) is not None
-    if optional:
-        assert (
-            parsed["List-Unsubscribe"] == "<https://learn.example/unsubscribe?preference=reminders>"
-        )
-        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    else:
-        assert parsed["List-Unsubscribe"] is None
-    if template == LearningEmail.CERTIFICATE:
-        assert "https://learn.example/certificates/c1" in parsed.get_body(("plain",)).get_content()
+def test_each_learning_email(email: EmailType, opt_out: Preference | None) -> None:
+    assert email_type(email.name) is email
+    assert email.kind == EmailKind.NOTIFICATION
+    assert email.task_queue == "email-notification"
+    assert email.opt_out == opt_out
+    rendered = render(email, CONTEXT)
+    assert "Crème & <script>" in rendered.subject
+    assert "Crème & <script>" in rendered.text
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;" in rendered.html
+    if email is emails.COURSE_CERTIFICATE:
+        assert CONTEXT["certificate_url"] in rendered.text
+    if opt_out is not None:
+        assert CONTEXT["unsubscribe_url"] in rendered.text
