@@ -52,10 +52,10 @@ def _with_challenge(status: int, headers: Mapping[str, str] | None) -> dict[str,
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    body = error_body(exc.code, exc.message)
+    body["error"].update(exc.extra)
     return JSONResponse(
-        error_body(exc.code, exc.message),
-        status_code=exc.status,
-        headers=_with_challenge(exc.status, exc.headers),
+        body, status_code=exc.status, headers=_with_challenge(exc.status, exc.headers)
     )
 
 

@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
+from api.courses.starter import LearningFlows
 from api.flows import FlowStarter
 from api.unit_of_work import decode, run_command
 from authflow.db import Database
@@ -34,10 +35,11 @@ RELAY_GRACE = timedelta(seconds=10)
 
 
 class Outbox:
-    def __init__(self, db: Database, flows: FlowStarter) -> None:
+    def __init__(self, db: Database, flows: FlowStarter, learning: LearningFlows) -> None:
         self._db = db
         self._flows = flows
         self._tasks: set[asyncio.Task[None]] = set()
+        self._learning = learning
 
     def dispatch_soon(self, entries: Iterable[PendingFlow]) -> None:
         """Dispatch committed entries in the background, in order."""
@@ -68,7 +70,8 @@ class Outbox:
         else:
             try:
                 await asyncio.wait_for(
-                    run_command(self._flows, command, entry.id), TEMPORAL_CALL_TIMEOUT_SECONDS
+                    run_command(self._flows, self._learning, command, entry.id),
+                    TEMPORAL_CALL_TIMEOUT_SECONDS,
                 )
             except Exception as exc:  # unavailable, timed out, refused: retried later
                 log.warning(

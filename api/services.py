@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from temporalio.client import Client
 
+from api.courses.starter import LearningFlows
 from api.flows import FlowStarter
 from api.outbox import Outbox
 from api.unit_of_work import WorkflowGate
+from authflow.courses.storage import Storage, storage_from_url
 from authflow.db import Database
 from authflow.policies import OtpRules, resolve_email_policies
 from authflow.security.otp import CodeVault
@@ -29,12 +31,21 @@ class Services:
     flows: FlowStarter = field(init=False)
     outbox: Outbox = field(init=False)
     gate: WorkflowGate = field(init=False)
+    storage: Storage = field(init=False)
 
     def __post_init__(self) -> None:
+        self.storage = storage_from_url(self.settings.file_storage_url)
         self.flows = FlowStarter(
             self.temporal, resolve_email_policies(self.settings.email_rate_limits), self.otp_rules
         )
-        self.outbox = Outbox(self.db, self.flows)
+        learning = LearningFlows(
+            self.temporal,
+            self.db,
+            self.flows,
+            reminder_days=self.settings.inactivity_reminder_days,
+            base_url=self.settings.public_base_url,
+        )
+        self.outbox = Outbox(self.db, self.flows, learning)
         self.gate = WorkflowGate(self.temporal)
 
     @classmethod

@@ -16,72 +16,36 @@ in one place.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from api.courses.starter import LearningFlows
 from api.flows import FlowStarter
+from authflow.commands import (
+    COMMAND_TYPES,
+    CancelUserFlows,
+    CertificateIssued,
+    Command,
+    EndEnrollment,
+    LessonsChanged,
+    Notify,
+    SignalApproved,
+    SignalVerified,
+    StartCodeFlow,
+    StartEnrollment,
+    pending_entry,
+)
 from authflow.errors import ServiceUnavailable
-from authflow.models import PendingFlow, utcnow
+from authflow.models import PendingFlow
 from authflow.policies import (
     TEMPORAL_PROBE_CACHE_SECONDS,
     TEMPORAL_PROBE_TIMEOUT_SECONDS,
     OtpPurpose,
 )
 from workflows.inputs import IssuedCode
-
-
-# --- the commands ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StartCodeFlow:
-    """Start the code flow of this user and purpose (``resend``: or ask the running one
-    for a fresh code).  ``first_code_*``: a code the API issued, sent first.
-    ``replace``: a running flow is replaced by one that sends that code (a repeated
-    registration of a pending address: its own code, bound to its own password)."""
-
-    purpose: str
-    user_id: str
-    resend: bool = False
-    first_code_id: str | None = None
-    first_code_expires_at: float | None = None
-    replace: bool = False
-
-
-@dataclass(frozen=True)
-class SignalVerified:
-    purpose: str
-    user_id: str
-    needs_approval: bool
-
-
-@dataclass(frozen=True)
-class SignalApproved:
-    user_id: str
-
-
-@dataclass(frozen=True)
-class Notify:
-    user_id: str
-    template: str
-
-
-@dataclass(frozen=True)
-class CancelUserFlows:
-    user_id: str
-
-
-Command = StartCodeFlow | SignalVerified | SignalApproved | Notify | CancelUserFlows
-COMMAND_TYPES: dict[str, type[Command]] = {
-    t.__name__: t for t in (StartCodeFlow, SignalVerified, SignalApproved, Notify, CancelUserFlows)
-}
-
-
-def encode(command: Command) -> tuple[str, dict[str, object]]:
-    return type(command).__name__, dataclasses.asdict(command)
 
 
 def decode(action: str, args: dict[str, Any]) -> Command | None:
@@ -102,7 +66,9 @@ def decode(action: str, args: dict[str, Any]) -> Command | None:
     return None
 
 
-async def run_command(flows: FlowStarter, command: Command, key: str) -> None:
+async def run_command(
+    flows: FlowStarter, learning: LearningFlows, command: Command, key: str
+) -> None:
     """The one place a command becomes a workflow call.  ``key`` (the outbox row's id)
     makes notification ids deterministic: a retried dispatch never sends twice."""
     match command:
@@ -130,6 +96,14 @@ async def run_command(flows: FlowStarter, command: Command, key: str) -> None:
             await flows.notify(command.user_id, command.template, key=key)
         case CancelUserFlows():
             await flows.cancel_user_flows(command.user_id)
+        case StartEnrollment():
+            await learning.start_enrollment(command)
+        case EndEnrollment():
+            await learning.end_enrollment(command.enrollment_id)
+        case CertificateIssued():
+            await learning.certificate_issued(command)
+        case LessonsChanged():
+            await learning.lessons_changed(command.course_id)
 
 
 # --- the unit of work --------------------------------------------------------------------
@@ -146,8 +120,7 @@ class UnitOfWork:
         session.info[_KEY] = self
 
     def after_commit(self, command: Command) -> None:
-        action, args = encode(command)
-        entry = PendingFlow(action=action, args=args, created_at=utcnow(), attempts=0)
+        entry = pending_entry(command)
         self.session.add(entry)
         self.entries.append(entry)
 

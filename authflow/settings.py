@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     client_rate_limit_per_minute: int = Field(default=60, ge=1)
     # Comma-separated addresses whose X-Forwarded-For / X-Forwarded-Proto are believed.
     trusted_proxies: str = ""
+    file_storage_url: str = "file://./var/files"
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    inactivity_reminder_days: int = Field(default=7, ge=0)
 
     # --- additions ---------------------------------------------------------------
     # "dev" relaxes the secret checks (``authflow dev`` generates secrets) and lets

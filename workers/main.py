@@ -24,6 +24,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.codes import CodeActivities
 from activities.email import EmailActivities
+from activities.learning import LearningActivities
 from activities.mailer import Mailer, SmtpConfig
 from activities.pacer import Pacer
 from authflow.db import Database
@@ -46,6 +47,7 @@ class QueueDeps:
     codes: CodeActivities
     email: EmailActivities
     mailer: Mailer
+    learning: LearningActivities
 
 
 @dataclass
@@ -91,7 +93,13 @@ class WorkerDeps:
                 public_base_url=settings.public_base_url,
                 unsubscribe_key=settings.derived_key("unsubscribe"),
             )
-            queues[policy.task_queue] = QueueDeps(db, CodeActivities(db, vault), email, mailer)
+            queues[policy.task_queue] = QueueDeps(
+                db,
+                CodeActivities(db, vault),
+                email,
+                mailer,
+                LearningActivities(db, settings.public_base_url),
+            )
         return cls(queues=queues, pacer=pacer, pacer_db=pacer_db)
 
     async def close(self) -> None:
@@ -145,6 +153,7 @@ def build_workers(
             own.codes.mark_delivery,
             own.email.send_code,
             own.email.send_notification,
+            own.learning.load_enrollment_plan,
         ]
         workers.append(
             Worker(

@@ -1,5 +1,6 @@
 """Every workflow type, for the workers to register (on every email queue)."""
 
+from workflows.enrollment import EnrollmentWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
 from workflows.registration import RegistrationWorkflow
@@ -10,4 +11,5 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     PasswordResetWorkflow,
     SendEmailWorkflow,
     NotificationWorkflow,
+    EnrollmentWorkflow,
 )

@@ -16,8 +16,9 @@ from api.admin import audit
 from api.admin.audit import Actor
 from api.auth.codes import verify_key
 from api.services import Services
-from api.unit_of_work import StartCodeFlow, after_commit
+from api.unit_of_work import after_commit
 from authflow import otp_store, throttle
+from authflow.commands import StartCodeFlow
 from authflow.errors import NotEligible, NotFound
 from authflow.models import EmailDelivery, User, UserStatus, utcnow
 from authflow.policies import CodeState, DeliveryState, EmailKind, OtpPurpose

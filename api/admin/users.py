@@ -15,7 +15,8 @@ from api.admin.audit import Actor
 from api.admin.guards import ensure_may_manage, ensure_not_last_admin, lock_user_for_change
 from api.auth.sessions import revoke_sessions
 from api.services import Services
-from api.unit_of_work import CancelUserFlows, SignalApproved, after_commit
+from api.unit_of_work import after_commit
+from authflow.commands import CancelUserFlows, SignalApproved
 from authflow.errors import NotFound, NotPendingApproval
 from authflow.models import User, UserStatus
 

@@ -22,7 +22,8 @@ from api.auth.sessions import (
 )
 from api.deps import Principal
 from api.services import Services
-from api.unit_of_work import Notify, SignalVerified, StartCodeFlow, after_commit, unit_of_work
+from api.unit_of_work import after_commit, unit_of_work
+from authflow.commands import Notify, SignalVerified, StartCodeFlow
 from authflow.errors import (
     InvalidOtp,
     InvalidToken,

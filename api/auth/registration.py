@@ -20,8 +20,9 @@ from api.auth.codes import consume_code, start_cooldown, take_cooldown, user_by_
 from api.auth.schemas import RegisterRequest
 from api.flows import code_workflow_id
 from api.services import Services
-from api.unit_of_work import SignalVerified, StartCodeFlow, after_commit, unit_of_work
+from api.unit_of_work import after_commit, unit_of_work
 from authflow import otp_store
+from authflow.commands import SignalVerified, StartCodeFlow
 from authflow.errors import EmailTaken, InvalidOtp
 from authflow.models import OtpDelivery, Role, User, UserRole, UserStatus, new_id, utcnow
 from authflow.policies import DEFAULT_ROLE, PURPOSE_EMAIL_KIND, OtpPurpose

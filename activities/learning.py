@@ -1,0 +1,45 @@
+"""Activities of the learning workflows: read an enrollment's plan when its workflow
+wakes.  Its emails go through the one email pipeline (``workflows.emails.send_email``);
+their declarations are in ``authflow.courses.emails``."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from temporalio import activity
+
+import authflow.courses.emails  # noqa: F401  (declares the learning emails in this process)
+from authflow.courses.models import Course, Enrollment, EnrollmentStatus, Lesson
+from authflow.db import Database
+from workflows.learning_inputs import EnrollmentPlan, EnrollmentPlanRequest
+from workflows.names import ActivityName
+
+
+class LearningActivities:
+    def __init__(self, db: Database, public_base_url: str = "") -> None:
+        self._db = db
+        self._base_url = public_base_url.rstrip("/")
+
+    @activity.defn(name=ActivityName.LOAD_ENROLLMENT_PLAN)
+    async def load_enrollment_plan(self, request: EnrollmentPlanRequest) -> EnrollmentPlan:
+        async with self._db.session() as session:
+            enrollment = await session.get(Enrollment, request.enrollment_id)
+            course = await session.get(Course, enrollment.course_id) if enrollment else None
+            if enrollment is None or course is None:
+                return EnrollmentPlan(False, False, 0.0, 0.0)
+            titles: dict[str, list[str]] = {}
+            for day, title in await session.execute(
+                select(Lesson.release_after_days, Lesson.title)
+                .where(Lesson.course_id == course.id)
+                .order_by(Lesson.release_after_days, Lesson.position)
+            ):
+                titles.setdefault(str(day), []).append(title)
+            return EnrollmentPlan(
+                active=enrollment.status == EnrollmentStatus.ACTIVE,
+                completed=enrollment.completed_at is not None,
+                enrolled_at_epoch=enrollment.enrolled_at.timestamp(),
+                last_activity_epoch=enrollment.last_activity_at.timestamp(),
+                release_days=sorted(int(day) for day in titles),
+                course_title=course.title,
+                course_url=f"{self._base_url}/courses/{course.slug}",
+                titles_by_day={day: ", ".join(names) for day, names in titles.items()},
+            )

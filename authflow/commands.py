@@ -1,0 +1,125 @@
+"""The typed commands that must follow a commit: workflow starts and signals.
+
+A use case queues one on its transaction (``api.unit_of_work.after_commit``, or
+``pending_entry`` where no request is involved: a worker's activity); it is written to
+the outbox (``pending_flows``) with the rows it follows and dispatched once they are
+committed (``api.outbox``, which maps each command to its workflow call in one place).
+Commands are data only, so the core may queue them without knowing Temporal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from authflow.models import PendingFlow, utcnow
+
+
+@dataclass(frozen=True)
+class StartCodeFlow:
+    """Start the code flow of this user and purpose (``resend``: or ask the running one
+    for a fresh code).  ``first_code_*``: a code the API issued, sent first.
+    ``replace``: a running flow is replaced by one that sends that code (a repeated
+    registration of a pending address: its own code, bound to its own password)."""
+
+    purpose: str
+    user_id: str
+    resend: bool = False
+    first_code_id: str | None = None
+    first_code_expires_at: float | None = None
+    replace: bool = False
+
+
+@dataclass(frozen=True)
+class SignalVerified:
+    purpose: str
+    user_id: str
+    needs_approval: bool
+
+
+@dataclass(frozen=True)
+class SignalApproved:
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Notify:
+    user_id: str
+    template: str
+
+
+@dataclass(frozen=True)
+class CancelUserFlows:
+    user_id: str
+
+
+@dataclass(frozen=True)
+class StartEnrollment:
+    """Start the enrollment's workflow (drip emails, reminders)."""
+
+    user_id: str
+    enrollment_id: str
+    course_id: str
+
+
+@dataclass(frozen=True)
+class EndEnrollment:
+    """The learner left: the enrollment's workflow ends."""
+
+    user_id: str
+    enrollment_id: str
+
+
+@dataclass(frozen=True)
+class CertificateIssued:
+    """Email the certificate (once, keyed by it) and end the enrollment's workflow."""
+
+    user_id: str
+    certificate_id: str
+    course_id: str
+    course_title: str
+    enrollment_id: str
+
+
+@dataclass(frozen=True)
+class LessonsChanged:
+    """Wake the course's enrollment workflows: the drip schedule may have moved."""
+
+    course_id: str
+
+
+Command = (
+    StartCodeFlow
+    | SignalVerified
+    | SignalApproved
+    | Notify
+    | CancelUserFlows
+    | StartEnrollment
+    | EndEnrollment
+    | CertificateIssued
+    | LessonsChanged
+)
+COMMAND_TYPES: dict[str, type[Command]] = {
+    t.__name__: t
+    for t in (
+        StartCodeFlow,
+        SignalVerified,
+        SignalApproved,
+        Notify,
+        CancelUserFlows,
+        StartEnrollment,
+        EndEnrollment,
+        CertificateIssued,
+        LessonsChanged,
+    )
+}
+
+
+def encode(command: Command) -> tuple[str, dict[str, object]]:
+    return type(command).__name__, dataclasses.asdict(command)
+
+
+def pending_entry(command: Command) -> PendingFlow:
+    """The outbox row of a command (added to the caller's transaction by the caller)."""
+    action, args = encode(command)
+    return PendingFlow(action=action, args=args, created_at=utcnow(), attempts=0)
