@@ -16,6 +16,7 @@ from authflow.deliveries import FINAL_STATES, OPEN_STATES, TRANSITIONS, allowed,
 from authflow.emails import EmailType, UnknownEmailType, declare
 from authflow.policies import EMAIL_POLICIES, DeliveryState, EmailKind, OtpPurpose, Preference
 from authflow.settings import Settings
+from tests.secret import TEST_SECRET
 
 SAMPLE: dict[str, Any] = {
     "code": "123456",
@@ -101,10 +102,16 @@ def test_the_state_machine() -> None:
 
 
 def test_email_rate_limits_are_typed() -> None:
-    settings = Settings(environment="test", email_rate_limits="register=2, email-announcement=1")
+    settings = Settings(
+        environment="test",
+        jwt_secret=TEST_SECRET,
+        email_rate_limits="register=2, email-announcement=1",
+    )
     assert settings.email_rate_limits == {EmailKind.REGISTER: 2.0, EmailKind.ANNOUNCEMENT: 1.0}
-    as_json = Settings(environment="test", email_rate_limits='{"notification": 3}')
+    as_json = Settings(
+        environment="test", jwt_secret=TEST_SECRET, email_rate_limits='{"notification": 3}'
+    )
     assert as_json.email_rate_limits == {EmailKind.NOTIFICATION: 3.0}
     for bad in ("carrier-pigeon=3", "register=0", "register=fast"):
         with pytest.raises(ValidationError):
-            Settings(environment="test", email_rate_limits=bad)
+            Settings(environment="test", jwt_secret=TEST_SECRET, email_rate_limits=bad)

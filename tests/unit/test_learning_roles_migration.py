@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from authflow.migrate import alembic_config, migrate_and_seed
 from authflow.policies import SEEDED_ROLES
 from authflow.settings import Settings
+from tests.secret import TEST_SECRET
 
 OLD_GRANTS = {
     "ADMIN": ["users:read", "roles:manage"],
@@ -54,7 +55,7 @@ async def test_an_existing_database_gets_instructor_and_the_course_permissions(
                 )
     engine.dispose()
 
-    await migrate_and_seed(Settings(database_url=url, jwt_secret="x" * 40))
+    await migrate_and_seed(Settings(database_url=url, jwt_secret=TEST_SECRET))
 
     grants = _grants(f"sqlite:///{path}")
     assert grants["INSTRUCTOR"] == set(SEEDED_ROLES["INSTRUCTOR"])
@@ -66,6 +67,6 @@ async def test_an_existing_database_gets_instructor_and_the_course_permissions(
 
 async def test_a_fresh_database_gets_the_contracts_roles(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-    await migrate_and_seed(Settings(database_url=url, jwt_secret="x" * 40))
+    await migrate_and_seed(Settings(database_url=url, jwt_secret=TEST_SECRET))
     grants = _grants(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert {r: set(p) for r, p in SEEDED_ROLES.items()} == grants
