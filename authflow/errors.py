@@ -151,3 +151,23 @@ class UnknownRole(AppError):
 class UnknownPermission(AppError):
     status, code = 422, "unknown_permission"
     default_message = "Unknown permission."
+
+
+class NotEnrolled(AppError):
+    status, code = 403, "not_enrolled"
+    default_message = "You are not enrolled in this course."
+
+
+class InvalidAnswer(AppError):
+    status, code = 422, "invalid_answer"
+    default_message = "An answer does not fit its question."
+
+
+class AttemptsExhausted(AppError):
+    status, code = 409, "attempts_exhausted"
+    default_message = "Every attempt this quiz allows has been used."
+
+
+class AttemptClosed(AppError):
+    status, code = 409, "attempt_closed"
+    default_message = "This attempt is closed: it was submitted or its time is up."
