@@ -1,7 +1,7 @@
 """quizzes, their versions, attempts and graded questions
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 Create Date: 2026-11-30 04:45:00
 
 A quiz on a ``quiz`` lesson, one row per version of its definition, the learners'
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -24,8 +24,20 @@ def upgrade() -> None:
     op.create_table(
         "quizzes",
         sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("lesson_id", sa.String(36), nullable=False, unique=True),
-        sa.Column("course_id", sa.String(36), nullable=False, index=True),
+        sa.Column(
+            "lesson_id",
+            sa.String(36),
+            sa.ForeignKey("lessons.id", ondelete="CASCADE"),
+            nullable=False,
+            unique=True,
+        ),
+        sa.Column(
+            "course_id",
+            sa.String(36),
+            sa.ForeignKey("courses.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
