@@ -18,6 +18,7 @@ from api.console import console_router
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
+from api.quizzes.endpoints import router as quizzes_router
 from api.services import Services
 from authflow.security.passwords import hashing_threads
 from authflow.settings import Settings, get_settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(ops_router)
     app.include_router(codec_router)
     app.include_router(console_router)
+    app.include_router(quizzes_router)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=_codec_origins(settings),

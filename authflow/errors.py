@@ -171,3 +171,13 @@ class AttemptsExhausted(AppError):
 class AttemptClosed(AppError):
     status, code = 409, "attempt_closed"
     default_message = "This attempt is closed: it was submitted or its time is up."
+
+
+class NotQuizLesson(AppError):
+    status, code = 409, "not_a_quiz_lesson"
+    default_message = "Only a lesson of kind 'quiz' has a quiz."
+
+
+class VersionConflict(AppError):
+    status, code = 412, "version_conflict"
+    default_message = "The resource changed since you read it (stale If-Match version)."

@@ -116,3 +116,31 @@ class SendNotificationInput:
 class DeliveryProgressSignal:
     delivery_id: str
     state: str
+
+
+# -- quizzes ----------------------------------------------------------------------------
+
+# The activity that grades an attempt's saved answers at its deadline (registered under
+# this name by ``activities.quizzes``; the workflow refers to it by name only).
+CLOSE_QUIZ_ATTEMPT = "close_quiz_attempt"
+
+
+@dataclass(frozen=True)
+class QuizAttemptInput:
+    """A timed attempt: closed at ``deadline_epoch`` unless its learner submits first."""
+
+    attempt_id: str
+    deadline_epoch: float
+
+
+@dataclass(frozen=True)
+class CloseAttemptInput:
+    attempt_id: str
+
+
+@dataclass(frozen=True)
+class CloseAttemptOutcome:
+    """``graded`` (closed by this call), ``already_closed`` or ``missing``."""
+
+    status: str
+    passed: bool | None = None
