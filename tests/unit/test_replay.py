@@ -9,7 +9,7 @@ The histories in ``tests/data/histories`` come from real runs through the whole 
 with the fixed test key below.  Regenerate them (after an intended, versioned change)
 with::
 
-    .venv/bin/python -m tests.unit.test_replay --record
+    .venv/bin/python -m tests.unit.test_replay --record [--only quizzes]
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ from workers.main import workflow_runner
 from workflows.inputs import CodeFlowInput
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
+from workflows.quiz_attempt import QuizAttemptWorkflow
 from workflows.registration import RegistrationWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "data" / "histories"
-WORKFLOWS = [RegistrationWorkflow, PasswordResetWorkflow, NotificationWorkflow]
+WORKFLOWS = [RegistrationWorkflow, PasswordResetWorkflow, NotificationWorkflow, QuizAttemptWorkflow]
 # A fixed key, for these test histories only: the Replayer must decrypt what was recorded.
 REPLAY_CODEC_KEYS = "replay-1:" + base64.b64encode(bytes(range(32))).decode()
 # What the recordings must cover (file stem -> workflow type).
@@ -56,6 +57,8 @@ SCENARIOS = {
     "password_reset": "PasswordResetWorkflow",
     "notification_delivered": "NotificationWorkflow",
     "notification_failed": "NotificationWorkflow",
+    "quiz_attempt_deadline": "QuizAttemptWorkflow",
+    "quiz_attempt_submitted": "QuizAttemptWorkflow",
 }
 
 
@@ -149,7 +152,7 @@ def _payload_encodings(node: object, path: str = "") -> set[str]:
 # through a dedicated stack and writes one history per scenario.
 
 
-async def record_histories(out: Path) -> None:
+async def record_histories(out: Path, only: str | None = None) -> None:
     from tests.faults.support import dedicated_stack, eventually
 
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +161,11 @@ async def record_histories(out: Path) -> None:
         async with dedicated_stack(
             Path(tmp), codec_keys=REPLAY_CODEC_KEYS, otp_ttl_seconds=ttl
         ) as (stack, _):
-            await _Recorder(stack, out, eventually).run_all(ttl)
+            recorder = _Recorder(stack, out, eventually)
+            if only == "quizzes":
+                await recorder.quizzes()
+            else:
+                await recorder.run_all(ttl)
 
 
 class _Recorder:
@@ -179,6 +186,7 @@ class _Recorder:
         await self.expired(ttl)
         await self.password_reset(email)
         await self.notifications(email, password)
+        await self.quizzes()
 
     # -- helpers ----------------------------------------------------------------------
     async def save(self, name: str, workflow_id: str, *, wait: bool = True) -> None:
@@ -343,6 +351,21 @@ class _Recorder:
                 self.stack.sink.faults.reset()
             await self.save(name, wid)
 
+    async def quizzes(self) -> None:
+        from tests.quiz_calls import ALL_RIGHT, quiz_body, quiz_course
+
+        setup = await quiz_course(self.stack)
+        r = await setup.put_quiz(quiz_body(time_limit_seconds=10))
+        assert r.status_code == 200, r.text
+        attempt = (await setup.start()).json()
+        await setup.save(attempt["id"], ALL_RIGHT)
+        await self.save("quiz_attempt_deadline", f"quiz-attempt-{attempt['id']}")
+        other = await setup.add_learner()
+        attempt = (await setup.start(other)).json()
+        r = await setup.submit(attempt["id"], other)
+        assert r.status_code == 200, r.text
+        await self.save("quiz_attempt_submitted", f"quiz-attempt-{attempt['id']}")
+
     async def newest_notification(self, user_id: str) -> str:
         async def found() -> str | None:
             query = f"WorkflowType='NotificationWorkflow' AND AuthflowUserId='{user_id}'"
@@ -367,8 +390,9 @@ def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="record workflow histories for replay tests")
     parser.add_argument("--record", action="store_true", required=True)
     parser.add_argument("--out", type=Path, default=HISTORIES)
+    parser.add_argument("--only", choices=["quizzes"], help="record only these scenarios")
     args = parser.parse_args(argv)
-    asyncio.run(record_histories(args.out))
+    asyncio.run(record_histories(args.out, args.only))
     return 0
 
 
