@@ -1,8 +1,7 @@
 """A course with a quiz lesson, its owner and enrolled learners, and the quiz's HTTP
 calls, shared by the quiz tests (e2e and faults).
 
-Courses, lessons and enrollments are written straight into the database: the quiz
-tests are about quizzes, and this keeps them independent of the courses routes' shape.
+Courses, lessons and enrollments are made through the learning API, as a user would.
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
-from authflow.courses.models import Course, CourseModule, Enrollment, Lesson
-from authflow.models import User
+from tests.e2e.test_rbac_matrix import new_member
 from tests.stack import Stack
 
 API = "/api/v1"
@@ -90,6 +87,7 @@ class QuizSetup:
     lesson_id: str
     quiz_id: str = ""
     learners: list[dict[str, Any]] = field(default_factory=list)
+    other_lesson_ids: list[str] = field(default_factory=list)
 
     # -- calls --------------------------------------------------------------------------
     async def put_quiz(
@@ -152,53 +150,47 @@ class QuizSetup:
         return tokens
 
 
-async def signed_in(stack: Stack) -> dict[str, Any]:
-    email, password = await stack.register_and_verify()
-    tokens = await stack.login(email, password)
-    async with stack.db.session() as session:
-        user_id = await session.scalar(select(User.id).where(User.email == email))
-    tokens["user_id"] = user_id
-    return tokens
+async def signed_in(stack: Stack, roles: list[str] | None = None) -> dict[str, Any]:
+    """A verified, signed-in account's tokens (plus its ``user_id``)."""
+    member = await new_member(stack, roles)
+    return {**member.tokens, "user_id": member.id}
 
 
 async def enroll(stack: Stack, course_id: str, tokens: dict[str, Any]) -> None:
-    async with stack.db.session() as session:
-        session.add(Enrollment(course_id=course_id, user_id=tokens["user_id"]))
+    r = await stack.http.post(f"{API}/courses/{course_id}/enroll", headers=stack.bearer(tokens))
+    assert r.status_code in (200, 201), r.text
 
 
 async def quiz_course(
     stack: Stack, *, lesson_kind: str = "quiz", other_lessons: int = 0
 ) -> QuizSetup:
-    """A published course owned by a new user, with one quiz lesson (plus
-    ``other_lessons`` text lessons), and one enrolled learner."""
-    owner = await signed_in(stack)
+    """A published course by a new instructor, with one quiz lesson (plus
+    ``other_lessons`` text lessons), and one enrolled learner (all through the API)."""
+    owner = await signed_in(stack, ["INSTRUCTOR"])
     learner = await signed_in(stack)
-    suffix = uuid.uuid4().hex[:10]
-    async with stack.db.session() as session:
-        course = Course(
-            owner_id=owner["user_id"],
-            slug=f"quiz-course-{suffix}",
-            title=f"Quiz course {suffix}",
-            status="published",
+    headers = stack.bearer(owner)
+    r = await stack.http.post(
+        f"{API}/courses", json={"title": f"Quiz course {uuid.uuid4().hex[:8]}"}, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    course_id = r.json()["id"]
+    r = await stack.http.post(
+        f"{API}/courses/{course_id}/modules", json={"title": "Module"}, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    module_id = r.json()["id"]
+    lesson_ids = []
+    for n, kind in enumerate([lesson_kind] + ["text"] * other_lessons):
+        r = await stack.http.post(
+            f"{API}/modules/{module_id}/lessons",
+            json={"title": f"Lesson {n}", "kind": kind},
+            headers=headers,
         )
-        session.add(course)
-        await session.flush()
-        module = CourseModule(course_id=course.id, title="Module")
-        session.add(module)
-        await session.flush()
-        lesson = Lesson(module_id=module.id, course_id=course.id, title="Quiz", kind=lesson_kind)
-        session.add(lesson)
-        for n in range(other_lessons):
-            session.add(
-                Lesson(
-                    module_id=module.id,
-                    course_id=course.id,
-                    title=f"L{n}",
-                    kind="text",
-                    position=n + 1,
-                )
-            )
-        await session.flush()
-        course_id, lesson_id = course.id, lesson.id
+        assert r.status_code == 201, r.text
+        lesson_ids.append(r.json()["id"])
+    r = await stack.http.post(f"{API}/courses/{course_id}/publish", headers=headers)
+    assert r.status_code == 200, r.text
     await enroll(stack, course_id, learner)
-    return QuizSetup(stack, owner, learner, course_id, lesson_id)
+    return QuizSetup(
+        stack, owner, learner, course_id, lesson_ids[0], other_lesson_ids=lesson_ids[1:]
+    )

@@ -22,6 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.codes import CodeActivities
 from activities.email import EmailActivities
+from activities.learning import LearningActivities
 from activities.mailer import Mailer, SmtpConfig
 from activities.pacer import Pacer
 from activities.quizzes import QuizActivities
@@ -29,6 +30,7 @@ from authflow.db import Database
 from authflow.policies import QUIZ_ATTEMPTS, EmailKind, EmailPolicy, resolve_email_policies
 from authflow.security.otp import CodeVault
 from authflow.settings import Settings
+from workflows.enrollment import CertificateWorkflow, EnrollmentWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
 from workflows.quiz_attempt import QuizAttemptWorkflow
@@ -39,7 +41,9 @@ log = logging.getLogger("authflow.worker")
 _WORKFLOWS: dict[EmailKind, list[type]] = {
     EmailKind.REGISTER: [RegistrationWorkflow],
     EmailKind.PASSWORD_RESET: [PasswordResetWorkflow],
-    EmailKind.NOTIFICATION: [NotificationWorkflow],
+    # The learning flows email on the notification queue (their other activity, reading
+    # an enrollment's plan, runs when a workflow wakes: a few times per learner per week).
+    EmailKind.NOTIFICATION: [NotificationWorkflow, EnrollmentWorkflow, CertificateWorkflow],
 }
 
 # In-flight sends finish on SIGTERM (graceful shutdown) within this time.
@@ -53,6 +57,7 @@ class QueueDeps:
     db: Database
     codes: CodeActivities
     email: EmailActivities
+    learning: LearningActivities
 
 
 @dataclass
@@ -88,7 +93,10 @@ class WorkerDeps:
                 settings.database_url, pool_size=queue_pool_size(policy), inline_sqlite=True
             )
             email = EmailActivities(db, vault, mailer, pacer, sender=settings.mail_from)
-            queues[policy.task_queue] = QueueDeps(db, CodeActivities(db, vault), email)
+            learning = LearningActivities(
+                db, mailer, pacer, sender=settings.mail_from, base_url=settings.public_base_url
+            )
+            queues[policy.task_queue] = QueueDeps(db, CodeActivities(db, vault), email, learning)
         # Quiz deadlines get connections of their own: a close must not queue behind
         # an email spike's bookkeeping (it has 2 s).
         quiz_db = Database(settings.database_url, pool_size=2, inline_sqlite=True)
@@ -143,11 +151,14 @@ def build_workers(
             continue
         policy, own = by_queue[queue], deps.queues[queue]
         activities: list[Any] = [own.codes.issue_code, own.codes.mark_delivery]
-        activities.append(
-            own.email.send_notification
-            if policy.kind == EmailKind.NOTIFICATION
-            else own.email.send_code
-        )
+        if policy.kind == EmailKind.NOTIFICATION:
+            activities += [
+                own.email.send_notification,
+                own.learning.load_enrollment_plan,
+                own.learning.send_learning_email,
+            ]
+        else:
+            activities.append(own.email.send_code)
         workers.append(
             Worker(
                 client,

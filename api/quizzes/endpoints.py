@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Response, status
+from fastapi import APIRouter, Body, Path, Response, status
 
-from api.deps import CurrentPrincipal, DbSession, Principal, ServicesDep
+from api.courses.deps import IfMatch, SignedIn
+from api.courses.flows import certificate_issued
+from api.deps import DbSession, ServicesDep
 from api.openapi import responses
 from api.quizzes import flows
 from api.quizzes.schemas import (
@@ -30,12 +32,7 @@ from authflow.quizzes.definitions import QuizDefinition
 
 router = APIRouter(prefix="/api/v1", tags=["quizzes"])
 
-MANAGE = "courses:manage"
 ResourceId = Annotated[str, Path(min_length=1, max_length=64)]
-
-
-def _viewer(principal: Principal) -> service.Viewer:
-    return service.Viewer(principal.user.id, principal.has(MANAGE))
 
 
 @router.put(
@@ -47,12 +44,12 @@ def _viewer(principal: Principal) -> service.Viewer:
 async def put_quiz(
     lesson_id: ResourceId,
     body: Annotated[QuizDefinition, Body()],
-    principal: CurrentPrincipal,
+    actor: SignedIn,
     db: DbSession,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch,
 ) -> QuizOwnerOut:
     """Attempts already started keep the version they began with and are graded by it."""
-    record = await service.put_quiz(db, _viewer(principal), lesson_id, body, if_match=if_match)
+    record = await service.put_quiz(db, actor, lesson_id, body, if_match=if_match)
     out = quiz_out(record, owner=True)
     assert isinstance(out, QuizOwnerOut)
     return out
@@ -65,9 +62,9 @@ async def put_quiz(
     responses=responses(401, 403, 404),
 )
 async def get_quiz(
-    lesson_id: ResourceId, principal: CurrentPrincipal, db: DbSession
+    lesson_id: ResourceId, actor: SignedIn, db: DbSession
 ) -> QuizOwnerOut | QuizLearnerOut:
-    record, owner = await service.read_quiz(db, _viewer(principal), lesson_id)
+    record, owner = await service.read_quiz(db, actor, lesson_id)
     return quiz_out(record, owner=owner)
 
 
@@ -80,14 +77,14 @@ async def get_quiz(
 )
 async def start_attempt(
     quiz_id: ResourceId,
-    principal: CurrentPrincipal,
+    actor: SignedIn,
     db: DbSession,
     services: ServicesDep,
     response: Response,
 ) -> AttemptOut:
     """409 ``attempts_exhausted`` once ``max_attempts`` are used.  A timed attempt's
     ``deadline`` is enforced by its workflow and by every later request."""
-    record, created = await service.start_attempt(db, _viewer(principal), quiz_id)
+    record, created = await service.start_attempt(db, actor, quiz_id)
     if created and record.attempt.deadline is not None:
         await flows.start_attempt_workflow(services.temporal, record.attempt, record.course.id)
     if not created:
@@ -102,10 +99,10 @@ async def start_attempt(
     responses=responses(401, 404, 409, 422),
 )
 async def save_answers(
-    attempt_id: ResourceId, body: SaveAnswersRequest, principal: CurrentPrincipal, db: DbSession
+    attempt_id: ResourceId, body: SaveAnswersRequest, actor: SignedIn, db: DbSession
 ) -> AttemptOut:
     """409 ``attempt_closed`` once submitted or past the deadline."""
-    record = await service.save_answers(db, _viewer(principal), attempt_id, body.answers)
+    record = await service.save_answers(db, actor, attempt_id, body.answers)
     return attempt_out(record)
 
 
@@ -116,11 +113,14 @@ async def save_answers(
     responses=responses(401, 404, 409),
 )
 async def submit(
-    attempt_id: ResourceId, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+    attempt_id: ResourceId, actor: SignedIn, db: DbSession, services: ServicesDep
 ) -> SubmitOut:
     """Each question's right answer is included only when ``show_answers`` allows."""
-    record = await service.submit(db, _viewer(principal), attempt_id)
-    await db.commit()
+    record = await service.submit(db, actor, attempt_id)
+    if record.certificate is not None:
+        await certificate_issued(db, services, record.certificate)  # commits
+    else:
+        await db.commit()
     if record.attempt.deadline is not None:
         await flows.signal_submitted(services.temporal, record.attempt.id)
     return submit_out(record)
@@ -132,10 +132,8 @@ async def submit(
     summary="An attempt: its learner, the course's owner, [courses:manage]",
     responses=responses(401, 404),
 )
-async def get_attempt(
-    attempt_id: ResourceId, principal: CurrentPrincipal, db: DbSession
-) -> AttemptOut:
-    record = await service.read_attempt(db, _viewer(principal), attempt_id)
+async def get_attempt(attempt_id: ResourceId, actor: SignedIn, db: DbSession) -> AttemptOut:
+    record = await service.read_attempt(db, actor, attempt_id)
     return attempt_out(record)
 
 
@@ -145,9 +143,7 @@ async def get_attempt(
     summary="Attempts, learners, pass rate and per-question correct rate",
     responses=responses(401, 403, 404),
 )
-async def quiz_stats(
-    quiz_id: ResourceId, principal: CurrentPrincipal, db: DbSession
-) -> QuizStatsOut:
+async def quiz_stats(quiz_id: ResourceId, actor: SignedIn, db: DbSession) -> QuizStatsOut:
     """Aggregated by the database; rates over graded attempts (``null`` before any)."""
-    _, stats, definition = await service.stats(db, _viewer(principal), quiz_id)
+    _, stats, definition = await service.stats(db, actor, quiz_id)
     return stats_out(stats, definition)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authflow.courses.models import Course, Enrollment, EnrollmentStatus, Lesson
+from authflow.courses.models import Course, Lesson
 from authflow.quizzes.definitions import QuizDefinition
 from authflow.quizzes.grading import Answer, Grade
 from authflow.quizzes.models import (
@@ -40,15 +40,6 @@ async def lesson_with_course(db: AsyncSession, lesson_id: str) -> tuple[Lesson, 
 
 async def course_of(db: AsyncSession, course_id: str) -> Course | None:
     return await db.get(Course, course_id)
-
-
-async def is_enrolled(db: AsyncSession, course_id: str, user_id: str) -> bool:
-    status = await db.scalar(
-        select(Enrollment.status).where(
-            Enrollment.course_id == course_id, Enrollment.user_id == user_id
-        )
-    )
-    return status == EnrollmentStatus.ACTIVE
 
 
 async def quiz_of_lesson(db: AsyncSession, lesson_id: str) -> Quiz | None:

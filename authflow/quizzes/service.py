@@ -10,6 +10,7 @@ once whoever gets there first (``repository.close_attempt``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,34 +19,29 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authflow.courses.models import Course, Lesson, LessonKind
+from authflow.courses import progress as learning
+from authflow.courses.models import Certificate, Course, Lesson, LessonKind
+from authflow.courses.service import Actor, check_version
 from authflow.errors import (
+    AppError,
     AttemptClosed,
     AttemptsExhausted,
     Forbidden,
-    NotEnrolled,
     NotFound,
     NotQuizLesson,
     VersionConflict,
 )
-from authflow.models import new_id, utcnow
+from authflow.models import PendingFlow, new_id, utcnow
 from authflow.quizzes import repository as repo
 from authflow.quizzes.definitions import QuizDefinition
 from authflow.quizzes.grading import Answer, Grade, check_answers, grade
 from authflow.quizzes.models import AttemptState, Quiz, QuizAttempt, SubmittedBy
 
+log = logging.getLogger(__name__)
+
 # A save or submit that keeps losing the race against other saves gives up after this
 # many rounds (each round is one conditional UPDATE; a learner has one browser).
 _RACE_ROUNDS = 5
-
-
-@dataclass(frozen=True)
-class Viewer:
-    user_id: str
-    may_manage: bool  # [courses:manage]
-
-    def owns(self, course: Course) -> bool:
-        return self.may_manage or course.owner_id == self.user_id
 
 
 @dataclass(frozen=True)
@@ -62,8 +58,10 @@ class AttemptRecord:
     definition: QuizDefinition
     course: Course
     lesson_id: str
-    # Set when this call graded the attempt (the caller completes the lesson on a pass).
+    # Set when this call graded the attempt.
     graded_now: Grade | None = None
+    # Set when that pass completed the course: its caller sends the certificate email.
+    certificate: Certificate | None = None
 
 
 # -- defining -------------------------------------------------------------------------
@@ -71,15 +69,15 @@ class AttemptRecord:
 
 async def put_quiz(
     db: AsyncSession,
-    viewer: Viewer,
+    actor: Actor,
     lesson_id: str,
     new: QuizDefinition,
     *,
-    if_match: str | None,
+    if_match: int | None,
 ) -> QuizRecord:
     """A new version of the lesson's quiz (the first one creates it)."""
     lesson, course = await _lesson(db, lesson_id)
-    if not viewer.owns(course):
+    if not actor.manages(course):
         raise Forbidden("Only the course's owner or a manager may edit its quiz.")
     if lesson.kind != LessonKind.QUIZ:
         raise NotQuizLesson()
@@ -99,8 +97,7 @@ async def put_quiz(
             raise VersionConflict() from exc
     else:
         seen = quiz.version
-        if if_match is not None and if_match.strip('"W/ ') != str(seen):
-            raise VersionConflict()
+        check_version(seen, if_match)
         # Conditional: of two concurrent edits of one version, one wins and one gets 412.
         bumped = await db.execute(
             update(Quiz)
@@ -115,13 +112,13 @@ async def put_quiz(
     return QuizRecord(quiz, new, course, lesson)
 
 
-async def read_quiz(db: AsyncSession, viewer: Viewer, lesson_id: str) -> tuple[QuizRecord, bool]:
+async def read_quiz(db: AsyncSession, actor: Actor, lesson_id: str) -> tuple[QuizRecord, bool]:
     """The quiz and whether the viewer may see its answers (owner) or not (learner)."""
     lesson, course = await _lesson(db, lesson_id)
     quiz = await repo.quiz_of_lesson(db, lesson_id)
-    owner = viewer.owns(course)
-    if not owner and not await repo.is_enrolled(db, course.id, viewer.user_id):
-        raise NotEnrolled()
+    owner = actor.manages(course)
+    if not owner:
+        await learning.active_enrollment(db, course.id, actor.user_id)
     if quiz is None:
         raise NotFound("This lesson has no quiz yet.")
     record = QuizRecord(quiz, await repo.definition(db, quiz.id, quiz.version), course, lesson)
@@ -147,21 +144,24 @@ async def _quiz(db: AsyncSession, quiz_id: str) -> tuple[Quiz, Course]:
 
 
 async def start_attempt(
-    db: AsyncSession, viewer: Viewer, quiz_id: str, *, retry: bool = True
+    db: AsyncSession, actor: Actor, quiz_id: str, *, retry: bool = True
 ) -> tuple[AttemptRecord, bool]:
     """The learner's open attempt (False) or a new one (True, flushed, not committed)."""
     quiz, course = await _quiz(db, quiz_id)
-    if not await repo.is_enrolled(db, course.id, viewer.user_id):
-        raise NotEnrolled()
     now = utcnow()
-    attempts = await repo.attempts_of(db, quiz.id, viewer.user_id)
+    enrollment = await learning.active_enrollment(db, course.id, actor.user_id)
+    lesson = await db.get(Lesson, quiz.lesson_id)
+    if lesson is None:
+        raise NotFound("No such quiz.")
+    learning.ensure_open(lesson, enrollment, now)
+    attempts = await repo.attempts_of(db, quiz.id, actor.user_id)
     for attempt in attempts:
         if attempt.state != AttemptState.OPEN:
             continue
         if not _past_deadline(attempt, now):
             definition = await repo.definition(db, quiz.id, attempt.version)
             return AttemptRecord(attempt, definition, course, quiz.lesson_id), False
-        await _close_at_deadline(db, attempt, now)
+        await close_at_deadline(db, attempt.id)
     definition = await repo.definition(db, quiz.id, quiz.version)
     if definition.max_attempts is not None and len(attempts) >= definition.max_attempts:
         raise AttemptsExhausted()
@@ -169,7 +169,7 @@ async def start_attempt(
         id=new_id(),
         quiz_id=quiz.id,
         version=quiz.version,
-        user_id=viewer.user_id,
+        user_id=actor.user_id,
         number=len(attempts) + 1,
         state=AttemptState.OPEN,
         started_at=now,
@@ -189,16 +189,16 @@ async def start_attempt(
             raise
         # A concurrent start took this number first: answer with what it created.
         await db.rollback()
-        return await start_attempt(db, viewer, quiz_id, retry=False)
+        return await start_attempt(db, actor, quiz_id, retry=False)
     return AttemptRecord(attempt, definition, course, quiz.lesson_id), True
 
 
 async def save_answers(
-    db: AsyncSession, viewer: Viewer, attempt_id: str, answers: dict[str, Any]
+    db: AsyncSession, actor: Actor, attempt_id: str, answers: dict[str, Any]
 ) -> AttemptRecord:
     """Merge ``answers`` into the saved ones (``null`` clears one); never submits."""
     for _ in range(_RACE_ROUNDS):
-        record = await _learner_attempt(db, viewer, attempt_id)
+        record = await _learner_attempt(db, actor, attempt_id)
         attempt, now = record.attempt, utcnow()
         _ensure_open(attempt, now)
         checked = check_answers(
@@ -215,9 +215,9 @@ async def save_answers(
     raise AttemptClosed("The attempt changed too often while saving; try again.")
 
 
-async def submit(db: AsyncSession, viewer: Viewer, attempt_id: str) -> AttemptRecord:
+async def submit(db: AsyncSession, actor: Actor, attempt_id: str) -> AttemptRecord:
     for _ in range(_RACE_ROUNDS):
-        record = await _learner_attempt(db, viewer, attempt_id)
+        record = await _learner_attempt(db, actor, attempt_id)
         attempt, now = record.attempt, utcnow()
         _ensure_open(attempt, now)
         result = grade(record.definition, repo.attempt_answers(attempt))
@@ -225,18 +225,16 @@ async def submit(db: AsyncSession, viewer: Viewer, attempt_id: str) -> AttemptRe
             db, attempt, result, by=SubmittedBy.LEARNER, now=now, before_deadline=True
         ):
             await db.refresh(attempt)
-            return AttemptRecord(
-                attempt, record.definition, record.course, record.lesson_id, result
-            )
+            return await _graded(db, record, result)
     raise AttemptClosed("The attempt changed too often while submitting; try again.")
 
 
-async def read_attempt(db: AsyncSession, viewer: Viewer, attempt_id: str) -> AttemptRecord:
+async def read_attempt(db: AsyncSession, actor: Actor, attempt_id: str) -> AttemptRecord:
     """Its learner, the course's owner, managers; 404 for anyone else.  An attempt past
     its deadline and still open (its workflow is late) is closed now."""
     record = await _attempt(db, attempt_id)
     attempt = record.attempt
-    if attempt.user_id != viewer.user_id and not viewer.owns(record.course):
+    if attempt.user_id != actor.user_id and not actor.manages(record.course):
         raise NotFound("No such attempt.")
     if attempt.state == AttemptState.OPEN and _past_deadline(attempt, utcnow()):
         closed = await close_at_deadline(db, attempt.id)
@@ -264,24 +262,62 @@ async def close_at_deadline(db: AsyncSession, attempt_id: str) -> AttemptRecord 
         result = await _close_at_deadline(db, attempt, now, record.definition)
         if result is not None:
             await db.refresh(attempt)
-            return AttemptRecord(
-                attempt, record.definition, record.course, record.lesson_id, result
-            )
+            graded = await _graded(db, record, result)
+            if graded.certificate is not None:
+                # No request will dispatch its email: the API's outbox relay will.
+                queue_certificate_email(db, graded.certificate)
+            return graded
     raise AttemptClosed("The attempt kept changing while closing it.")
 
 
 async def _close_at_deadline(
-    db: AsyncSession,
-    attempt: QuizAttempt,
-    now: datetime,
-    definition: QuizDefinition | None = None,
+    db: AsyncSession, attempt: QuizAttempt, now: datetime, definition: QuizDefinition
 ) -> Grade | None:
-    definition = definition or await repo.definition(db, attempt.quiz_id, attempt.version)
     result = grade(definition, repo.attempt_answers(attempt))
     closed = await repo.close_attempt(
         db, attempt, result, by=SubmittedBy.DEADLINE, now=now, before_deadline=False
     )
     return result if closed else None
+
+
+async def _graded(db: AsyncSession, record: AttemptRecord, result: Grade) -> AttemptRecord:
+    """The graded record; a pass completes the quiz lesson (and may complete the course)."""
+    certificate = None
+    if result.passed:
+        try:
+            done = await learning.complete_lesson(
+                db, user_id=record.attempt.user_id, lesson_id=record.lesson_id, by_quiz=True
+            )
+            certificate = done.issued_certificate
+        except AppError as exc:
+            # Left the course meanwhile, or the lesson was deleted: the grade stands.
+            log.info("passed quiz completes no lesson: %s", exc.code)
+    return AttemptRecord(
+        record.attempt, record.definition, record.course, record.lesson_id, result, certificate
+    )
+
+
+# The outbox action the API's relay turns into the certificate email (courses' starter
+# names it; ``tests/unit/test_quiz_grading.py`` checks the two agree).
+CERTIFICATE_ACTION = "learning.certificate"
+
+
+def queue_certificate_email(db: AsyncSession, certificate: Certificate) -> None:
+    """For a course completed by a deadline close (in a worker, or a request about
+    something else): the API's outbox relay sends it."""
+    db.add(
+        PendingFlow(
+            action=CERTIFICATE_ACTION,
+            args={
+                "user_id": certificate.user_id,
+                "certificate_id": certificate.id,
+                "course_id": certificate.course_id,
+                "enrollment_id": certificate.enrollment_id,
+            },
+            created_at=utcnow(),
+            attempts=0,
+        )
+    )
 
 
 class TooEarly(Exception):
@@ -300,9 +336,9 @@ async def _attempt(db: AsyncSession, attempt_id: str) -> AttemptRecord:
     return AttemptRecord(attempt, definition, course, quiz.lesson_id)
 
 
-async def _learner_attempt(db: AsyncSession, viewer: Viewer, attempt_id: str) -> AttemptRecord:
+async def _learner_attempt(db: AsyncSession, actor: Actor, attempt_id: str) -> AttemptRecord:
     record = await _attempt(db, attempt_id)
-    if record.attempt.user_id != viewer.user_id:
+    if record.attempt.user_id != actor.user_id:
         raise NotFound("No such attempt.")
     return record
 
@@ -320,10 +356,10 @@ def _ensure_open(attempt: QuizAttempt, now: datetime) -> None:
 
 
 async def stats(
-    db: AsyncSession, viewer: Viewer, quiz_id: str
+    db: AsyncSession, actor: Actor, quiz_id: str
 ) -> tuple[Quiz, repo.QuizStats, QuizDefinition]:
     quiz, course = await _quiz(db, quiz_id)
-    if not viewer.owns(course):
+    if not actor.manages(course):
         raise Forbidden("Only the course's owner or a manager may read its statistics.")
     definition = await repo.definition(db, quiz.id, quiz.version)
     return quiz, await repo.stats(db, quiz.id), definition

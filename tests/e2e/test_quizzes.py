@@ -262,3 +262,45 @@ async def test_a_submit_racing_the_deadline_is_graded_once(stack: Stack) -> None
     assert row.score == 3
     handle = stack.client.get_workflow_handle(f"quiz-attempt-{attempt['id']}")
     assert await handle.result() in {"submitted", "graded", "already_closed"}
+
+
+# -- completing the lesson ------------------------------------------------------------
+
+
+async def progress(setup: QuizSetup) -> dict[str, Any]:
+    r = await setup.stack.http.get(
+        f"/api/v1/me/courses/{setup.course_id}/progress", headers=setup.stack.bearer(setup.learner)
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_passing_completes_the_quiz_lesson_and_the_course(stack: Stack) -> None:
+    setup = await ready_quiz(stack)
+    direct = await stack.http.post(
+        f"/api/v1/lessons/{setup.lesson_id}/complete", headers=stack.bearer(setup.learner)
+    )
+    assert_error(direct, 409, "quiz_required")
+    failed = (await setup.start()).json()["id"]
+    await setup.save(failed, {"capital": "paris"})
+    assert (await setup.submit(failed)).json()["passed"] is False
+    assert (await progress(setup))["completed_lesson_ids"] == []
+    passed = (await setup.start()).json()["id"]
+    await setup.save(passed, ALL_RIGHT)
+    assert (await setup.submit(passed)).json()["passed"] is True
+    done = await progress(setup)
+    assert done["completed_lesson_ids"] == [setup.lesson_id]
+    assert done["certificate_id"], done
+
+
+async def test_a_pass_at_the_deadline_completes_the_lesson(stack: Stack) -> None:
+    setup = await quiz_course(stack, other_lessons=1)
+    assert (await setup.put_quiz(quiz_body(time_limit_seconds=10))).status_code == 200
+    attempt = (await setup.start()).json()
+    await setup.save(attempt["id"], ALL_RIGHT)
+    row = await eventually(lambda: closed_row(stack, attempt["id"]), timeout=20)
+    assert (row.submitted_by, row.passed) == ("deadline", True)
+    done = await progress(setup)
+    assert done["completed_lesson_ids"] == [setup.lesson_id]
+    assert done["certificate_id"] is None  # one more lesson to go

@@ -280,3 +280,10 @@ def test_shuffle_is_per_attempt_and_deterministic() -> None:
         assert sorted(options) == sorted(o.id for o in getattr(original, "options", []))
     view = learner_questions(definition, "attempt-7")
     assert [q["id"] for q in view] == [q for q, _ in attempt_order(definition, "attempt-7")]
+
+
+def test_the_certificate_outbox_action_is_the_courses_one() -> None:
+    from api.courses.starter import CERTIFICATE
+    from authflow.quizzes.service import CERTIFICATE_ACTION
+
+    assert CERTIFICATE_ACTION == CERTIFICATE
