@@ -9,11 +9,11 @@ ends.  Either way no attempt lives without its deadline's workflow.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Response, status
 
-from api.courses.deps import IfMatch, SignedIn
+from api.courses.deps import ID_PATTERN, IfMatch, SignedIn
 from api.courses.flows import certificate_issued
 from api.deps import DbSession, ServicesDep
 from api.openapi import responses
@@ -32,7 +32,11 @@ from authflow.quizzes.definitions import QuizDefinition
 
 router = APIRouter(prefix="/api/v1", tags=["quizzes"])
 
-ResourceId = Annotated[str, Path(min_length=1, max_length=64)]
+# Checked before any SQL (a NUL byte in an id would reach PostgreSQL as an error).
+_ALREADY_OPEN: dict[int | str, dict[str, Any]] = {
+    200: {"model": AttemptOut, "description": "The learner's attempt already open"}
+}
+ResourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
 
 @router.put(
@@ -73,7 +77,7 @@ async def get_quiz(
     response_model=AttemptOut,
     status_code=status.HTTP_201_CREATED,
     summary="Start an attempt (201), or get the one already open (200)",
-    responses=responses(401, 403, 404, 409, 503),
+    responses=_ALREADY_OPEN | responses(401, 403, 404, 409, 503),
 )
 async def start_attempt(
     quiz_id: ResourceId,
