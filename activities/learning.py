@@ -26,6 +26,7 @@ from authflow import metrics
 from authflow.courses.models import Certificate, Course, Enrollment, EnrollmentStatus, Lesson
 from authflow.db import Database
 from authflow.models import User
+from authflow.quizzes.service import quiz_result
 from workflows.learning_inputs import (
     EnrollmentPlan,
     EnrollmentPlanRequest,
@@ -183,5 +184,10 @@ class LearningActivities:
                 context["certificate_url"] = (
                     f"{self._emails.base_url}/certificates/{certificate.id}"
                 )
+            if request.template == LearningEmail.QUIZ_RESULT:
+                result = await quiz_result(session, request.attempt_id)
+                if result is None:
+                    return None
+                context.update(result)
         mail = self._emails.render(request.template, **context)
         return build_email(mail, sender=self._sender, recipient=user.email, name=user.full_name)

@@ -153,7 +153,7 @@ class QuizSetup:
 async def signed_in(stack: Stack, roles: list[str] | None = None) -> dict[str, Any]:
     """A verified, signed-in account's tokens (plus its ``user_id``)."""
     member = await new_member(stack, roles)
-    return {**member.tokens, "user_id": member.id}
+    return {**member.tokens, "user_id": member.id, "email": member.email}
 
 
 async def enroll(stack: Stack, course_id: str, tokens: dict[str, Any]) -> None:

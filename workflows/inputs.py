@@ -127,10 +127,16 @@ CLOSE_QUIZ_ATTEMPT = "close_quiz_attempt"
 
 @dataclass(frozen=True)
 class QuizAttemptInput:
-    """A timed attempt: closed at ``deadline_epoch`` unless its learner submits first."""
+    """A timed attempt: closed at ``deadline_epoch`` unless its learner submits first.
+
+    With ``result_email`` (absent in runs started before it existed), an attempt closed
+    by the deadline is followed by its result email, sent on that route."""
 
     attempt_id: str
     deadline_epoch: float
+    user_id: str = ""
+    course_id: str = ""
+    result_email: EmailRoute | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ class LearningEmail:
     LESSON_OPENED = "lesson_opened"
     REMINDER = "inactivity_reminder"
     CERTIFICATE = "course_certificate"
+    # A timed quiz attempt closed by its deadline (the quiz domain's workflow sends it).
+    QUIZ_RESULT = "quiz_result"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class LearningEmailInput:
     certificate_id: str = ""
     # lesson_opened: the drip day whose lessons are announced.
     day: int = 0
+    # quiz_result: the attempt graded at its deadline.
+    attempt_id: str = ""
 
 
 @dataclass(frozen=True)

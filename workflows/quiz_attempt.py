@@ -21,10 +21,14 @@ with workflow.unsafe.imports_passed_through():
         CLOSE_QUIZ_ATTEMPT,
         CloseAttemptInput,
         CloseAttemptOutcome,
+        EmailRoute,
         QuizAttemptInput,
     )
+    from workflows.learning_inputs import LearningEmail, LearningEmailInput
 
 SUBMITTED_SIGNAL = "submitted"
+# Marks runs that send the result email (histories recorded before it replay without).
+RESULT_EMAIL_PATCH = "quiz-result-email"
 
 
 def quiz_attempt_workflow_id(attempt_id: str) -> str:
@@ -66,4 +70,27 @@ class QuizAttemptWorkflow:
                 maximum_attempts=0,
             ),
         )
+        if (
+            outcome.status == "graded"
+            and attempt.result_email is not None
+            and workflow.patched(RESULT_EMAIL_PATCH)
+        ):
+            await self._send_result(attempt, attempt.result_email)
         return outcome.status
+
+    @staticmethod
+    async def _send_result(attempt: QuizAttemptInput, route: EmailRoute) -> None:
+        """The learner was not there when time ran out: tell them their result."""
+        await workflow.execute_activity(
+            "send_learning_email",
+            LearningEmailInput(
+                template=LearningEmail.QUIZ_RESULT,
+                user_id=attempt.user_id,
+                course_id=attempt.course_id,
+                attempt_id=attempt.attempt_id,
+            ),
+            task_queue=route.task_queue,
+            start_to_close_timeout=timedelta(seconds=route.retry.attempt_timeout_seconds),
+            schedule_to_close_timeout=timedelta(seconds=route.retry.schedule_to_close_seconds),
+            retry_policy=route.retry.retry_policy(),
+        )

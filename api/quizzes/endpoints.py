@@ -27,6 +27,7 @@ from api.quizzes.schemas import (
     SubmitOut,
 )
 from api.quizzes.views import attempt_out, quiz_out, stats_out, submit_out
+from authflow.policies import EmailKind
 from authflow.quizzes import service
 from authflow.quizzes.definitions import QuizDefinition
 
@@ -90,7 +91,12 @@ async def start_attempt(
     ``deadline`` is enforced by its workflow and by every later request."""
     record, created = await service.start_attempt(db, actor, quiz_id)
     if created and record.attempt.deadline is not None:
-        await flows.start_attempt_workflow(services.temporal, record.attempt, record.course.id)
+        await flows.start_attempt_workflow(
+            services.temporal,
+            record.attempt,
+            record.course.id,
+            services.flows.route(EmailKind.NOTIFICATION),
+        )
     if not created:
         response.status_code = status.HTTP_200_OK
     return attempt_out(record)

@@ -18,7 +18,7 @@ from authflow.errors import ServiceUnavailable
 from authflow.policies import QUIZ_ATTEMPTS
 from authflow.quizzes.models import QuizAttempt
 from workflows import search_attributes as sa
-from workflows.inputs import QuizAttemptInput
+from workflows.inputs import EmailRoute, QuizAttemptInput
 from workflows.quiz_attempt import (
     SUBMITTED_SIGNAL,
     QuizAttemptWorkflow,
@@ -29,13 +29,21 @@ log = logging.getLogger(__name__)
 KIND = "quiz_attempt"
 
 
-async def start_attempt_workflow(client: Client, attempt: QuizAttempt, course_id: str) -> None:
+async def start_attempt_workflow(
+    client: Client, attempt: QuizAttempt, course_id: str, result_email: EmailRoute
+) -> None:
     """Start the deadline's workflow; an existing one (a retried request) is kept."""
     assert attempt.deadline is not None
     try:
         await client.start_workflow(
             QuizAttemptWorkflow.run,
-            QuizAttemptInput(attempt.id, attempt.deadline.timestamp()),
+            QuizAttemptInput(
+                attempt.id,
+                attempt.deadline.timestamp(),
+                user_id=attempt.user_id,
+                course_id=course_id,
+                result_email=result_email,
+            ),
             id=quiz_attempt_workflow_id(attempt.id),
             task_queue=QUIZ_ATTEMPTS.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

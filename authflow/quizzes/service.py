@@ -363,3 +363,21 @@ async def stats(
         raise Forbidden("Only the course's owner or a manager may read its statistics.")
     definition = await repo.definition(db, quiz.id, quiz.version)
     return quiz, await repo.stats(db, quiz.id), definition
+
+
+async def quiz_result(db: AsyncSession, attempt_id: str) -> dict[str, object] | None:
+    """What the result email of an attempt closed by its deadline shows (no answers)."""
+    attempt = await db.get(QuizAttempt, attempt_id)
+    if attempt is None or attempt.submitted_by != SubmittedBy.DEADLINE:
+        return None
+    quiz = await db.get(Quiz, attempt.quiz_id)
+    lesson = await db.get(Lesson, quiz.lesson_id) if quiz else None
+    return {
+        "lesson_title": lesson.title if lesson else "",
+        "attempt": {
+            "score": attempt.score,
+            "max_score": attempt.max_score,
+            "percent": attempt.percent,
+            "passed": bool(attempt.passed),
+        },
+    }

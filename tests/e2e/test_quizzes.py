@@ -12,7 +12,15 @@ import pytest
 from sqlalchemy import func, select
 
 from authflow.quizzes.models import QuizAttempt, QuizAttemptResult
-from tests.quiz_calls import ALL_RIGHT, HALF_RIGHT, QuizSetup, quiz_body, quiz_course, signed_in
+from tests.quiz_calls import (
+    ALL_RIGHT,
+    HALF_RIGHT,
+    SECRETS,
+    QuizSetup,
+    quiz_body,
+    quiz_course,
+    signed_in,
+)
 from tests.stack import Stack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -236,6 +244,11 @@ async def test_a_timed_attempt_is_closed_by_its_workflow_at_the_deadline(stack: 
     assert_error(await setup.submit(attempt["id"]), 409, "attempt_closed")
     handle = stack.client.get_workflow_handle(f"quiz-attempt-{attempt['id']}")
     assert await handle.result() == "graded"
+    # The learner was not there when time ran out: the result comes by email.
+    mail = await stack.wait_for_mail(setup.learner["email"], subject="Time is up")
+    assert "Score: 6 / 6" in mail.text
+    assert "passed" in mail.text
+    assert not any(secret.lower() in mail.text.lower() for secret in SECRETS)
 
 
 async def test_a_submit_racing_the_deadline_is_graded_once(stack: Stack) -> None:

@@ -23,8 +23,11 @@ from workflows.inputs import (
     CLOSE_QUIZ_ATTEMPT,
     CloseAttemptInput,
     CloseAttemptOutcome,
+    EmailRoute,
     QuizAttemptInput,
+    RetrySpec,
 )
+from workflows.learning_inputs import LearningEmail, LearningEmailInput
 from workflows.quiz_attempt import SUBMITTED_SIGNAL, QuizAttemptWorkflow
 
 TWO_HOURS = 2 * 3600
@@ -47,6 +50,15 @@ class FakeClose:
 
     calls: list[tuple[str, datetime]] = field(default_factory=list)
     failures: int = 0
+    emails: list[LearningEmailInput] = field(default_factory=list)
+
+    def email_activity(self) -> object:
+        @activity.defn(name="send_learning_email")
+        async def send_learning_email(request: LearningEmailInput) -> str:
+            self.emails.append(request)
+            return "delivered"
+
+        return send_learning_email
 
     def activity(self) -> object:
         @activity.defn(name=CLOSE_QUIZ_ATTEMPT)
@@ -67,18 +79,24 @@ async def fake(env: WorkflowEnvironment) -> AsyncIterator[FakeClose]:
         env.client,
         task_queue=QUIZ_ATTEMPTS.task_queue,
         workflows=[QuizAttemptWorkflow],
-        activities=[fake.activity()],
+        activities=[fake.activity(), fake.email_activity()],
         workflow_runner=workflow_runner(),
     ):
         yield fake
 
 
-async def start(env: WorkflowEnvironment, seconds: float) -> tuple[WorkflowHandle, str, datetime]:  # type: ignore[type-arg]
+# The result email's route, on the test worker's own queue.
+EMAIL = EmailRoute("notification", QUIZ_ATTEMPTS.task_queue, RetrySpec(1.0, 2.0, 60.0, 3600, 30))
+
+
+async def start(
+    env: WorkflowEnvironment, seconds: float, email: EmailRoute | None = None
+) -> tuple[WorkflowHandle, str, datetime]:  # type: ignore[type-arg]
     attempt_id = str(uuid.uuid4())
     deadline = await env.get_current_time() + timedelta(seconds=seconds)
     handle = await env.client.start_workflow(
         QuizAttemptWorkflow.run,
-        QuizAttemptInput(attempt_id, deadline.timestamp()),
+        QuizAttemptInput(attempt_id, deadline.timestamp(), "user-1", "course-1", email),
         id=f"quiz-attempt-{attempt_id}",
         task_queue=QUIZ_ATTEMPTS.task_queue,
     )
@@ -121,3 +139,27 @@ async def test_an_attempt_started_after_its_deadline_is_closed_at_once(
     handle, _, _ = await start(env, -5)
     assert await handle.result() == "graded"
     assert len(fake.calls) == 1
+
+
+async def test_a_deadline_close_sends_the_result_email(
+    env: WorkflowEnvironment, fake: FakeClose
+) -> None:
+    handle, attempt_id, _ = await start(env, TWO_HOURS, EMAIL)
+    assert await handle.result() == "graded"
+    assert fake.emails == [
+        LearningEmailInput(
+            template=LearningEmail.QUIZ_RESULT,
+            user_id="user-1",
+            course_id="course-1",
+            attempt_id=attempt_id,
+        )
+    ]
+
+
+async def test_a_submitted_attempt_sends_no_result_email(
+    env: WorkflowEnvironment, fake: FakeClose
+) -> None:
+    handle, _, _ = await start(env, TWO_HOURS, EMAIL)
+    await handle.signal(SUBMITTED_SIGNAL)
+    assert await handle.result() == "submitted"
+    assert fake.emails == []

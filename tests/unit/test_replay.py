@@ -58,6 +58,8 @@ SCENARIOS = {
     "notification_delivered": "NotificationWorkflow",
     "notification_failed": "NotificationWorkflow",
     "quiz_attempt_deadline": "QuizAttemptWorkflow",
+    # Recorded before the result email (and its patch marker): still replays.
+    "quiz_attempt_deadline_before_email": "QuizAttemptWorkflow",
     "quiz_attempt_submitted": "QuizAttemptWorkflow",
 }
 
