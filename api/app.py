@@ -27,6 +27,7 @@ from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
 from api.ops import static_router
+from api.quizzes.endpoints import router as quizzes_router
 from api.rate_limit import ClientRateLimiter, ClientRateLimitMiddleware
 from api.services import Services
 from authflow.security.passwords import hashing_threads
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(codec_router)
     app.include_router(console_router)
     app.include_router(static_router)
+    app.include_router(quizzes_router)
     app.add_middleware(
         HashingAdmissionMiddleware, hash_workers=hashing_threads(settings.hash_workers)
     )

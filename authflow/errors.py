@@ -230,3 +230,26 @@ class InvalidOrder(AppError):
 class RangeNotSatisfiable(AppError):
     status, code = 416, "range_not_satisfiable"
     default_message = "The requested range is outside the file."
+
+
+# --- quizzes --------------------------------------------------------------------------
+
+
+class InvalidAnswer(AppError):
+    status, code = 422, "invalid_answer"
+    default_message = "An answer does not fit its question."
+
+
+class AttemptsExhausted(AppError):
+    status, code = 409, "attempts_exhausted"
+    default_message = "Every attempt this quiz allows has been used."
+
+
+class AttemptClosed(AppError):
+    status, code = 409, "attempt_closed"
+    default_message = "This attempt is closed: it was submitted or its time is up."
+
+
+class NotQuizLesson(AppError):
+    status, code = 409, "not_a_quiz_lesson"
+    default_message = "Only a lesson of kind 'quiz' has a quiz."

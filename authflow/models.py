@@ -259,4 +259,5 @@ class PendingFlow(Base):
 
 # Every domain's tables on the one metadata (migrations, tests and relationships see
 # them whoever imports ``Base``).  At the end: the domain modules import ``Base`` from here.
-import authflow.courses.models  # noqa: E402, F401
+import authflow.courses.models  # noqa: E402
+import authflow.quizzes.models  # noqa: E402, F401

@@ -133,7 +133,45 @@ PURPOSE_EMAIL_KIND: dict[OtpPurpose, EmailKind] = {
     OtpPurpose.PASSWORD_RESET: EmailKind.PASSWORD_RESET,
 }
 
-ALL_TASK_QUEUES: tuple[str, ...] = tuple(p.task_queue for p in EMAIL_POLICIES.values())
+
+@dataclass(frozen=True)
+class QuizLimits:
+    """The contract's bounds of a quiz definition, and sizes that keep one row sane."""
+
+    min_time_limit_seconds: int = 10
+    max_time_limit_seconds: int = 86_400
+    max_attempts: int = 100
+    max_questions: int = 200
+    max_options: int = 50
+    max_points: int = 1000
+    max_text_length: int = 5000
+    max_answer_length: int = 1000
+
+
+QUIZ_LIMITS = QuizLimits()
+
+
+@dataclass(frozen=True)
+class QuizAttemptPolicy:
+    """How a timed attempt is closed: its workflow runs on ``task_queue``; the grading
+    activity is retried (a database or worker outage) until it succeeds, for as long as
+    ``close_retry_seconds``.  The contract: closed within 2 s of the deadline."""
+
+    task_queue: str = "quiz-attempts"
+    close_attempt_timeout_seconds: float = 10.0
+    close_retry_seconds: float = 7 * 86_400
+    close_retry_initial_seconds: float = 0.2
+    close_retry_maximum_seconds: float = 5.0
+
+
+QUIZ_ATTEMPTS = QuizAttemptPolicy()
+
+
+# Every task queue a worker may serve: the email queues, then the learning flows'.
+ALL_TASK_QUEUES: tuple[str, ...] = (
+    *(p.task_queue for p in EMAIL_POLICIES.values()),
+    QUIZ_ATTEMPTS.task_queue,
+)
 
 # The queues a public form can flood (anyone may register, hundreds in one second).
 # Worker layouts (``authflow dev``; see docs/operations.md for production) give them

@@ -25,7 +25,7 @@ from api.serving import uvicorn_options
 from authflow.db import Database
 from authflow.migrate import migrate_and_seed
 from authflow.models import Base
-from authflow.policies import resolve_email_policies
+from authflow.policies import ALL_TASK_QUEUES, resolve_email_policies
 from authflow.ports import free_port
 from authflow.settings import Settings
 from authflow.temporal import connect
@@ -123,7 +123,7 @@ class WorkerHandle:
         policies = resolve_email_policies(self.settings.email_rate_limits)
         self.deps = WorkerDeps.build(self.settings, policies)
         await self.deps.pacer.ensure_rows()
-        queues = [p.task_queue for p in policies.values()]
+        queues = list(ALL_TASK_QUEUES)
         self.workers = build_workers(
             self.client, self.deps, policies, queues, sandboxed=self.settings.workflow_sandbox
         )

@@ -27,11 +27,12 @@ from activities.email import EmailActivities
 from activities.learning import LearningActivities
 from activities.mailer import Mailer, SmtpConfig
 from activities.pacer import Pacer
+from activities.quizzes import QuizActivities
 from authflow.db import Database
-from authflow.policies import EmailKind, EmailPolicy, resolve_email_policies
+from authflow.policies import QUIZ_ATTEMPTS, EmailKind, EmailPolicy, resolve_email_policies
 from authflow.security.otp import CodeVault
 from authflow.settings import Settings
-from workflows.catalog import ALL_WORKFLOWS
+from workflows.catalog import ALL_WORKFLOWS, QUIZ_WORKFLOWS
 
 log = logging.getLogger("authflow.worker")
 
@@ -55,6 +56,8 @@ class WorkerDeps:
     queues: dict[str, QueueDeps]
     pacer: Pacer
     pacer_db: Database
+    quizzes: QuizActivities
+    quiz_db: Database
 
     @classmethod
     def build(cls, settings: Settings, policies: dict[EmailKind, EmailPolicy]) -> WorkerDeps:
@@ -100,13 +103,23 @@ class WorkerDeps:
                 mailer,
                 LearningActivities(db, settings.public_base_url),
             )
-        return cls(queues=queues, pacer=pacer, pacer_db=pacer_db)
+        # Quiz deadlines get connections of their own: a close must not queue behind
+        # an email spike's bookkeeping (it has 2 s).
+        quiz_db = Database(settings.database_url, pool_size=2, inline_sqlite=True)
+        return cls(
+            queues=queues,
+            pacer=pacer,
+            pacer_db=pacer_db,
+            quizzes=QuizActivities(quiz_db),
+            quiz_db=quiz_db,
+        )
 
     async def close(self) -> None:
         for queue in self.queues.values():
             await queue.mailer.close()
             await queue.db.dispose()
         await self.pacer_db.dispose()
+        await self.quiz_db.dispose()
 
 
 def queue_pool_size(policy: EmailPolicy) -> int:
@@ -143,6 +156,9 @@ def build_workers(
     by_queue = {p.task_queue: p for p in policies.values()}
     workers = []
     for queue in queues:
+        if queue == QUIZ_ATTEMPTS.task_queue:
+            workers.append(build_quiz_worker(client, deps, sandboxed=sandboxed))
+            continue
         policy, own = by_queue[queue], deps.queues[queue]
         activities: list[Any] = [
             own.codes.issue_code,
@@ -171,6 +187,22 @@ def build_workers(
     return workers
 
 
+def build_quiz_worker(client: Client, deps: WorkerDeps, *, sandboxed: bool = True) -> Worker:
+    """Timed quiz attempts.  No workflow cache (so no sticky queue): a deadline's task
+    goes straight to any live worker, instead of waiting seconds for a killed worker's
+    sticky queue to time out; replaying a history of a dozen events costs little."""
+    return Worker(
+        client,
+        task_queue=QUIZ_ATTEMPTS.task_queue,
+        workflows=list(QUIZ_WORKFLOWS),
+        activities=[deps.quizzes.close_attempt],
+        max_cached_workflows=0,
+        max_concurrent_activities=50,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        workflow_runner=workflow_runner(sandboxed=sandboxed),
+    )
+
+
 async def run_workers(settings: Settings, client: Client, queues: Sequence[str]) -> None:
     """Run until SIGINT/SIGTERM, then let in-flight sends finish."""
     policies = resolve_email_policies(settings.email_rate_limits)
@@ -181,7 +213,7 @@ async def run_workers(settings: Settings, client: Client, queues: Sequence[str])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker polling %s", ", ".join(f"{q} ({by_rate(policies, q)}/s)" for q in queues))
+    log.info("worker polling %s", ", ".join(f"{q} ({by_rate(policies, q)})" for q in queues))
     tasks = [asyncio.create_task(w.run()) for w in workers]
     stopping = asyncio.create_task(stop.wait())
     try:
@@ -197,5 +229,6 @@ async def run_workers(settings: Settings, client: Client, queues: Sequence[str])
         raise failures[0]
 
 
-def by_rate(policies: dict[EmailKind, EmailPolicy], queue: str) -> float:
-    return next(p.rate_per_second for p in policies.values() if p.task_queue == queue)
+def by_rate(policies: dict[EmailKind, EmailPolicy], queue: str) -> str:
+    rate = next((p.rate_per_second for p in policies.values() if p.task_queue == queue), None)
+    return "no limit" if rate is None else f"{rate}/s"

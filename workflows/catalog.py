@@ -1,8 +1,10 @@
-"""Every workflow type, for the workers to register (on every email queue)."""
+"""Every workflow type, for the workers to register: ``ALL_WORKFLOWS`` on every email
+queue, ``QUIZ_WORKFLOWS`` on the quiz-attempts queue."""
 
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
+from workflows.quiz_attempt import QuizAttemptWorkflow
 from workflows.registration import RegistrationWorkflow
 from workflows.send_email import SendEmailWorkflow
 
@@ -13,3 +15,7 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     NotificationWorkflow,
     EnrollmentWorkflow,
 )
+
+# The quiz-attempts queue's own worker runs only these (no workflow cache: a deadline
+# never waits for a killed worker's sticky queue).
+QUIZ_WORKFLOWS: tuple[type, ...] = (QuizAttemptWorkflow,)

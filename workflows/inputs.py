@@ -162,3 +162,39 @@ class SettleDeliveryInput:
     delivery_id: str
     state: str
     summary: str | None = None
+
+
+# -- quizzes ----------------------------------------------------------------------------
+
+# The activity that grades an attempt's saved answers at its deadline (registered under
+# this name by ``activities.quizzes``; the workflow refers to it by name only).
+CLOSE_QUIZ_ATTEMPT = "close_quiz_attempt"
+
+
+@dataclass(frozen=True)
+class QuizAttemptInput:
+    """A timed attempt: closed at ``deadline_epoch`` unless its learner submits first.
+
+    With ``result_email`` (absent in runs started before it existed), an attempt closed
+    by the deadline is followed by its result email, sent on that route."""
+
+    attempt_id: str
+    deadline_epoch: float
+    user_id: str = ""
+    course_id: str = ""
+    result_email: EmailRoute | None = None
+
+
+@dataclass(frozen=True)
+class CloseAttemptInput:
+    attempt_id: str
+
+
+@dataclass(frozen=True)
+class CloseAttemptOutcome:
+    """``graded`` (closed by this call), ``already_closed`` or ``missing``."""
+
+    status: str
+    passed: bool | None = None
+    # ``graded``: what the result email shows (no answers), for the workflow to send.
+    result: dict[str, Any] | None = None

@@ -91,6 +91,23 @@ CASES = [
     ),
     Case("GET", "/me/enrollments", SIGNED_IN),
     Case("GET", "/certificates/{certificate}", dict.fromkeys(CALLERS, 404)),
+    # The quiz of a lesson (this world's lesson is no quiz lesson: its quiz routes answer
+    # 409 and 404 to those allowed; the quiz matrix is in test_quiz_rbac.py).
+    Case(
+        "PUT",
+        "/lessons/{lesson}/quiz",
+        {**MANAGE, "owner": 409, "manager": 409, "admin": 409},
+        {
+            "pass_percent": 50,
+            "show_answers": "never",
+            "questions": [{"kind": "true_false", "prompt": "p", "answer": True}],
+        },
+    ),
+    Case(
+        "GET",
+        "/lessons/{lesson}/quiz",
+        {**READ_LESSON, "owner": 404, "manager": 404, "admin": 404, "learner": 404},
+    ),
 ]
 LEARNING_PREFIXES = tuple(
     f"{API}/{p}" for p in ("courses", "modules", "lessons", "attachments", "me", "certificates")

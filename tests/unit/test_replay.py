@@ -11,7 +11,10 @@ before a change must still replay): the plain names were recorded before the one
 pipeline, the ``pipeline_`` ones after it.  Record a new generation (after an intended,
 versioned change) under a new prefix, keeping the older files::
 
-    .venv/bin/python -m tests.unit.test_replay --record --prefix pipeline_
+    parser.add_argument("--prefix", default="pipeline_")
+    parser.add_argument("--only", choices=["quizzes"], help="record only these scenarios")
+    args = parser.parse_args(argv)
+    asyncio.run(record_histories(args.out, args.prefix, args.only))
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ from authflow.settings import Settings
 from authflow.temporal import data_converter
 from tests.secret import TEST_SECRET
 from workers.main import workflow_runner
-from workflows.catalog import ALL_WORKFLOWS
+from workflows.catalog import ALL_WORKFLOWS, QUIZ_WORKFLOWS
 from workflows.inputs import CodeFlowInput
 from workflows.registration import RegistrationWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "data" / "histories"
-WORKFLOWS = list(ALL_WORKFLOWS)
+WORKFLOWS = [*ALL_WORKFLOWS, *QUIZ_WORKFLOWS]
 # A fixed key, for these test histories only: the Replayer must decrypt what was recorded.
 REPLAY_CODEC_KEYS = "replay-1:" + base64.b64encode(bytes(range(32))).decode()
 # What the recordings must cover (file stem -> workflow type).
@@ -59,13 +62,20 @@ _BEFORE_PIPELINE = {
     "notification_delivered": "NotificationWorkflow",
     "notification_failed": "NotificationWorkflow",
 }
+# Timed quiz attempts (recorded apart: ``--only quizzes``).
+_QUIZZES = {
+    "quiz_attempt_deadline": "QuizAttemptWorkflow",
+    # Recorded before the result email (and its patch marker): still replays.
+    "quiz_attempt_deadline_before_email": "QuizAttemptWorkflow",
+    "quiz_attempt_submitted": "QuizAttemptWorkflow",
+}
 # Since the one email pipeline, notifications are SendEmailWorkflow runs.
 _PIPELINE = {
     **{k: v for k, v in _BEFORE_PIPELINE.items() if v != "NotificationWorkflow"},
     "notification_delivered": "SendEmailWorkflow",
     "notification_failed": "SendEmailWorkflow",
 }
-SCENARIOS = _BEFORE_PIPELINE | {f"pipeline_{k}": v for k, v in _PIPELINE.items()}
+SCENARIOS = _BEFORE_PIPELINE | {f"pipeline_{k}": v for k, v in _PIPELINE.items()} | _QUIZZES
 
 
 def replay_settings(**values: Any) -> Settings:
@@ -183,7 +193,7 @@ def _payload_encodings(node: object, path: str = "") -> set[str]:
 # through a dedicated stack and writes one history per scenario.
 
 
-async def record_histories(out: Path, prefix: str = "") -> None:
+async def record_histories(out: Path, prefix: str = "", only: str | None = None) -> None:
     from tests.faults.support import dedicated_stack
     from tests.stack import eventually
 
@@ -193,7 +203,11 @@ async def record_histories(out: Path, prefix: str = "") -> None:
         async with dedicated_stack(
             Path(tmp), codec_keys=REPLAY_CODEC_KEYS, otp_ttl_seconds=ttl
         ) as (stack, _):
-            await _Recorder(stack, out, eventually, prefix).run_all(ttl)
+            recorder = _Recorder(stack, out, eventually, prefix)
+            if only == "quizzes":
+                await recorder.quizzes()
+            else:
+                await recorder.run_all(ttl)
 
 
 class _Recorder:
@@ -215,6 +229,7 @@ class _Recorder:
         await self.expired(ttl)
         await self.password_reset(email)
         await self.notifications(email, password)
+        await self.quizzes()
 
     # -- helpers ----------------------------------------------------------------------
     async def save(self, name: str, workflow_id: str, *, wait: bool = True) -> None:
@@ -386,6 +401,21 @@ class _Recorder:
                 self.stack.sink.faults.reset()
             await self.save(name, wid)
 
+    async def quizzes(self) -> None:
+        from tests.quiz_calls import ALL_RIGHT, quiz_body, quiz_course
+
+        setup = await quiz_course(self.stack)
+        r = await setup.put_quiz(quiz_body(time_limit_seconds=10))
+        assert r.status_code == 200, r.text
+        attempt = (await setup.start()).json()
+        await setup.save(attempt["id"], ALL_RIGHT)
+        await self.save("quiz_attempt_deadline", f"quiz-attempt-{attempt['id']}")
+        other = await setup.add_learner()
+        attempt = (await setup.start(other)).json()
+        r = await setup.submit(attempt["id"], other)
+        assert r.status_code == 200, r.text
+        await self.save("quiz_attempt_submitted", f"quiz-attempt-{attempt['id']}")
+
     async def newest_notification(self, user_id: str) -> str:
         async def found() -> str | None:
             query = f"WorkflowType='SendEmailWorkflow' AND AuthflowUserId='{user_id}'"
@@ -416,8 +446,9 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--record", action="store_true", required=True)
     parser.add_argument("--out", type=Path, default=HISTORIES)
     parser.add_argument("--prefix", default="pipeline_")
+    parser.add_argument("--only", choices=["quizzes"], help="record only these scenarios")
     args = parser.parse_args(argv)
-    asyncio.run(record_histories(args.out, args.prefix))
+    asyncio.run(record_histories(args.out, args.prefix, args.only))
     return 0
 
 

@@ -1,0 +1,33 @@
+"""The activity a timed attempt's workflow runs at the deadline: grade the saved answers
+and close the attempt, in one transaction (a passed quiz completes its lesson in it)."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from authflow.db import Database
+from authflow.quizzes import service
+from workflows.inputs import CLOSE_QUIZ_ATTEMPT, CloseAttemptInput, CloseAttemptOutcome
+
+
+class QuizActivities:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @activity.defn(name=CLOSE_QUIZ_ATTEMPT)
+    async def close_attempt(self, request: CloseAttemptInput) -> CloseAttemptOutcome:
+        async with self._db.session() as session:
+            try:
+                record = await service.close_at_deadline(session, request.attempt_id)
+            except service.TooEarly as exc:
+                # The worker's clock is behind the API's: retried in a moment.
+                raise ApplicationError(str(exc), type="TooEarly") from exc
+        if record is None:
+            return CloseAttemptOutcome("missing")
+        if record.graded_now is None:
+            return CloseAttemptOutcome("already_closed", record.attempt.passed)
+        activity.logger.info("quiz attempt closed at its deadline")
+        async with self._db.session() as session:
+            result = await service.quiz_result(session, request.attempt_id)
+        return CloseAttemptOutcome("graded", record.graded_now.passed, result)

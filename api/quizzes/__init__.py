@@ -1,0 +1,1 @@
+"""Routes of the quizzes domain (``/lessons/{id}/quiz``, ``/quizzes``, ``/attempts``)."""

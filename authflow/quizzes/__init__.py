@@ -1,0 +1,1 @@
+"""Quizzes on ``quiz`` lessons: definitions, grading, attempts (issue 16)."""

@@ -1,0 +1,203 @@
+"""Quiz queries and the few writes that must be atomic, on SQLite and PostgreSQL alike.
+
+An attempt's answers and its state change only through conditional UPDATEs: a save
+lands only on an open attempt before its deadline, and an attempt is closed (graded)
+only if it is still open *and* nobody saved since its answers were read - so a submit
+that races the deadline is graded exactly once, and never on stale answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authflow.courses.models import Course, Lesson
+from authflow.quizzes.definitions import QuizDefinition
+from authflow.quizzes.grading import Answer, Grade
+from authflow.quizzes.models import (
+    AttemptState,
+    Quiz,
+    QuizAttempt,
+    QuizAttemptResult,
+    QuizVersion,
+)
+
+
+async def lesson_with_course(db: AsyncSession, lesson_id: str) -> tuple[Lesson, Course] | None:
+    row = (
+        await db.execute(
+            select(Lesson, Course)
+            .join(Course, Course.id == Lesson.course_id)
+            .where(Lesson.id == lesson_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def course_of(db: AsyncSession, course_id: str) -> Course | None:
+    return await db.get(Course, course_id)
+
+
+async def quiz_of_lesson(db: AsyncSession, lesson_id: str) -> Quiz | None:
+    return await db.scalar(select(Quiz).where(Quiz.lesson_id == lesson_id))
+
+
+async def definition(db: AsyncSession, quiz_id: str, version: int) -> QuizDefinition:
+    stored = await db.scalar(
+        select(QuizVersion.definition).where(
+            QuizVersion.quiz_id == quiz_id, QuizVersion.version == version
+        )
+    )
+    if stored is None:
+        raise LookupError(f"quiz {quiz_id} has no version {version}")
+    return QuizDefinition.model_validate(stored)
+
+
+async def add_version(db: AsyncSession, quiz: Quiz, new: QuizDefinition, *, now: datetime) -> None:
+    db.add(
+        QuizVersion(
+            quiz_id=quiz.id,
+            version=quiz.version,
+            definition=new.model_dump(mode="json"),
+            created_at=now,
+        )
+    )
+
+
+# -- attempts -------------------------------------------------------------------------
+
+
+async def attempts_of(db: AsyncSession, quiz_id: str, user_id: str) -> list[QuizAttempt]:
+    rows = await db.scalars(
+        select(QuizAttempt)
+        .where(QuizAttempt.quiz_id == quiz_id, QuizAttempt.user_id == user_id)
+        .order_by(QuizAttempt.number)
+    )
+    return list(rows)
+
+
+async def save_answers(
+    db: AsyncSession,
+    attempt_id: str,
+    answers: dict[str, Answer],
+    *,
+    seen_revision: int,
+    now: datetime,
+) -> bool:
+    """True if saved: the attempt was open, before its deadline, and its answers were
+    still those read at ``seen_revision`` (else the caller merges again)."""
+    result = await db.execute(
+        update(QuizAttempt)
+        .where(
+            QuizAttempt.id == attempt_id,
+            QuizAttempt.state == AttemptState.OPEN,
+            QuizAttempt.answers_revision == seen_revision,
+            or_(QuizAttempt.deadline.is_(None), QuizAttempt.deadline > now),
+        )
+        .values(answers=answers, answers_revision=QuizAttempt.answers_revision + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def close_attempt(
+    db: AsyncSession,
+    attempt: QuizAttempt,
+    grade: Grade,
+    *,
+    by: str,
+    now: datetime,
+    before_deadline: bool,
+) -> bool:
+    """Close ``attempt`` with ``grade`` (of the answers at ``attempt.answers_revision``).
+
+    True if this call closed it.  False if it was closed meanwhile, or answers were
+    saved since they were read (the caller reads again and retries), or - for a
+    learner's submit, ``before_deadline`` - its deadline passed.
+    """
+    conditions = [
+        QuizAttempt.id == attempt.id,
+        QuizAttempt.state == AttemptState.OPEN,
+        QuizAttempt.answers_revision == attempt.answers_revision,
+    ]
+    if before_deadline:
+        conditions.append(or_(QuizAttempt.deadline.is_(None), QuizAttempt.deadline > now))
+    result = await db.execute(
+        update(QuizAttempt)
+        .where(*conditions)
+        .values(
+            state=AttemptState.SUBMITTED,
+            submitted_at=now,
+            submitted_by=by,
+            score=grade.score,
+            max_score=grade.max_score,
+            percent=grade.percent,
+            passed=grade.passed,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await db.execute(
+        insert(QuizAttemptResult),
+        [
+            {
+                "attempt_id": attempt.id,
+                "question_id": q.id,
+                "quiz_id": attempt.quiz_id,
+                "correct": q.correct,
+                "points": q.points,
+            }
+            for q in grade.questions
+        ],
+    )
+    return True
+
+
+# -- statistics -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuizStats:
+    attempts: int
+    learners: int
+    pass_rate: float | None
+    correct_rates: dict[str, float]
+
+
+async def stats(db: AsyncSession, quiz_id: str) -> QuizStats:
+    """Aggregated by the database: two small queries whatever the number of attempts."""
+    submitted = QuizAttempt.state == AttemptState.SUBMITTED
+    totals = (
+        await db.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(QuizAttempt.user_id)),
+                func.sum(case((submitted, 1), else_=0)),
+                func.sum(case((submitted & QuizAttempt.passed.is_(True), 1), else_=0)),
+            ).where(QuizAttempt.quiz_id == quiz_id)
+        )
+    ).one()
+    attempts, learners, graded, passed = (int(v or 0) for v in totals)
+    per_question = await db.execute(
+        select(
+            QuizAttemptResult.question_id,
+            func.avg(case((QuizAttemptResult.correct.is_(True), 1.0), else_=0.0)),
+        )
+        .where(QuizAttemptResult.quiz_id == quiz_id)
+        .group_by(QuizAttemptResult.question_id)
+    )
+    return QuizStats(
+        attempts=attempts,
+        learners=learners,
+        pass_rate=round(passed / graded, 4) if graded else None,
+        correct_rates={qid: round(float(rate), 4) for qid, rate in per_question.all()},
+    )
+
+
+def attempt_answers(attempt: QuizAttempt) -> dict[str, Any]:
+    return dict(attempt.answers or {})
