@@ -18,6 +18,8 @@ from api.console import console_router
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
+from api.preferences.endpoints import pages as preference_pages
+from api.preferences.endpoints import router as preferences_router
 from api.services import Services
 from authflow.security.passwords import hashing_threads
 from authflow.settings import Settings, get_settings
@@ -54,6 +56,8 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(admin_router)
+    app.include_router(preferences_router)
+    app.include_router(preference_pages)
     app.include_router(ops_router)
     app.include_router(codec_router)
     app.include_router(console_router)

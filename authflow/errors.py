@@ -151,3 +151,8 @@ class UnknownRole(AppError):
 class UnknownPermission(AppError):
     status, code = 422, "unknown_permission"
     default_message = "Unknown permission."
+
+
+class InvalidUnsubscribeToken(AppError):
+    status, code = 400, "invalid_token"
+    default_message = "This unsubscribe link is not valid."

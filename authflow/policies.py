@@ -28,6 +28,15 @@ class OtpPurpose(StrEnum):
     PASSWORD_RESET = "password_reset"
 
 
+class PreferenceCategory(StrEnum):
+    """The kinds of email a user may turn off (``/me/email-preferences``).  Codes and
+    security notices belong to none: they can never be turned off."""
+
+    ANNOUNCEMENTS = "announcements"
+    COURSE_UPDATES = "course_updates"
+    REMINDERS = "reminders"
+
+
 class DeliveryState(StrEnum):
     """The contract's delivery states of one code's email."""
 

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     otp_max_attempts: int = Field(default=5, ge=1)
     otp_resend_cooldown_seconds: int = Field(default=60, ge=0)
     require_approval: bool = False
+    # Where users reach the product: links in emails (unsubscribe, certificates) start here.
+    public_base_url: str = "http://127.0.0.1:8000"
 
     # --- additions ---------------------------------------------------------------
     # "dev" relaxes the secret checks (``authflow dev`` generates secrets) and lets
