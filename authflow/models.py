@@ -246,3 +246,8 @@ class PendingFlow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+# Every domain's tables on the one metadata (migrations, tests and relationships see
+# them whoever imports ``Base``).  At the end: the domain modules import ``Base`` from here.
+import authflow.courses.models  # noqa: E402, F401

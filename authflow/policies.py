@@ -176,10 +176,23 @@ PERMISSIONS: dict[str, str] = {
     "users:approve": "Approve accounts waiting for approval",
     "otp:manage": "Inspect code deliveries and re-send codes",
     "roles:manage": "Manage roles, permissions and user roles",
+    "courses:create": "Create courses and manage the ones you own",
+    "courses:manage": "Manage every course",
+    "announcements:send": "Send announcements to any audience",
+    "announcements:send_own": "Send announcements to the learners of your own courses",
 }
 SEEDED_ROLES: dict[str, tuple[str, ...]] = {
     "ADMIN": tuple(PERMISSIONS),
-    "MANAGER": ("users:read", "users:update", "users:delete", "users:approve", "otp:manage"),
+    "MANAGER": (
+        "users:read",
+        "users:update",
+        "users:delete",
+        "users:approve",
+        "otp:manage",
+        "courses:manage",
+        "announcements:send",
+    ),
+    "INSTRUCTOR": ("courses:create", "announcements:send_own"),
     "USER": (),
 }
 DEFAULT_ROLE = "USER"
