@@ -250,4 +250,5 @@ class PendingFlow(Base):
 
 # Every domain's tables on the one metadata (migrations, tests and relationships see
 # them whoever imports ``Base``).  At the end: the domain modules import ``Base`` from here.
+import authflow.announcements.models  # noqa: E402
 import authflow.courses.models  # noqa: E402, F401
