@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.charset import Charset
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
@@ -95,7 +96,12 @@ class OutgoingEmail:
 
 
 def build_message(
-    rendered: Rendered, *, sender: str, recipient: str, name: str | None
+    rendered: Rendered,
+    *,
+    sender: str,
+    recipient: str,
+    name: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> OutgoingEmail:
     """A MIME message (multipart/alternative: text, HTML) with exactly one recipient.
 
@@ -104,22 +110,26 @@ def build_message(
     (docs/benchmarks.md, round 4).  Header values were validated on the way in (no
     CR/LF/NUL); they are refused here again as a second line of defence.
     """
-    for value in (rendered.subject, sender, recipient, name or ""):
+    extra = dict(headers or {})
+    for value in (rendered.subject, sender, recipient, name or "", *extra, *extra.values()):
         _refuse_line_breaks(value)
+    if not all(part.isascii() for item in extra.items() for part in item):
+        raise ValueError("extra headers are written as they are: ASCII only")
     envelope_from, from_header = _sender(sender)
     boundary = f"=_authflow_{secrets.token_hex(16)}"
-    headers = (
+    head = (
         f"Subject: {_text_header(rendered.subject)}\r\n"
         f"From: {from_header}\r\n"
         f"To: {_address(name, recipient)}\r\n"
         f"Date: {formatdate(usegmt=True)}\r\n"
         f"Message-ID: {make_msgid(domain=envelope_from.rpartition('@')[2] or 'authflow.local')}\r\n"
-        "MIME-Version: 1.0\r\n"
+        + "".join(f"{header}: {value}\r\n" for header, value in extra.items())
+        + "MIME-Version: 1.0\r\n"
         f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
     )
     data = b"".join(
         (
-            headers.encode("ascii"),
+            head.encode("ascii"),
             f"\r\n--{boundary}\r\n".encode("ascii"),
             _part("text/plain", rendered.text),
             f"\r\n--{boundary}\r\n".encode("ascii"),

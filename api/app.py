@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from api.admin.endpoints import router as admin_router
 from api.admission import HashingAdmissionMiddleware
+from api.announcements.endpoints import router as announcements_router
 from api.auth.endpoints import router as auth_router
 from api.codec_server import router as codec_router
 from api.console import console_router
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(auth_router)
     app.include_router(admin_router)
     app.include_router(preferences_router)
+    app.include_router(announcements_router)
     app.include_router(preference_pages)
     app.include_router(ops_router)
     app.include_router(codec_router)

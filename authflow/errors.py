@@ -156,3 +156,18 @@ class UnknownPermission(AppError):
 class InvalidUnsubscribeToken(AppError):
     status, code = 400, "invalid_token"
     default_message = "This unsubscribe link is not valid."
+
+
+class InvalidState(AppError):
+    status, code = 409, "invalid_state"
+    default_message = "This action is not possible in the current state."
+
+
+class UnknownCourse(AppError):
+    status, code = 422, "unknown_course"
+    default_message = "No course has this id."
+
+
+class InvalidCursor(AppError):
+    status, code = 422, "invalid_cursor"
+    default_message = "The cursor is not one this list gave out."

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     otp_secret: str = ""
     # Per-kind overrides of the declared email policies, e.g. ``register=20,notification=5``.
     email_rate_limits: str = ""
+    # Recipients one run of a broadcast workflow sends before it continues as new (its
+    # history stays bounded whatever the audience's size).
+    announcement_page_size: int = Field(100, ge=1, le=1000)
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_api_key: str = ""
     temporal_tls_cert: str = ""

@@ -20,14 +20,17 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.announcements import AnnouncementActivities, UnsubscribeLinks
 from activities.codes import CodeActivities
 from activities.email import EmailActivities
 from activities.mailer import Mailer, SmtpConfig
 from activities.pacer import Pacer
 from authflow.db import Database
 from authflow.policies import EmailKind, EmailPolicy, resolve_email_policies
+from authflow.preferences import UNSUBSCRIBE_KEY_LABEL
 from authflow.security.otp import CodeVault
 from authflow.settings import Settings
+from workflows.broadcast import BroadcastWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
 from workflows.registration import RegistrationWorkflow
@@ -38,6 +41,7 @@ _WORKFLOWS: dict[EmailKind, list[type]] = {
     EmailKind.REGISTER: [RegistrationWorkflow],
     EmailKind.PASSWORD_RESET: [PasswordResetWorkflow],
     EmailKind.NOTIFICATION: [NotificationWorkflow],
+    EmailKind.ANNOUNCEMENT: [BroadcastWorkflow],
 }
 
 # In-flight sends finish on SIGTERM (graceful shutdown) within this time.
@@ -51,6 +55,7 @@ class QueueDeps:
     db: Database
     codes: CodeActivities
     email: EmailActivities
+    announcements: AnnouncementActivities
 
 
 @dataclass
@@ -75,6 +80,9 @@ class WorkerDeps:
                 starttls=settings.smtp_starttls,
             )
         )
+        links = UnsubscribeLinks(
+            settings.public_base_url, settings.derived_key(UNSUBSCRIBE_KEY_LABEL)
+        )
         queues = {}
         for policy in policies.values():
             # Each queue has its own connections (one on SQLite, where a process has one
@@ -84,7 +92,12 @@ class WorkerDeps:
                 settings.database_url, pool_size=queue_pool_size(policy), inline_sqlite=True
             )
             email = EmailActivities(db, vault, mailer, pacer, sender=settings.mail_from)
-            queues[policy.task_queue] = QueueDeps(db, CodeActivities(db, vault), email)
+            announcements = AnnouncementActivities(
+                db, mailer, pacer, sender=settings.mail_from, links=links
+            )
+            queues[policy.task_queue] = QueueDeps(
+                db, CodeActivities(db, vault), email, announcements
+            )
         return cls(queues=queues, pacer=pacer, pacer_db=pacer_db)
 
     async def close(self) -> None:
@@ -126,11 +139,22 @@ def build_workers(
     for queue in queues:
         policy, own = by_queue[queue], deps.queues[queue]
         activities: list[Any] = [own.codes.issue_code, own.codes.mark_delivery]
-        activities.append(
-            own.email.send_notification
-            if policy.kind == EmailKind.NOTIFICATION
-            else own.email.send_code
-        )
+        if policy.kind == EmailKind.ANNOUNCEMENT:
+            broadcast = own.announcements
+            activities = [
+                broadcast.begin_broadcast,
+                broadcast.announcement_state,
+                broadcast.recipients_page,
+                broadcast.send_announcement,
+                broadcast.settle_recipient,
+                broadcast.finish_broadcast,
+            ]
+        else:
+            activities.append(
+                own.email.send_notification
+                if policy.kind == EmailKind.NOTIFICATION
+                else own.email.send_code
+            )
         workers.append(
             Worker(
                 client,

@@ -53,9 +53,11 @@ class AnnouncementRecipient(Base):
     # so the announcement's figures still add up.
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default=RecipientState.PENDING)
-    # Send attempts that claimed the row; 2 or more means a send was interrupted after
-    # the claim (it may have reached the provider once before: counted as ``repeats``).
+    # The Temporal attempt of the send that last claimed the row.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Claims that took over from a send interrupted after its own claim (its worker
+    # died): that send may have reached the provider, so the email may repeat once.
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(300))

@@ -23,7 +23,7 @@ def test_dev_runs_the_spike_queue_apart_from_the_others() -> None:
     assert [_queues(args) for _, args in commands] == [
         ["email-register"],
         ["email-register"],
-        ["email-password-reset", "email-notification"],
+        ["email-password-reset", "email-notification", "email-announcement"],
     ]
     served = {q for _, args in commands for q in _queues(args)}
     assert served == set(ALL_TASK_QUEUES)
