@@ -16,6 +16,11 @@ from api.announcements.endpoints import router as announcements_router
 from api.auth.endpoints import router as auth_router
 from api.codec_server import router as codec_router
 from api.console import console_router
+from api.courses.content import UPLOAD_PATH
+from api.courses.content import router as content_router
+from api.courses.endpoints import router as courses_router
+from api.courses.enrollments import pages as certificate_pages
+from api.courses.enrollments import router as enrollments_router
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
@@ -60,6 +65,10 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.include_router(preferences_router)
     app.include_router(announcements_router)
     app.include_router(preference_pages)
+    app.include_router(courses_router)
+    app.include_router(content_router)
+    app.include_router(enrollments_router)
+    app.include_router(certificate_pages)
     app.include_router(ops_router)
     app.include_router(codec_router)
     app.include_router(console_router)
@@ -73,7 +82,12 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.add_middleware(
         HashingAdmissionMiddleware, hash_workers=hashing_threads(settings.hash_workers)
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        uploads=UPLOAD_PATH,
+        upload_max_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -43,9 +43,9 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return JSONResponse(
-        error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
-    )
+    body = error_body(exc.code, exc.message)
+    body["error"].update(exc.extra)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import MutableMapping
@@ -27,17 +28,32 @@ class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes`` with 413 before the app reads them all,
     whether or not the client sent Content-Length."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        uploads: re.Pattern[str] | None = None,
+        upload_max_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # File uploads (paths matching ``uploads``) have their own, larger limit; over it
+        # they answer 413 ``file_too_large``.
+        self.uploads = uploads
+        self.upload_max_bytes = upload_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, code = self.max_bytes, "payload_too_large"
+        if self.uploads is not None and self.uploads.match(scope.get("path", "")):
+            # Room for the multipart envelope around a file of the largest accepted size.
+            max_bytes, code = self.upload_max_bytes + 64 * 1024, "file_too_large"
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _send_413(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+            await _send_413(send, code)
             return
         received = 0
         started = False
@@ -47,7 +63,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge
             return message
 
@@ -61,12 +77,12 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _send_413(send)
+                await _send_413(send, code)
 
 
-async def _send_413(send: Send) -> None:
+async def _send_413(send: Send, code: str = "payload_too_large") -> None:
     body = json.dumps(
-        {"error": {"code": "payload_too_large", "message": "The request body is too large."}}
+        {"error": {"code": code, "message": "The request body is too large."}}
     ).encode()
     await send(
         {

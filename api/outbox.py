@@ -17,6 +17,8 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.courses.starter import PREFIX as LEARNING_PREFIX
+from api.courses.starter import LearningFlows
 from api.flows import FlowStarter
 from authflow.db import Database
 from authflow.errors import ServiceUnavailable
@@ -30,9 +32,12 @@ RELAY_GRACE = timedelta(seconds=10)
 
 
 class Outbox:
-    def __init__(self, db: Database, flows: FlowStarter) -> None:
+    def __init__(
+        self, db: Database, flows: FlowStarter, learning: LearningFlows | None = None
+    ) -> None:
         self._db = db
         self._flows = flows
+        self._learning = learning
 
     @staticmethod
     def add(db: AsyncSession, action: str, **args: object) -> PendingFlow:
@@ -54,6 +59,9 @@ class Outbox:
 
     async def _run(self, entry: PendingFlow) -> None:
         args, flows = entry.args, self._flows
+        if entry.action.startswith(LEARNING_PREFIX) and self._learning is not None:
+            await self._learning.run(entry.action, args)
+            return
         user_id = str(args["user_id"])
         if entry.action == "notify":
             await flows.notify(user_id, str(args["template"]), key=entry.id)

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 from temporalio.client import Client
 
+from api.courses.starter import LearningFlows
 from api.flows import FlowStarter
 from api.outbox import Outbox
+from authflow.courses.storage import Storage, storage_from_url
 from authflow.db import Database
-from authflow.policies import OtpRules, resolve_email_policies
+from authflow.policies import EmailKind, OtpRules, resolve_email_policies
 from authflow.security.otp import CodeVault
 from authflow.security.passwords import PasswordHasher
 from authflow.security.tokens import TokenService
@@ -27,12 +29,20 @@ class Services:
     temporal: Client
     flows: FlowStarter = field(init=False)
     outbox: Outbox = field(init=False)
+    storage: Storage = field(init=False)
 
     def __post_init__(self) -> None:
+        self.storage = storage_from_url(self.settings.file_storage_url)
         self.flows = FlowStarter(
             self.temporal, resolve_email_policies(self.settings.email_rate_limits), self.otp_rules
         )
-        self.outbox = Outbox(self.db, self.flows)
+        learning = LearningFlows(
+            self.temporal,
+            self.db,
+            self.settings.inactivity_reminder_days,
+            self.flows.route(EmailKind.NOTIFICATION),
+        )
+        self.outbox = Outbox(self.db, self.flows, learning)
 
     @classmethod
     def build(cls, settings: Settings, temporal: Client, db: Database | None = None) -> Services:

@@ -15,6 +15,8 @@ class AppError(Exception):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.retry_after = retry_after
+        # Fields the contract adds beside code and message (e.g. ``available_at``).
+        self.extra: dict[str, object] = {}
 
     @property
     def headers(self) -> dict[str, str]:
@@ -168,6 +170,73 @@ class UnknownCourse(AppError):
     default_message = "No course has this id."
 
 
+# --- learning -------------------------------------------------------------------------
+
+
+class VersionConflict(AppError):
+    status, code = 412, "version_conflict"
+    default_message = "The resource changed since you read it (stale If-Match version)."
+
+
+class CourseEmpty(AppError):
+    status, code = 409, "course_empty"
+    default_message = "A course needs at least one lesson to be published."
+
+
+class CourseHasEnrollments(AppError):
+    status, code = 409, "course_has_enrollments"
+    default_message = "This course has enrollments; archive it instead."
+
+
+class CourseArchived(AppError):
+    status, code = 409, "course_archived"
+    default_message = "This course is archived and takes no new enrollments."
+
+
+class PaymentRequired(AppError):
+    status, code = 402, "payment_required"
+    default_message = "This course is paid; payments are not available yet."
+
+
+class NotEnrolled(AppError):
+    status, code = 403, "not_enrolled"
+    default_message = "You are not enrolled in this course."
+
+
+class LessonLocked(AppError):
+    status, code = 403, "lesson_locked"
+    default_message = "This lesson is not open yet."
+
+    def __init__(self, available_at: str) -> None:
+        super().__init__(f"This lesson opens at {available_at}.")
+        self.extra = {"available_at": available_at}
+
+
+class QuizRequired(AppError):
+    status, code = 409, "quiz_required"
+    default_message = "A quiz lesson is completed by passing its quiz."
+
+
+class FileTooLarge(AppError):
+    status, code = 413, "file_too_large"
+    default_message = "The file is larger than the upload limit."
+
+
+class UnsupportedType(AppError):
+    status, code = 415, "unsupported_type"
+    default_message = "This type of file is not accepted."
+
+
 class InvalidCursor(AppError):
     status, code = 422, "invalid_cursor"
-    default_message = "The cursor is not one this list gave out."
+    default_message = "The cursor is not valid for this list."
+
+
+class InvalidOrder(AppError):
+    status, code = 422, "invalid_order"
+    default_message = "The ids must be exactly the current items, each once."
+
+
+class RangeNotSatisfiable(AppError):
+    status, code = 416, "range_not_satisfiable"
+    default_message = "The requested range is outside the file."

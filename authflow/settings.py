@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     require_approval: bool = False
     # Where users reach the product: links in emails (unsubscribe, certificates) start here.
     public_base_url: str = "http://127.0.0.1:8000"
+    file_storage_url: str = "file://./var/files"
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    inactivity_reminder_days: int = Field(default=7, ge=0)
 
     # --- additions ---------------------------------------------------------------
     # "dev" relaxes the secret checks (``authflow dev`` generates secrets) and lets

@@ -249,6 +249,7 @@ async def running_stack(
         database_url = f"sqlite+aiosqlite:///{tmp / 'authflow.db'}"
     sink = MailSink("127.0.0.1", 0)
     await sink.start()
+    overrides.setdefault("file_storage_url", f"file://{tmp / 'files'}")
     settings = stack_settings(backend, database_url, temporal, sink.port, **overrides)
     await migrate_and_seed(settings)
     client = await connect(settings)

@@ -23,6 +23,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.announcements import AnnouncementActivities, UnsubscribeLinks
 from activities.codes import CodeActivities
 from activities.email import EmailActivities
+from activities.learning import LearningActivities
 from activities.mailer import Mailer, SmtpConfig
 from activities.pacer import Pacer
 from authflow.db import Database
@@ -31,6 +32,7 @@ from authflow.preferences import UNSUBSCRIBE_KEY_LABEL
 from authflow.security.otp import CodeVault
 from authflow.settings import Settings
 from workflows.broadcast import BroadcastWorkflow
+from workflows.enrollment import CertificateWorkflow, EnrollmentWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
 from workflows.registration import RegistrationWorkflow
@@ -40,7 +42,9 @@ log = logging.getLogger("authflow.worker")
 _WORKFLOWS: dict[EmailKind, list[type]] = {
     EmailKind.REGISTER: [RegistrationWorkflow],
     EmailKind.PASSWORD_RESET: [PasswordResetWorkflow],
-    EmailKind.NOTIFICATION: [NotificationWorkflow],
+    # The learning flows email on the notification queue (their other activity, reading
+    # an enrollment's plan, runs when a workflow wakes: a few times per learner per week).
+    EmailKind.NOTIFICATION: [NotificationWorkflow, EnrollmentWorkflow, CertificateWorkflow],
     EmailKind.ANNOUNCEMENT: [BroadcastWorkflow],
 }
 
@@ -56,6 +60,7 @@ class QueueDeps:
     codes: CodeActivities
     email: EmailActivities
     announcements: AnnouncementActivities
+    learning: LearningActivities
 
 
 @dataclass
@@ -95,8 +100,11 @@ class WorkerDeps:
             announcements = AnnouncementActivities(
                 db, mailer, pacer, sender=settings.mail_from, links=links
             )
+            learning = LearningActivities(
+                db, mailer, pacer, sender=settings.mail_from, base_url=settings.public_base_url
+            )
             queues[policy.task_queue] = QueueDeps(
-                db, CodeActivities(db, vault), email, announcements
+                db, CodeActivities(db, vault), email, announcements, learning
             )
         return cls(queues=queues, pacer=pacer, pacer_db=pacer_db)
 
@@ -149,12 +157,14 @@ def build_workers(
                 broadcast.settle_recipient,
                 broadcast.finish_broadcast,
             ]
+        elif policy.kind == EmailKind.NOTIFICATION:
+            activities += [
+                own.email.send_notification,
+                own.learning.load_enrollment_plan,
+                own.learning.send_learning_email,
+            ]
         else:
-            activities.append(
-                own.email.send_notification
-                if policy.kind == EmailKind.NOTIFICATION
-                else own.email.send_code
-            )
+            activities.append(own.email.send_code)
         workers.append(
             Worker(
                 client,

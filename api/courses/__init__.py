@@ -1,0 +1,1 @@
+"""HTTP edge of the learning domain: courses, content, enrollment and progress."""

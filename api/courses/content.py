@@ -1,0 +1,254 @@
+"""Modules and lessons of a course, their order, and lesson attachments."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Header, Path, Response, UploadFile, status
+from sqlalchemy import select
+
+from api.courses.deps import IfMatch, SignedIn
+from api.courses.flows import lessons_changed
+from api.courses.schemas import (
+    AttachmentOut,
+    LessonCreate,
+    LessonListOut,
+    LessonOut,
+    LessonUpdate,
+    ModuleOut,
+    ModuleUpdate,
+    OrderRequest,
+)
+from api.deps import DbSession, ServicesDep
+from api.openapi import responses
+from authflow.courses import filetypes, service
+from authflow.courses import repository as repo
+from authflow.courses.models import Attachment, LessonCompletion
+from authflow.courses.progress import readable_lesson
+from authflow.courses.service import available_at
+from authflow.errors import FileTooLarge, NotFound, RangeNotSatisfiable, UnsupportedType
+from authflow.models import new_id
+
+router = APIRouter(prefix="/api/v1", tags=["course content"])
+ItemId = Annotated[str, Path(min_length=1, max_length=64)]
+# Uploads may be far larger than other bodies (BodyLimitMiddleware lets these through).
+UPLOAD_PATH = re.compile(r"^/api/v1/lessons/[^/]+/attachments/?$")
+
+
+@router.patch(
+    "/modules/{module_id}", response_model=ModuleOut, responses=responses(401, 403, 404, 412, 422)
+)
+async def update_module(
+    module_id: ItemId, body: ModuleUpdate, actor: SignedIn, db: DbSession, version: IfMatch
+) -> ModuleOut:
+    module = await service.update_module(db, actor, module_id, body.title, body.position, version)
+    await db.flush()
+    return ModuleOut.of(module)
+
+
+@router.delete(
+    "/modules/{module_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404),
+)
+async def delete_module(module_id: ItemId, actor: SignedIn, db: DbSession) -> Response:
+    """Its lessons go with it (and no longer count in learners' progress)."""
+    await service.delete_module(db, actor, module_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/modules/{module_id}/lessons",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LessonOut,
+    responses=responses(401, 403, 404, 422),
+)
+async def add_lesson(
+    module_id: ItemId, body: LessonCreate, actor: SignedIn, db: DbSession, services: ServicesDep
+) -> LessonOut:
+    """`video_url` https only; `release_after_days` 0-365 (days after enrolment)."""
+    lesson = await service.add_lesson(db, actor, module_id, body.model_dump())
+    await lessons_changed(db, services, lesson.course_id)
+    return LessonOut.of(lesson)
+
+
+@router.put(
+    "/modules/{module_id}/lessons/order",
+    response_model=LessonListOut,
+    responses=responses(401, 403, 404, 422),
+)
+async def order_lessons(
+    module_id: ItemId, body: OrderRequest, actor: SignedIn, db: DbSession
+) -> LessonListOut:
+    """`ids` must be exactly the module's lessons (422 `invalid_order` otherwise)."""
+    lessons = await service.order_lessons(db, actor, module_id, body.ids)
+    return LessonListOut(items=[LessonOut.of(lesson) for lesson in lessons])
+
+
+@router.get("/lessons/{lesson_id}", response_model=LessonOut, responses=responses(401, 403, 404))
+async def get_lesson(lesson_id: ItemId, actor: SignedIn, db: DbSession) -> LessonOut:
+    """Enrolled learners (once open: else 403 `lesson_locked` with `available_at`), the
+    owner and course managers; any signed-in user for a preview lesson."""
+    access = await readable_lesson(db, actor, lesson_id)
+    attachments = await repo.attachments_of(db, lesson_id)
+    completed = False
+    if access.enrollment is not None:
+        completed = (
+            await db.get(LessonCompletion, (access.enrollment.id, access.lesson.id))
+        ) is not None
+    return LessonOut.of(
+        access.lesson,
+        available_at=available_at(access.lesson, access.enrollment),
+        attachments=[AttachmentOut.of(a) for a in attachments],
+        completed=completed,
+    )
+
+
+@router.patch(
+    "/lessons/{lesson_id}", response_model=LessonOut, responses=responses(401, 403, 404, 412, 422)
+)
+async def update_lesson(
+    lesson_id: ItemId,
+    body: LessonUpdate,
+    actor: SignedIn,
+    db: DbSession,
+    services: ServicesDep,
+    version: IfMatch,
+) -> LessonOut:
+    """Reaches every learner at once; a changed `release_after_days` moves the drip
+    schedule of every enrollment's workflow."""
+    changes = body.changes()
+    lesson = await service.update_lesson(db, actor, lesson_id, changes, version)
+    await db.flush()
+    if "release_after_days" in changes:
+        await lessons_changed(db, services, lesson.course_id)
+    return LessonOut.of(lesson)
+
+
+@router.delete(
+    "/lessons/{lesson_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404),
+)
+async def delete_lesson(
+    lesson_id: ItemId, actor: SignedIn, db: DbSession, services: ServicesDep
+) -> Response:
+    lesson = await service.delete_lesson(db, actor, lesson_id)
+    await lessons_changed(db, services, lesson.course_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- attachments -----------------------------------------------------------------------------
+
+
+def _safe_filename(name: str | None) -> str:
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip(" .")
+    return cleaned[:200] or "attachment"
+
+
+@router.post(
+    "/lessons/{lesson_id}/attachments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AttachmentOut,
+    responses=responses(401, 403, 404, 413, 415, 422),
+)
+async def upload_attachment(
+    lesson_id: ItemId,
+    file: Annotated[UploadFile, File(description="The file (its type is judged from its bytes)")],
+    actor: SignedIn,
+    db: DbSession,
+    services: ServicesDep,
+) -> AttachmentOut:
+    """413 `file_too_large` over `MAX_UPLOAD_BYTES`; 415 `unsupported_type` unless the
+    bytes are an accepted document, image, audio, video or plain text."""
+    lesson, course = await service.managed_lesson(db, actor, lesson_id)
+    limit = services.settings.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge()
+    content_type = filetypes.detect(data)
+    if content_type is None:
+        raise UnsupportedType()
+    attachment_id = new_id()
+    key = f"{course.id}/{attachment_id}"
+    await services.storage.put(key, data, content_type)
+    attachment = Attachment(
+        id=attachment_id,
+        lesson_id=lesson.id,
+        course_id=course.id,
+        filename=_safe_filename(file.filename),
+        content_type=content_type,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        storage_key=key,
+    )
+    db.add(attachment)
+    await db.flush()
+    return AttachmentOut.of(attachment)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive of a single-range ``Range``; None for the whole file.
+    Unparsable or multi-range headers are ignored (RFC 9110 allows it)."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.groups()
+    if not first:  # the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable()
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise RangeNotSatisfiable()
+    return start, end
+
+
+@router.get(
+    "/attachments/{attachment_id}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+        206: {"description": "The requested range"},
+        **responses(401, 403, 404, 416),
+    },
+)
+async def download_attachment(
+    attachment_id: ItemId,
+    actor: SignedIn,
+    db: DbSession,
+    services: ServicesDep,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> Response:
+    """Whoever may read the lesson; `Range: bytes=a-b` answers 206."""
+    attachment = await db.scalar(select(Attachment).where(Attachment.id == attachment_id))
+    if attachment is None:
+        raise NotFound("No such attachment.")
+    # The attachment's own lesson decides, so guessing another course's ids reads nothing.
+    await readable_lesson(db, actor, attachment.lesson_id)
+    headers = {
+        "Content-Disposition": "attachment; filename*=UTF-8''" + quote(attachment.filename),
+        "X-Content-Type-Options": "nosniff",
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-store",
+    }
+    span = parse_range(range_header, attachment.size)
+    if span is None:
+        data = await services.storage.get(attachment.storage_key)
+        return Response(data, media_type=attachment.content_type, headers=headers)
+    start, end = span
+    data = await services.storage.get(attachment.storage_key, start, end)
+    headers["Content-Range"] = f"bytes {start}-{end}/{attachment.size}"
+    return Response(data, status_code=206, media_type=attachment.content_type, headers=headers)

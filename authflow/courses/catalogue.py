@@ -1,0 +1,163 @@
+"""The public catalogue: published courses, filtered, sorted, paged by cursor.
+
+Cursors never show a course twice nor skip one that existed at the first page, even
+while courses are added:
+- ``newest`` and ``title`` page by keyset (the last row's sort key and id): a course
+  added later sorts before the cursor (newest) or is simply met in its place (title).
+- ``popular`` counts change while a learner pages, so its order is frozen at the first
+  page in a ``CatalogueSnapshot``; the cursor names the snapshot and an offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authflow.courses.models import CatalogueSnapshot, Course, CourseStatus
+from authflow.courses.text import like_pattern, normalise
+from authflow.errors import InvalidCursor
+from authflow.models import utcnow
+
+Sort = Literal["newest", "title", "popular"]
+# A popular listing's frozen order: at most this many courses, kept this long.
+SNAPSHOT_MAX_ITEMS = 10_000
+SNAPSHOT_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Filters:
+    q: str | None = None
+    tag: str | None = None
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Course]
+    next_cursor: str | None
+
+
+def encode_cursor(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor() from exc
+    if not isinstance(data, dict) or data.get("s") != sort:
+        raise InvalidCursor()
+    return data
+
+
+def _filtered(filters: Filters) -> Select[Course]:
+    query = select(Course).where(Course.status == CourseStatus.PUBLISHED)
+    # Every word of ``q`` must appear (in any order) in the title or the summary.
+    for term in normalise(filters.q or "").split()[:10]:
+        query = query.where(Course.search_text.like(like_pattern(term), "\\"))
+    if filters.tag:
+        query = query.where(Course.tags_key.like(like_pattern(f"|{normalise(filters.tag)}|"), "\\"))
+    if filters.level:
+        query = query.where(Course.level == filters.level)
+    return query
+
+
+async def catalogue(
+    db: AsyncSession, filters: Filters, sort: Sort, limit: int, cursor: str | None
+) -> Page:
+    if sort == "popular":
+        return await _popular(db, filters, limit, cursor)
+    query = _filtered(filters)
+    after = decode_cursor(cursor, sort) if cursor else None
+    if sort == "newest":
+        if after is not None:
+            try:
+                at = datetime.fromisoformat(str(after["k"]))
+            except (KeyError, ValueError) as exc:
+                raise InvalidCursor() from exc
+            query = query.where(
+                or_(
+                    Course.published_at < at,
+                    and_(Course.published_at == at, Course.id < str(after.get("i"))),
+                )
+            )
+        query = query.order_by(Course.published_at.desc(), Course.id.desc())
+    else:
+        if after is not None:
+            key, last = str(after.get("k")), str(after.get("i"))
+            query = query.where(
+                or_(Course.title_key > key, and_(Course.title_key == key, Course.id > last))
+            )
+        query = query.order_by(Course.title_key, Course.id)
+    rows = (await db.scalars(query.limit(limit + 1))).all()
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last_item = items[-1]
+        key_value = (
+            last_item.published_at.isoformat()
+            if sort == "newest" and last_item.published_at
+            else last_item.title_key
+        )
+        next_cursor = encode_cursor({"s": sort, "k": key_value, "i": last_item.id})
+    return Page(items, next_cursor)
+
+
+async def _popular(db: AsyncSession, filters: Filters, limit: int, cursor: str | None) -> Page:
+    if cursor is None:
+        ids = list(
+            (
+                await db.scalars(
+                    _filtered(filters)
+                    .with_only_columns(Course.id)
+                    .order_by(Course.enrollment_count.desc(), Course.published_at.desc(), Course.id)
+                    .limit(SNAPSHOT_MAX_ITEMS)
+                )
+            ).all()
+        )
+        offset = 0
+        snapshot_id = await _freeze(db, ids) if len(ids) > limit else None
+    else:
+        after = decode_cursor(cursor, "popular")
+        frozen = await db.get(CatalogueSnapshot, str(after.get("snap")))
+        position = after.get("o")
+        if frozen is None or not isinstance(position, int) or position < 0:
+            raise InvalidCursor("This cursor has expired or is not valid; start again.")
+        ids, snapshot_id, offset = list(frozen.course_ids), frozen.id, position
+    window = ids[offset : offset + limit]
+    found = {
+        c.id: c
+        for c in await db.scalars(
+            select(Course).where(Course.id.in_(window), Course.status == CourseStatus.PUBLISHED)
+        )
+    }
+    items = [found[i] for i in window if i in found]  # unpublished since: left out
+    has_more = offset + limit < len(ids)
+    next_cursor = (
+        encode_cursor({"s": "popular", "snap": snapshot_id, "o": offset + limit})
+        if has_more
+        else None
+    )
+    return Page(items, next_cursor)
+
+
+async def _freeze(db: AsyncSession, ids: list[str]) -> str:
+    now = utcnow()
+    await db.execute(
+        delete(CatalogueSnapshot).where(CatalogueSnapshot.created_at < now - SNAPSHOT_TTL)
+    )
+    snapshot = CatalogueSnapshot(course_ids=ids, created_at=now)
+    db.add(snapshot)
+    await db.flush()
+    return snapshot.id

@@ -1,0 +1,249 @@
+"""Enrollment, lesson completion, progress and certificates.
+
+``complete_lesson`` is the one way a lesson gets completed: the API's
+``POST /lessons/{id}/complete`` and the quiz domain (a passed quiz) both call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authflow.courses import repository as repo
+from authflow.courses.models import (
+    Certificate,
+    Course,
+    CourseStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    LessonCompletion,
+    LessonKind,
+)
+from authflow.courses.service import Actor, available_at
+from authflow.errors import (
+    CourseArchived,
+    LessonLocked,
+    NotEnrolled,
+    NotFound,
+    PaymentRequired,
+    QuizRequired,
+)
+from authflow.models import User, utcnow
+
+
+@dataclass(frozen=True)
+class Progress:
+    completed: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        # Floor: 100 only when every lesson is done.
+        return (100 * self.completed) // self.total if self.total else 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"completed": self.completed, "total": self.total, "percent": self.percent}
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    enrollment: Enrollment
+    # True when this call made the enrollment active (new or re-enrolled): 201, and the
+    # enrollment's workflow must be started after the commit.
+    activated: bool
+
+
+@dataclass(frozen=True)
+class Completion:
+    progress: Progress
+    enrollment: Enrollment
+    # Set only by the call that issued the certificate: its caller sends the certificate
+    # email (after the commit).
+    issued_certificate: Certificate | None
+
+
+async def enroll(db: AsyncSession, course_key: str, user_id: str) -> EnrollResult:
+    course = await repo.course_by_id_or_slug(db, course_key)
+    if course is None or course.status == CourseStatus.DRAFT:
+        raise NotFound("No such course.")
+    existing = await repo.enrollment_for(db, course.id, user_id)
+    if existing is not None and existing.status == EnrollmentStatus.ACTIVE:
+        return EnrollResult(existing, activated=False)
+    if course.status == CourseStatus.ARCHIVED:
+        raise CourseArchived()
+    if course.price_cents > 0:
+        # The seam for payments: a paid course will enrol once its payment is confirmed.
+        raise PaymentRequired()
+    now = utcnow()
+    if existing is not None:  # re-enrolling keeps progress and the drip schedule
+        existing.status = EnrollmentStatus.ACTIVE
+        existing.left_at = None
+        existing.last_activity_at = now
+        enrollment = existing
+    else:
+        enrollment = Enrollment(
+            course_id=course.id,
+            user_id=user_id,
+            status=EnrollmentStatus.ACTIVE,
+            enrolled_at=now,
+            last_activity_at=now,
+        )
+        try:
+            async with db.begin_nested():
+                db.add(enrollment)
+        except IntegrityError:  # a concurrent request enrolled first: that one counts
+            again = await repo.enrollment_for(db, course.id, user_id)
+            if again is None:
+                raise
+            return EnrollResult(again, activated=False)
+    await db.execute(
+        update(Course)
+        .where(Course.id == course.id)
+        .values(enrollment_count=Course.enrollment_count + 1)
+    )
+    return EnrollResult(enrollment, activated=True)
+
+
+async def leave(db: AsyncSession, course_key: str, user_id: str) -> Enrollment:
+    course = await repo.course_by_id_or_slug(db, course_key)
+    if course is None:
+        raise NotFound("No such course.")
+    enrollment = await repo.enrollment_for(db, course.id, user_id)
+    if enrollment is None:
+        raise NotFound("You are not enrolled in this course.")
+    if enrollment.status == EnrollmentStatus.ACTIVE:
+        enrollment.status = EnrollmentStatus.LEFT
+        enrollment.left_at = utcnow()
+        await db.execute(
+            update(Course)
+            .where(Course.id == course.id)
+            .values(enrollment_count=Course.enrollment_count - 1)
+        )
+    return enrollment
+
+
+async def active_enrollment(
+    db: AsyncSession, course_id: str, user_id: str, *, lock: bool = False
+) -> Enrollment:
+    query = select(Enrollment).where(
+        Enrollment.course_id == course_id,
+        Enrollment.user_id == user_id,
+        Enrollment.status == EnrollmentStatus.ACTIVE,
+    )
+    if lock:
+        # Completions of one enrollment are serialised on its row: two tabs completing
+        # the last two lessons at once both count, and the certificate is decided once.
+        query = query.with_for_update()
+    enrollment = await db.scalar(query.execution_options(populate_existing=lock))
+    if enrollment is None:
+        raise NotEnrolled()
+    return enrollment
+
+
+def ensure_open(lesson: Lesson, enrollment: Enrollment, now: datetime) -> None:
+    opens = available_at(lesson, enrollment)
+    if opens is not None and opens > now:
+        raise LessonLocked(opens.isoformat())
+
+
+async def progress_of(db: AsyncSession, enrollment: Enrollment) -> Progress:
+    completed, totals = await repo.progress_counts(db, [enrollment.id], [enrollment.course_id])
+    return Progress(completed.get(enrollment.id, 0), totals.get(enrollment.course_id, 0))
+
+
+async def complete_lesson(
+    db: AsyncSession, *, user_id: str, lesson_id: str, by_quiz: bool = False
+) -> Completion:
+    """Mark ``lesson_id`` completed for ``user_id``; idempotent and concurrency-safe.
+
+    ``by_quiz``: the quiz domain completing a quiz lesson its learner just passed (the
+    learner cannot complete a quiz lesson directly: 409 ``quiz_required``).
+    """
+    lesson = await db.get(Lesson, lesson_id)
+    if lesson is None:
+        raise NotFound("No such lesson.")
+    enrollment = await active_enrollment(db, lesson.course_id, user_id, lock=True)
+    if lesson.kind == LessonKind.QUIZ and not by_quiz:
+        raise QuizRequired()
+    now = utcnow()
+    ensure_open(lesson, enrollment, now)
+    done = await db.get(LessonCompletion, (enrollment.id, lesson.id))
+    if done is None:
+        try:
+            async with db.begin_nested():
+                db.add(
+                    LessonCompletion(
+                        enrollment_id=enrollment.id, lesson_id=lesson.id, completed_at=now
+                    )
+                )
+        except IntegrityError:
+            pass  # completed by a concurrent request: the same outcome
+        enrollment.last_activity_at = now
+    progress = await progress_of(db, enrollment)
+    issued = None
+    if progress.total and progress.completed >= progress.total:
+        issued = await _issue_certificate(db, enrollment, now)
+    return Completion(progress, enrollment, issued)
+
+
+async def _issue_certificate(
+    db: AsyncSession, enrollment: Enrollment, now: datetime
+) -> Certificate | None:
+    """The certificate of a completed course, once (the unique enrollment_id is the guard)."""
+    if await repo.certificate_for(db, enrollment.id) is not None:
+        return None
+    course = await db.get(Course, enrollment.course_id)
+    learner = await db.get(User, enrollment.user_id)
+    if course is None or learner is None:  # cascades make this impossible
+        return None
+    certificate = Certificate(
+        enrollment_id=enrollment.id,
+        user_id=enrollment.user_id,
+        course_id=course.id,
+        learner_name=learner.full_name or learner.email.split("@")[0],
+        course_title=course.title,
+        issued_at=now,
+    )
+    try:
+        async with db.begin_nested():
+            db.add(certificate)
+    except IntegrityError:
+        return None
+    enrollment.completed_at = enrollment.completed_at or now
+    return certificate
+
+
+@dataclass(frozen=True)
+class LessonAccess:
+    lesson: Lesson
+    course: Course
+    # The reader's active enrollment (None for the owner, a manager or a preview reader).
+    enrollment: Enrollment | None
+
+
+async def readable_lesson(db: AsyncSession, actor: Actor, lesson_id: str) -> LessonAccess:
+    """A lesson ``actor`` may read: its course's managers; its enrolled learners once it
+    is open (403 ``lesson_locked`` with ``available_at`` before); any signed-in user for
+    a preview of a published course; 403 ``not_enrolled`` for the rest of those who can
+    see the course, 404 for those who cannot."""
+    lesson = await db.get(Lesson, lesson_id)
+    course = await db.get(Course, lesson.course_id) if lesson is not None else None
+    if lesson is None or course is None:
+        raise NotFound("No such lesson.")
+    if actor.manages(course):
+        return LessonAccess(lesson, course, None)
+    enrollment = await repo.enrollment_for(db, course.id, actor.user_id)
+    if enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE:
+        if not lesson.preview:
+            ensure_open(lesson, enrollment, utcnow())
+        return LessonAccess(lesson, course, enrollment)
+    if course.status == CourseStatus.PUBLISHED:
+        if lesson.preview:
+            return LessonAccess(lesson, course, None)
+        raise NotEnrolled()
+    raise NotFound("No such lesson.")

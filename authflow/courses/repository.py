@@ -1,0 +1,117 @@
+"""Queries of the learning domain.  Each answers in a fixed number of statements,
+whatever the number of modules, lessons or learners (the outline test counts them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authflow.courses.models import (
+    Attachment,
+    Certificate,
+    Course,
+    CourseModule,
+    Enrollment,
+    Lesson,
+    LessonCompletion,
+)
+
+
+@dataclass(frozen=True)
+class Outline:
+    modules: Sequence[CourseModule]
+    # module id -> its lessons, in order
+    lessons: dict[str, list[Lesson]]
+
+    @property
+    def ordered_lessons(self) -> list[Lesson]:
+        return [lesson for m in self.modules for lesson in self.lessons.get(m.id, [])]
+
+
+async def course_by_id_or_slug(db: AsyncSession, key: str, *, lock: bool = False) -> Course | None:
+    query = select(Course).where(or_(Course.id == key, Course.slug == key)).limit(1)
+    if lock:
+        query = query.with_for_update()
+    return await db.scalar(query)
+
+
+async def outline(db: AsyncSession, course_id: str) -> Outline:
+    """Two statements: the modules, then every lesson of the course."""
+    modules = (
+        await db.scalars(
+            select(CourseModule)
+            .where(CourseModule.course_id == course_id)
+            .order_by(CourseModule.position, CourseModule.created_at, CourseModule.id)
+        )
+    ).all()
+    lessons: dict[str, list[Lesson]] = {m.id: [] for m in modules}
+    for lesson in await db.scalars(
+        select(Lesson)
+        .where(Lesson.course_id == course_id)
+        .order_by(Lesson.position, Lesson.created_at, Lesson.id)
+    ):
+        lessons.setdefault(lesson.module_id, []).append(lesson)
+    return Outline(modules, lessons)
+
+
+async def lesson_count(db: AsyncSession, course_id: str) -> int:
+    count = await db.scalar(select(func.count()).where(Lesson.course_id == course_id))
+    return int(count or 0)
+
+
+async def enrollment_for(db: AsyncSession, course_id: str, user_id: str) -> Enrollment | None:
+    return await db.scalar(
+        select(Enrollment).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
+    )
+
+
+async def completed_lesson_ids(db: AsyncSession, enrollment_id: str) -> set[str]:
+    return set(
+        (
+            await db.scalars(
+                select(LessonCompletion.lesson_id).where(
+                    LessonCompletion.enrollment_id == enrollment_id
+                )
+            )
+        ).all()
+    )
+
+
+async def progress_counts(
+    db: AsyncSession, enrollment_ids: Sequence[str], course_ids: Sequence[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(completed per enrollment, lessons per course) in two grouped statements."""
+    completed: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    if enrollment_ids:
+        rows = await db.execute(
+            select(LessonCompletion.enrollment_id, func.count())
+            .where(LessonCompletion.enrollment_id.in_(enrollment_ids))
+            .group_by(LessonCompletion.enrollment_id)
+        )
+        completed = {eid: int(n) for eid, n in rows.tuples()}
+    if course_ids:
+        rows = await db.execute(
+            select(Lesson.course_id, func.count())
+            .where(Lesson.course_id.in_(course_ids))
+            .group_by(Lesson.course_id)
+        )
+        totals = {cid: int(n) for cid, n in rows.tuples()}
+    return completed, totals
+
+
+async def certificate_for(db: AsyncSession, enrollment_id: str) -> Certificate | None:
+    return await db.scalar(select(Certificate).where(Certificate.enrollment_id == enrollment_id))
+
+
+async def attachments_of(db: AsyncSession, lesson_id: str) -> Sequence[Attachment]:
+    return (
+        await db.scalars(
+            select(Attachment)
+            .where(Attachment.lesson_id == lesson_id)
+            .order_by(Attachment.created_at, Attachment.id)
+        )
+    ).all()

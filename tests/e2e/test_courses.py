@@ -1,0 +1,285 @@
+"""Courses through the real chain: create, slug, versions, publish/archive/delete rules,
+the catalogue (search, sort, cursors), Markdown sanitising and the outline."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.learning_calls import (
+    API,
+    add_lesson,
+    add_module,
+    create_course,
+    enroll,
+    instructor,
+    learner,
+    published_course,
+)
+from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_create_patch_with_versions_and_unique_slugs(stack: Stack) -> None:
+    owner = await instructor(stack)
+    title = f"Éclair Baking {uuid.uuid4().hex[:6]}"
+    first = await create_course(stack, owner, title=title, tags=["Food"], price_cents=0)
+    second = await create_course(stack, owner, title=title)
+    assert first["status"] == "draft"
+    assert first["slug"].startswith("eclair-baking-")
+    assert second["slug"] == first["slug"] + "-2"
+    assert first["version"] == 1
+
+    url = f"{API}/courses/{first['id']}"
+    r = await stack.http.patch(
+        url, json={"summary": "Choux"}, headers={**owner.headers, "If-Match": "1"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == 2
+    stale = await stack.http.patch(
+        url, json={"summary": "Other"}, headers={**owner.headers, "If-Match": "1"}
+    )
+    assert stale.status_code == 412
+    assert stale.json()["error"]["code"] == "version_conflict"
+    # Without If-Match the write is accepted (last writer wins, as documented).
+    r = await stack.http.patch(url, json={"level": "beginner"}, headers=owner.headers)
+    assert r.json()["version"] == 3
+    # By slug too, for the owner while it is a draft.
+    r = await stack.http.get(f"{API}/courses/{first['slug']}", headers=owner.headers)
+    assert r.status_code == 200
+    assert r.json()["summary"] == "Choux"
+
+
+async def test_publish_needs_a_lesson_and_drafts_are_hidden(stack: Stack) -> None:
+    owner = await instructor(stack)
+    other = await learner(stack)
+    course = await create_course(stack, owner)
+    r = await stack.http.post(f"{API}/courses/{course['id']}/publish", headers=owner.headers)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "course_empty"
+    assert (await stack.http.get(f"{API}/courses/{course['id']}")).status_code == 404
+    assert (
+        await stack.http.get(f"{API}/courses/{course['id']}", headers=other.headers)
+    ).status_code == 404
+    module = await add_module(stack, owner, course["id"])
+    await add_lesson(stack, owner, module)
+    r = await stack.http.post(f"{API}/courses/{course['id']}/publish", headers=owner.headers)
+    assert r.status_code == 200
+    assert r.json()["status"] == "published"
+    assert (await stack.http.get(f"{API}/courses/{course['id']}")).status_code == 200
+
+
+async def test_delete_and_archive_rules(stack: Stack) -> None:
+    owner = await instructor(stack)
+    student = await learner(stack)
+    empty = await create_course(stack, owner)
+    r = await stack.http.delete(f"{API}/courses/{empty['id']}", headers=owner.headers)
+    assert r.status_code == 204
+    assert (
+        await stack.http.get(f"{API}/courses/{empty['id']}", headers=owner.headers)
+    ).status_code == 404
+
+    course, lessons = await published_course(stack, owner)
+    await enroll(stack, student, course["id"])
+    r = await stack.http.delete(f"{API}/courses/{course['id']}", headers=owner.headers)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "course_has_enrollments"
+    r = await stack.http.post(f"{API}/courses/{course['id']}/archive", headers=owner.headers)
+    assert r.json()["status"] == "archived"
+    # Hidden from the catalogue and from strangers, kept for its learner.
+    assert (await stack.http.get(f"{API}/courses/{course['id']}")).status_code == 404
+    r = await stack.http.get(f"{API}/courses/{course['id']}", headers=student.headers)
+    assert r.status_code == 200
+    r = await stack.http.get(f"{API}/lessons/{lessons[0]['id']}", headers=student.headers)
+    assert r.status_code == 200
+    newcomer = await learner(stack)
+    r = await stack.http.post(f"{API}/courses/{course['id']}/enroll", headers=newcomer.headers)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "course_archived"
+
+
+async def test_markdown_is_rendered_and_sanitised(stack: Stack) -> None:
+    owner = await instructor(stack)
+    nasty = (
+        "# Title\n\n**bold** <script>alert(1)</script>\n\n"
+        '<img src="x" onerror="alert(2)">\n\n[click](javascript:alert(3)) '
+        '<a href="https://example.com" onclick="x()">ok</a> <a href="JavaScript:y()">raw</a>'
+    )
+    course = await create_course(stack, owner, description=nasty)
+    html = course["description_html"]
+    assert "<h1>Title</h1>" in html
+    assert "<strong>bold</strong>" in html
+    assert course["description"] == nasty  # stored as written
+    lowered = html.lower()
+    for bad in ("<script", "onerror", "onclick", 'href="javascript'):
+        assert bad not in lowered, bad
+    assert 'href="https://example.com"' in html
+
+
+async def _all_pages(stack: Stack, params: dict[str, Any]) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        r = await stack.http.get(f"{API}/courses", params=query)
+        assert r.status_code == 200, r.text
+        ids += [c["id"] for c in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+async def test_catalogue_search_is_case_and_accent_insensitive(stack: Stack) -> None:
+    owner = await instructor(stack)
+    marker = uuid.uuid4().hex[:8]
+    course, _ = await published_course(
+        stack, owner, title=f"Crème Brûlée {marker}", summary="Caramélisé", tags=["Dessert"]
+    )
+    for q in (f"creme brulee {marker}", f"CRÈME {marker}", f"brûlée {marker}"):
+        r = await stack.http.get(f"{API}/courses", params={"q": q})
+        assert [c["id"] for c in r.json()["items"]] == [course["id"]], q
+    r = await stack.http.get(f"{API}/courses", params={"q": "caramelise", "tag": "dessert"})
+    assert course["id"] in [c["id"] for c in r.json()["items"]]
+    r = await stack.http.get(f"{API}/courses", params={"q": f"100% {marker}"})
+    assert r.json()["items"] == []  # LIKE wildcards are escaped
+    r = await stack.http.get(f"{API}/courses", params={"q": marker, "level": "advanced"})
+    assert r.json()["items"] == []
+
+
+@pytest.mark.parametrize("sort", ["newest", "title", "popular"])
+async def test_cursors_never_repeat_nor_skip_while_courses_are_added(
+    stack: Stack, sort: str
+) -> None:
+    owner = await instructor(stack)
+    student = await learner(stack)
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    existing = [
+        (await published_course(stack, owner, title=f"{chr(66 + i)} {tag}", tags=[tag]))[0]["id"]
+        for i in range(5)
+    ]
+    params = {"tag": tag, "sort": sort, "limit": 2}
+    r = await stack.http.get(f"{API}/courses", params=params)
+    seen = [c["id"] for c in r.json()["items"]]
+    cursor = r.json()["next_cursor"]
+    assert cursor
+    # Meanwhile: new courses (one sorting first by title) and popularity changes.
+    await published_course(stack, owner, title=f"A {tag}", tags=[tag])
+    await enroll(stack, student, existing[-1])
+    while cursor:
+        r = await stack.http.get(f"{API}/courses", params={**params, "cursor": cursor})
+        assert r.status_code == 200, r.text
+        seen += [c["id"] for c in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+    assert len(seen) == len(set(seen)), "a course was shown twice"
+    assert set(existing) <= set(seen), "a course that existed at the first page was skipped"
+
+
+async def test_bad_cursor_and_limits_are_422(stack: Stack) -> None:
+    for params in ({"cursor": "garbage!"}, {"limit": 0}, {"limit": 101}, {"sort": "x"}):
+        r = await stack.http.get(f"{API}/courses", params=params)
+        assert r.status_code == 422, params
+        assert "code" in r.json()["error"]
+    newest = await stack.http.get(f"{API}/courses", params={"limit": 1})
+    if newest.json()["next_cursor"]:
+        r = await stack.http.get(
+            f"{API}/courses", params={"sort": "title", "cursor": newest.json()["next_cursor"]}
+        )
+        assert r.status_code == 422
+
+
+async def test_outline_takes_a_fixed_number_of_statements(stack: Stack) -> None:
+    owner = await instructor(stack)
+    student = await learner(stack)
+    small, _ = await published_course(stack, owner, lessons=[{}], modules=1)
+    big, _ = await published_course(stack, owner, lessons=[{}] * 12, modules=4)
+    await enroll(stack, student, small["id"])
+    await enroll(stack, student, big["id"])
+    engine = stack.app.state.services.db.engine.sync_engine
+    counts: list[int] = []
+
+    def count(*_: Any) -> None:
+        counts[-1] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for course in (small, big):
+            counts.append(0)
+            r = await stack.http.get(f"{API}/courses/{course['id']}", headers=student.headers)
+            assert r.status_code == 200
+        for limit in (1, 100):  # one course or every course of the run: same statements
+            counts.append(0)
+            r = await stack.http.get(f"{API}/courses", params={"limit": limit})
+            assert r.status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert counts[0] == counts[1], f"outline statements grow with lessons: {counts}"
+    assert counts[2] == counts[3]
+    big_outline = await stack.http.get(f"{API}/courses/{big['id']}")
+    assert sum(len(m["lessons"]) for m in big_outline.json()["modules"]) == 12
+
+
+async def test_module_and_lesson_ordering(stack: Stack) -> None:
+    owner = await instructor(stack)
+    course = await create_course(stack, owner)
+    m1 = await add_module(stack, owner, course["id"], "one")
+    m2 = await add_module(stack, owner, course["id"], "two")
+    r = await stack.http.put(
+        f"{API}/courses/{course['id']}/modules/order",
+        json={"ids": [m2, m1]},
+        headers=owner.headers,
+    )
+    assert r.status_code == 200, r.text
+    assert [m["id"] for m in r.json()["modules"]] == [m2, m1]
+    r = await stack.http.put(
+        f"{API}/courses/{course['id']}/modules/order", json={"ids": [m1]}, headers=owner.headers
+    )
+    assert r.status_code == 422
+    a = await add_lesson(stack, owner, m1, title="a")
+    b = await add_lesson(stack, owner, m1, title="b")
+    c = await add_lesson(stack, owner, m1, title="c", position=0)
+    r = await stack.http.get(f"{API}/courses/{course['id']}", headers=owner.headers)
+    module = next(m for m in r.json()["modules"] if m["id"] == m1)
+    assert [x["id"] for x in module["lessons"]] == [c["id"], a["id"], b["id"]]
+    r = await stack.http.put(
+        f"{API}/modules/{m1}/lessons/order",
+        json={"ids": [b["id"], a["id"], c["id"]]},
+        headers=owner.headers,
+    )
+    assert [x["id"] for x in r.json()["items"]] == [b["id"], a["id"], c["id"]]
+    r = await stack.http.delete(f"{API}/modules/{m1}", headers=owner.headers)
+    assert r.status_code == 204
+    assert (
+        await stack.http.get(f"{API}/lessons/{a['id']}", headers=owner.headers)
+    ).status_code == 404
+
+
+async def test_lesson_validation(stack: Stack) -> None:
+    owner = await instructor(stack)
+    course = await create_course(stack, owner)
+    module = await add_module(stack, owner, course["id"])
+    for bad in (
+        {"title": "x", "kind": "video", "video_url": "http://insecure.example/v"},
+        {"title": "x", "kind": "video", "video_url": "javascript:alert(1)"},
+        {"title": "x", "kind": "text", "release_after_days": 366},
+        {"title": "x", "kind": "text", "release_after_days": -1},
+        {"title": "x", "kind": "podcast"},
+        {"title": "", "kind": "text"},
+        {"title": "x\u0000", "kind": "text"},
+    ):
+        r = await stack.http.post(
+            f"{API}/modules/{module}/lessons", json=bad, headers=owner.headers
+        )
+        assert r.status_code == 422, bad
+    ok = await add_lesson(
+        stack,
+        owner,
+        module,
+        kind="video",
+        video_url="https://videos.example/1",
+        duration_seconds=60,
+    )
+    assert ok["video_url"] == "https://videos.example/1"

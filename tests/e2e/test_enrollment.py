@@ -1,0 +1,205 @@
+"""Enrollment, completion, progress and certificates through the real chain (HTTP ->
+database -> Temporal -> worker -> SMTP sink)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from authflow.courses.models import Certificate
+from tests.learning_calls import API, enroll, instructor, learner, published_course
+from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_enroll_is_idempotent_and_refuses_drafts_and_paid_courses(stack: Stack) -> None:
+    owner = await instructor(stack)
+    student = await learner(stack, "Ada Learner")
+    course, _ = await published_course(stack, owner)
+    first = await stack.http.post(f"{API}/courses/{course['id']}/enroll", headers=student.headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["status"] == "active"
+    assert set(first.json()) >= {"id", "course_id", "status", "enrolled_at"}
+    again = await stack.http.post(f"{API}/courses/{course['id']}/enroll", headers=student.headers)
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    # The enrolment email (the enrollment's workflow sends it).
+    mail = await stack.wait_for_mail(student.email, subject="You are enrolled")
+    assert course["title"] in mail.text
+
+    draft = (
+        await stack.http.post(f"{API}/courses", json={"title": "Draft"}, headers=owner.headers)
+    ).json()
+    r = await stack.http.post(f"{API}/courses/{draft['id']}/enroll", headers=student.headers)
+    assert r.status_code == 404
+    paid, _ = await published_course(stack, owner, price_cents=1900, currency="eur")
+    assert paid["currency"] == "EUR"
+    r = await stack.http.post(f"{API}/courses/{paid['id']}/enroll", headers=student.headers)
+    assert r.status_code == 402
+    assert r.json()["error"]["code"] == "payment_required"
+    r = await stack.http.post(f"{API}/courses/{course['id']}/enroll")
+    assert r.status_code == 401
+
+
+async def test_progress_leave_and_reenrol_keeps_it(stack: Stack) -> None:
+    owner = await instructor(stack)
+    student = await learner(stack)
+    course, lessons = await published_course(stack, owner, lessons=[{}, {}, {}], modules=2)
+    await enroll(stack, student, course["id"])
+    # Outline order: module 0 holds lessons 0 and 2, module 1 holds lesson 1.
+    order = [lessons[0]["id"], lessons[2]["id"], lessons[1]["id"]]
+    r = await stack.http.post(f"{API}/lessons/{order[0]}/complete", headers=student.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["progress"] == {"completed": 1, "total": 3, "percent": 33}
+    r = await stack.http.post(f"{API}/lessons/{order[0]}/complete", headers=student.headers)
+    assert r.json()["progress"]["completed"] == 1  # idempotent
+    progress = (
+        await stack.http.get(f"{API}/me/courses/{course['id']}/progress", headers=student.headers)
+    ).json()
+    assert progress["completed_lesson_ids"] == [order[0]]
+    assert progress["next_lesson_id"] == order[1]
+    assert progress["certificate_id"] is None
+    lesson = (await stack.http.get(f"{API}/lessons/{order[0]}", headers=student.headers)).json()
+    assert lesson["completed"] is True
+
+    mine = (await stack.http.get(f"{API}/me/enrollments", headers=student.headers)).json()
+    entry = next(e for e in mine["items"] if e["course_id"] == course["id"])
+    assert entry["progress"] == {"completed": 1, "total": 3, "percent": 33}
+
+    r = await stack.http.delete(f"{API}/courses/{course['id']}/enroll", headers=student.headers)
+    assert r.status_code == 204
+    r = await stack.http.get(f"{API}/lessons/{order[1]}", headers=student.headers)
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "not_enrolled"
+    r = await stack.http.post(f"{API}/lessons/{order[1]}/complete", headers=student.headers)
+    assert r.status_code == 403
+    r = await stack.http.get(f"{API}/me/courses/{course['id']}/progress", headers=student.headers)
+    assert r.status_code == 403
+
+    r = await stack.http.post(f"{API}/courses/{course['id']}/enroll", headers=student.headers)
+    assert r.status_code == 201
+    progress = (
+        await stack.http.get(f"{API}/me/courses/{course['id']}/progress", headers=student.headers)
+    ).json()
+    assert progress["completed_lesson_ids"] == [order[0]]
+
+    learners = (
+        await stack.http.get(f"{API}/courses/{course['id']}/enrollments", headers=owner.headers)
+    ).json()
+    [row] = [x for x in learners["items"] if x["user_id"] == student.id]
+    assert row["progress"]["completed"] == 1
+    assert row["last_activity_at"]
+
+
+async def test_locked_and_quiz_lessons(stack: Stack) -> None:
+    owner = await instructor(stack)
+    student = await learner(stack)
+    course, lessons = await published_course(
+        stack, owner, lessons=[{}, {"release_after_days": 3}, {"kind": "quiz"}]
+    )
+    enrollment = await enroll(stack, student, course["id"])
+    locked = lessons[1]["id"]
+    r = await stack.http.get(f"{API}/lessons/{locked}", headers=student.headers)
+    assert r.status_code == 403
+    error = r.json()["error"]
+    assert error["code"] == "lesson_locked"
+    r = await stack.http.post(f"{API}/lessons/{locked}/complete", headers=student.headers)
+    assert r.json()["error"]["code"] == "lesson_locked"
+    r = await stack.http.post(f"{API}/lessons/{lessons[2]['id']}/complete", headers=student.headers)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "quiz_required"
+    outline = (
+        await stack.http.get(f"{API}/courses/{course['id']}", headers=student.headers)
+    ).json()
+    [opening] = [
+        x["available_at"] for m in outline["modules"] for x in m["lessons"] if x["id"] == locked
+    ]
+    assert datetime.fromisoformat(opening) == datetime.fromisoformat(error["available_at"])
+    enrolled = datetime.fromisoformat(enrollment["enrolled_at"])
+    assert datetime.fromisoformat(opening) - enrolled == timedelta(days=3)
+    assert outline["enrollment"]["id"] == enrollment["id"]
+    # The owner reads it at any time; a stranger may read only a preview lesson.
+    assert (
+        await stack.http.get(f"{API}/lessons/{locked}", headers=owner.headers)
+    ).status_code == 200
+
+
+async def test_preview_lessons_are_open_to_any_signed_in_user(stack: Stack) -> None:
+    owner = await instructor(stack)
+    visitor = await learner(stack)
+    _, lessons = await published_course(stack, owner, lessons=[{"preview": True}, {}])
+    r = await stack.http.get(f"{API}/lessons/{lessons[0]['id']}", headers=visitor.headers)
+    assert r.status_code == 200
+    r = await stack.http.get(f"{API}/lessons/{lessons[1]['id']}", headers=visitor.headers)
+    assert r.status_code == 403
+    assert (await stack.http.get(f"{API}/lessons/{lessons[0]['id']}")).status_code == 401
+
+
+async def test_two_tabs_completing_the_last_lesson_issue_one_certificate(stack: Stack) -> None:
+    owner = await instructor(stack)
+    student = await learner(stack, "Grace Hopper")
+    course, lessons = await published_course(stack, owner, lessons=[{}, {}])
+    await enroll(stack, student, course["id"])
+    mark = stack.sink.last_id
+    responses = await asyncio.gather(
+        *(
+            stack.http.post(f"{API}/lessons/{lesson['id']}/complete", headers=student.headers)
+            for lesson in (lessons[0], lessons[1], lessons[1], lessons[0])
+        )
+    )
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    assert max(r.json()["progress"]["percent"] for r in responses) == 100
+    async with stack.db.session() as session:
+        issued = await session.scalar(
+            select(func.count())
+            .select_from(Certificate)
+            .where(Certificate.course_id == course["id"])
+        )
+    assert issued == 1
+    progress = (
+        await stack.http.get(f"{API}/me/courses/{course['id']}/progress", headers=student.headers)
+    ).json()
+    assert progress["percent"] == 100
+    assert progress["completed_at"]
+    certificate_id = progress["certificate_id"]
+    r = await stack.http.get(f"{API}/certificates/{certificate_id}")
+    assert r.status_code == 200
+    assert r.json()["learner_name"] == "Grace Hopper"
+    assert r.json()["course_title"] == course["title"]
+    page = await stack.http.get(f"/certificates/{certificate_id}")
+    assert page.status_code == 200
+    assert "Grace Hopper" in page.text
+    assert (await stack.http.get(f"{API}/certificates/nope")).status_code == 404
+
+    mail = await stack.wait_for_mail(student.email, after_id=mark, subject="Your certificate")
+    link = f"{stack.settings.public_base_url}/certificates/{certificate_id}"
+    assert link in mail.text
+    assert "List-Unsubscribe" not in dict(mail.header_items())
+    # Completing again changes nothing and sends nothing more.
+    r = await stack.http.post(f"{API}/lessons/{lessons[0]['id']}/complete", headers=student.headers)
+    assert r.status_code == 200
+    await asyncio.sleep(1.0)
+    certificates = [
+        m
+        for m in stack.sink.messages
+        if m.id > mark and m.is_to(student.email) and "certificate" in m.subject.lower()
+    ]
+    assert len(certificates) == 1
+
+
+async def test_a_deleted_lesson_no_longer_counts(stack: Stack) -> None:
+    owner = await instructor(stack)
+    student = await learner(stack)
+    course, lessons = await published_course(stack, owner, lessons=[{}, {}, {}])
+    await enroll(stack, student, course["id"])
+    await stack.http.post(f"{API}/lessons/{lessons[0]['id']}/complete", headers=student.headers)
+    r = await stack.http.delete(f"{API}/lessons/{lessons[0]['id']}", headers=owner.headers)
+    assert r.status_code == 204
+    progress = (
+        await stack.http.get(f"{API}/me/courses/{course['id']}/progress", headers=student.headers)
+    ).json()
+    assert (progress["completed"], progress["total"]) == (0, 2)

@@ -1,0 +1,176 @@
+"""The life of one enrollment: a welcome email, drip emails as lessons open, inactivity
+reminders; ended by completion or leaving.
+
+The database is the truth (the workflow re-reads the enrollment each time it wakes), so
+progress needs no signal: a reminder timer that fires after recent activity just sleeps
+again.  Signals only wake it early: ``lessons_changed`` (a changed ``release_after_days``
+moves the timers), ``ended`` (left or completed).  It continues as new every few rounds,
+so months of life keep its history bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search_attributes as sa
+    from workflows.inputs import EmailRoute
+    from workflows.learning_inputs import (
+        CertificateFlowInput,
+        DripState,
+        EnrollmentFlowInput,
+        EnrollmentPlan,
+        EnrollmentPlanRequest,
+        LearningEmail,
+        LearningEmailInput,
+    )
+
+DAY = 86_400.0
+MAX_REMINDERS = 3
+# Rounds (wake-ups) per run before continuing as new: each round adds a handful of
+# events, so a run's history stays far below Temporal's limits whatever the course.
+ROUNDS_PER_RUN = 40
+PLAN_TIMEOUT = timedelta(seconds=30)
+
+
+async def send_learning_email(route: EmailRoute, email: LearningEmailInput) -> None:
+    """One learning email on its kind's queue (``email-notification``), with its retries."""
+    await workflow.execute_activity(
+        "send_learning_email",
+        email,
+        task_queue=route.task_queue,
+        start_to_close_timeout=timedelta(seconds=route.retry.attempt_timeout_seconds),
+        schedule_to_close_timeout=timedelta(seconds=route.retry.schedule_to_close_seconds),
+        retry_policy=route.retry.retry_policy(),
+    )
+
+
+@workflow.defn(name="EnrollmentWorkflow")
+class EnrollmentWorkflow:
+    def __init__(self) -> None:
+        self._woken = False
+        self._ended = False
+
+    @workflow.signal(name="lessons_changed")
+    def lessons_changed(self) -> None:
+        self._woken = True
+
+    @workflow.signal(name="ended")
+    def ended(self) -> None:
+        self._ended = True
+
+    @workflow.run
+    async def run(self, flow: EnrollmentFlowInput) -> str:
+        state = flow.state
+        if state is None:
+            plan = await self._plan(flow)
+            if not plan.active:
+                return "left"
+            await self._email(flow, LearningEmail.ENROLLED)
+            # Lessons already open at enrolment are not announced again.
+            state = DripState(announced_through_day=self._day_now(plan))
+        for _ in range(ROUNDS_PER_RUN):
+            plan = await self._plan(flow)
+            if self._ended or not plan.active:
+                return "left"
+            if plan.completed:
+                return "completed"
+            state = await self._drip(flow, plan, state)
+            state = await self._remind(flow, plan, state)
+            wake = self._next_wake(flow, plan, state)
+            self._woken = False
+            condition = lambda: self._woken or self._ended  # noqa: E731
+            if wake is None:
+                await workflow.wait_condition(condition)
+            else:
+                delay = max(1.0, wake - workflow.now().timestamp())
+                with contextlib.suppress(TimeoutError):  # the timer is the usual way
+                    await workflow.wait_condition(condition, timeout=timedelta(seconds=delay))
+            if self._ended:
+                return "ended"
+        workflow.continue_as_new(replace(flow, state=state))
+
+    def _day_now(self, plan: EnrollmentPlan) -> int:
+        return int((workflow.now().timestamp() - plan.enrolled_at_epoch) // DAY)
+
+    async def _plan(self, flow: EnrollmentFlowInput) -> EnrollmentPlan:
+        plan: EnrollmentPlan = await workflow.execute_activity(
+            "load_enrollment_plan",
+            EnrollmentPlanRequest(flow.enrollment_id),
+            result_type=EnrollmentPlan,
+            task_queue=flow.email.task_queue,
+            start_to_close_timeout=PLAN_TIMEOUT,
+        )
+        return plan
+
+    async def _email(self, flow: EnrollmentFlowInput, template: str, day: int = 0) -> None:
+        await send_learning_email(
+            flow.email,
+            LearningEmailInput(
+                template=template,
+                user_id=flow.user_id,
+                course_id=flow.course_id,
+                enrollment_id=flow.enrollment_id,
+                day=day,
+            ),
+        )
+
+    async def _drip(
+        self, flow: EnrollmentFlowInput, plan: EnrollmentPlan, state: DripState
+    ) -> DripState:
+        """One email for every lesson opened since the last one, at most one a day."""
+        now = workflow.now().timestamp()
+        today = self._day_now(plan)
+        opened = [d for d in plan.release_days if state.announced_through_day < d <= today]
+        if not opened or now - state.last_drip_email_epoch < DAY:
+            return state
+        await self._email(flow, LearningEmail.LESSON_OPENED, day=max(opened))
+        return replace(state, announced_through_day=today, last_drip_email_epoch=now)
+
+    async def _remind(
+        self, flow: EnrollmentFlowInput, plan: EnrollmentPlan, state: DripState
+    ) -> DripState:
+        if flow.reminder_days <= 0 or state.reminders_sent >= MAX_REMINDERS:
+            return state
+        now = workflow.now().timestamp()
+        quiet_since = max(plan.last_activity_epoch, state.last_reminder_epoch)
+        if now - quiet_since < flow.reminder_days * DAY:
+            return state
+        await self._email(flow, LearningEmail.REMINDER)
+        return replace(state, reminders_sent=state.reminders_sent + 1, last_reminder_epoch=now)
+
+    def _next_wake(
+        self, flow: EnrollmentFlowInput, plan: EnrollmentPlan, state: DripState
+    ) -> float | None:
+        times: list[float] = []
+        upcoming = [d for d in plan.release_days if d > state.announced_through_day]
+        if upcoming:
+            opens = plan.enrolled_at_epoch + upcoming[0] * DAY
+            times.append(max(opens, state.last_drip_email_epoch + DAY))
+        if flow.reminder_days > 0 and state.reminders_sent < MAX_REMINDERS:
+            quiet_since = max(plan.last_activity_epoch, state.last_reminder_epoch)
+            times.append(quiet_since + flow.reminder_days * DAY)
+        return min(times) if times else None
+
+
+@workflow.defn(name="CertificateWorkflow")
+class CertificateWorkflow:
+    """The certificate email of a completed course (once: its id is the certificate's)."""
+
+    @workflow.run
+    async def run(self, flow: CertificateFlowInput) -> str:
+        workflow.upsert_search_attributes([sa.KIND.value_set("certificate")])
+        await send_learning_email(
+            flow.email,
+            LearningEmailInput(
+                template=LearningEmail.CERTIFICATE,
+                user_id=flow.user_id,
+                course_id=flow.course_id,
+                certificate_id=flow.certificate_id,
+            ),
+        )
+        return "delivered"
