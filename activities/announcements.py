@@ -17,6 +17,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.email import _heartbeating as heartbeating  # one heartbeat for every send
 from activities.mailer import DeliveryError, Mailer, PermanentDeliveryError
 from activities.pacer import Pacer
 from activities.templates import Rendered, build_message
@@ -113,6 +114,10 @@ class AnnouncementActivities:
 
     @activity.defn(name="send_announcement")
     async def send_announcement(self, ref: RecipientRef) -> RecipientOutcome:
+        async with heartbeating():
+            return await self._send(ref)
+
+    async def _send(self, ref: RecipientRef) -> RecipientOutcome:
         info = activity.info()
         letter = await self._claim(ref, info.attempt)
         if isinstance(letter, RecipientOutcome):
