@@ -1,8 +1,12 @@
-"""Email activities: one per kind of content, run on the kind's task queue.
+"""The email activity, run on each email kind's task queue.
 
-Each attempt: check the code is still live, take a pacing slot, send, record the
-outcome on the delivery record.  Failures become Temporal errors the retry policy
-understands: permanent ones are non-retryable, throttled ones carry the provider's delay.
+One activity sends every email type: each attempt reads the delivery record, checks it
+is still wanted (a code still live), opens the attempt and takes a pacing slot, sends,
+and records the outcome through the delivery ledger (``authflow.deliveries``).  The
+workflow learns the outcome from the activity's result or failure (no signal).
+Failures become Temporal errors the retry policy understands: permanent ones (an SMTP
+5xx, a message that cannot be built) are non-retryable, throttled ones carry the
+provider's delay.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, bindparam, case, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -27,19 +30,23 @@ from activities.mailer import (
     ProviderThrottled,
 )
 from activities.pacer import Pacer
-from activities.templates import build_message, render_code, render_notice
-from authflow import metrics
+from activities.templates import MessageBuildError, OutgoingEmail, build_message, render
+from authflow import emails, metrics
 from authflow.db import Database
-from authflow.models import OtpDelivery, User, utcnow
+from authflow.deliveries import OPEN_STATES, DeliveryLedger
+from authflow.emails import EmailType, UnknownEmailType
+from authflow.emails.unsubscribe import make_token, unsubscribe_headers
+from authflow.models import EmailDelivery, User
 from authflow.otp_store import is_live
 from authflow.policies import DeliveryState
 from authflow.security.otp import CodeVault
 from workflows.inputs import (
     DeliveryOutcome,
-    DeliveryProgressSignal,
+    DeliveryRef,
     SendCodeInput,
     SendNotificationInput,
 )
+from workflows.names import ActivityName
 
 DELIVERED = DeliveryOutcome("delivered")
 SKIPPED = DeliveryOutcome("skipped")
@@ -49,25 +56,23 @@ SKIPPED = DeliveryOutcome("skipped")
 # within that timeout rather than after the whole start-to-close timeout.
 HEARTBEAT_EVERY_SECONDS = 1.0
 
-
 # Recording "delivered" after the provider accepted the email: tries and pause between.
 RECORD_ATTEMPTS = 5
 RECORD_RETRY_SECONDS = 1.0
 
-
-# The statements run for every email, built once with bound parameters, on the tables
-# rather than the ORM classes: building a statement and going through the ORM's
-# execution path cost more CPU than SQLite's own work (see docs/benchmarks.md, round 4).
-_DELIVERIES: Table = OtpDelivery.__table__  # type: ignore[assignment]
+# The row every attempt reads, built once (on the tables: this runs for every email).
+_DELIVERIES: Table = EmailDelivery.__table__  # type: ignore[assignment]
 _USERS: Table = User.__table__  # type: ignore[assignment]
 _D = _DELIVERIES.c
-
 _ATTEMPT_ROW = (
     select(
-        _D.purpose,
+        _D.email_type,
+        _D.user_id,
+        _D.context,
         _D.sealed_code,
         _D.state,
         _D.superseded_at,
+        _D.used_at,
         _D.expires_at,
         _D.requested_at,
         _USERS.c.email,
@@ -78,102 +83,69 @@ _ATTEMPT_ROW = (
     .with_for_update(of=_DELIVERIES)
 )
 
-_OPEN_ATTEMPT = (
-    update(_DELIVERIES)
-    .where(_D.id == bindparam("delivery_id"))
-    .values(state=DeliveryState.SENDING.value, attempts=_D.attempts + 1)
-)
-
-# The record of a send the provider accepted.  Its delivery time is kept whatever
-# happened meanwhile: a user may verify the code (``used``) before this runs, as soon as
-# the email is in the inbox, and the console's send rates count delivery times.  Only a
-# record still ``sending`` becomes ``delivered``.
-_SENDING = _D.state == DeliveryState.SENDING.value
-_MARK_DELIVERED = (
-    update(_DELIVERIES)
-    .where(_D.id == bindparam("delivery_id"))
-    .values(
-        state=case((_SENDING, DeliveryState.DELIVERED.value), else_=_D.state),
-        delivered_at=func.coalesce(_D.delivered_at, bindparam("now", type_=_D.delivered_at.type)),
-        last_error=case((_SENDING, None), else_=_D.last_error),
-    )
-)
+# Old template names of notices (runs begun before the one pipeline).
+_LEGACY_NOTICES = {
+    "password_changed": emails.PASSWORD_CHANGED,
+    "password_reset": emails.PASSWORD_RESET_DONE,
+    "account_approved": emails.ACCOUNT_APPROVED,
+}
 
 
 @dataclass(frozen=True)
-class _Envelope:
-    address: str
-    name: str | None
-
-
-@dataclass(frozen=True)
-class _CodeAttempt:
+class _Attempt:
     delivery_id: str
-    purpose: str
-    code: str
-    minutes_left: int
+    email: EmailType
+    message: OutgoingEmail
     requested_at: float
-    address: str
-    name: str | None
-
-
-async def _envelope_of(session: AsyncSession, user_id: str) -> _Envelope | None:
-    """Address and name only (loading a ``User`` would also load roles and permissions)."""
-    row = (
-        await session.execute(select(User.email, User.full_name).where(User.id == user_id))
-    ).first()
-    return _Envelope(row.email, row.full_name) if row is not None else None
 
 
 class EmailActivities:
     def __init__(
-        self, db: Database, vault: CodeVault, mailer: Mailer, pacer: Pacer, *, sender: str
+        self,
+        db: Database,
+        vault: CodeVault,
+        mailer: Mailer,
+        pacer: Pacer,
+        *,
+        sender: str,
+        public_base_url: str = "http://127.0.0.1:8000",
+        unsubscribe_key: bytes = b"",
     ) -> None:
         self._db = db
         self._vault = vault
         self._mailer = mailer
         self._pacer = pacer
         self._sender = sender
+        self._base_url = public_base_url
+        self._unsubscribe_key = unsubscribe_key
 
-    @activity.defn(name="send_code")
+    @activity.defn(name=ActivityName.SEND_EMAIL)
+    async def send_email(self, request: DeliveryRef) -> DeliveryOutcome:
+        """One attempt at one recorded email of any type."""
+        async with _heartbeating():
+            return await self._send(request.delivery_id)
+
+    @activity.defn(name=ActivityName.SEND_CODE)
     async def send_code(self, request: SendCodeInput) -> DeliveryOutcome:
-        async with _heartbeating():
-            return await self._send_code(request)
+        """Runs begun before the one pipeline call this: the same send."""
+        return await self.send_email(DeliveryRef(request.delivery_id))
 
-    @activity.defn(name="send_notification")
+    @activity.defn(name=ActivityName.SEND_NOTIFICATION)
     async def send_notification(self, request: SendNotificationInput) -> DeliveryOutcome:
-        async with _heartbeating():
-            return await self._send_notification(request)
-
-    async def _send_code(self, request: SendCodeInput) -> DeliveryOutcome:
-        queue = activity.info().task_queue
-        prepared = await self._begin_code_attempt(request.delivery_id, queue)
-        if prepared is None:
-            return SKIPPED  # replaced, used or expired: never send a dead code
-        attempt, slot = prepared
-        rendered = render_code(attempt.purpose, attempt.code, attempt.minutes_left)
-        message = build_message(
-            rendered, sender=self._sender, recipient=attempt.address, name=attempt.name
-        )
-        started = await self._pacer.start_at(queue, slot)
-        try:
-            async with self._stamping_connection(queue, started) as on_connected:
-                await self._mailer.send(message, on_connected=on_connected)
-        except DeliveryError as exc:
-            await self._record_failure(request, attempt.delivery_id, exc)
-            raise _as_temporal_error(exc) from None
-        await self._record_delivered(attempt.delivery_id, request.kind, attempt.requested_at)
-        return DELIVERED
-
-    async def _send_notification(self, request: SendNotificationInput) -> DeliveryOutcome:
-        async with self._db.session() as session:
-            envelope = await _envelope_of(session, request.user_id)
-        if envelope is None:
+        """Runs begun before the one pipeline: a notice without a record."""
+        async with _heartbeating(), self._db.session() as session:
+            row = (
+                await session.execute(
+                    select(User.email, User.full_name).where(User.id == request.user_id)
+                )
+            ).first()
+        if row is None:
             return SKIPPED
-        rendered = render_notice(request.template, envelope.name)
-        message = build_message(
-            rendered, sender=self._sender, recipient=envelope.address, name=envelope.name
-        )
+        email = _LEGACY_NOTICES[request.template]
+        try:
+            message = self._message(email, {"name": row.full_name}, row.email, row.full_name)
+        except MessageBuildError as exc:
+            raise ApplicationError(str(exc), type="MessageBuildError", non_retryable=True) from None
         queue = activity.info().task_queue
         started = await self._pacer.acquire(queue)
         try:
@@ -184,6 +156,41 @@ class EmailActivities:
             raise _as_temporal_error(exc) from None
         metrics.record_delivered(request.kind, started, activity.info().attempt)
         return DELIVERED
+
+    async def _send(self, delivery_id: str) -> DeliveryOutcome:
+        queue = activity.info().task_queue
+        prepared = await self._begin_attempt(delivery_id, queue)
+        if prepared is None:
+            return SKIPPED  # replaced, used, expired or cancelled: never send it
+        attempt, slot = prepared
+        kind = attempt.email.kind.value
+        started = await self._pacer.start_at(queue, slot)
+        try:
+            async with self._stamping_connection(queue, started) as on_connected:
+                await self._mailer.send(attempt.message, on_connected=on_connected)
+        except DeliveryError as exc:
+            await self._record_failure(delivery_id, kind, exc)
+            raise _as_temporal_error(exc) from None
+        await self._record_delivered(delivery_id, kind, attempt.requested_at)
+        return DELIVERED
+
+    def _message(
+        self,
+        email: EmailType,
+        context: dict[str, object],
+        address: str,
+        name: str | None,
+        user_id: str | None = None,
+    ) -> OutgoingEmail:
+        headers: dict[str, str] = {}
+        if email.opt_out is not None and user_id is not None:
+            token = make_token(self._unsubscribe_key, user_id, email.opt_out)
+            headers = unsubscribe_headers(self._base_url, token)
+            context = {**context, "unsubscribe_url": headers["List-Unsubscribe"][1:-1]}
+        rendered = render(email, context)
+        return build_message(
+            rendered, sender=self._sender, recipient=address, name=name, headers=headers
+        )
 
     @contextlib.asynccontextmanager
     async def _stamping_connection(self, queue: str, started: float) -> AsyncIterator[OnConnected]:
@@ -205,28 +212,33 @@ class EmailActivities:
                 if isinstance(result, Exception):
                     activity.logger.warning("pacer stamp failed: %s", type(result).__name__)
 
-    async def _begin_code_attempt(
-        self, delivery_id: str, queue: str
-    ) -> tuple[_CodeAttempt, float] | None:
-        """Open the attempt and take its pacing slot, in one transaction (plain
-        statements rather than ORM objects: this runs for every email)."""
+    async def _begin_attempt(self, delivery_id: str, queue: str) -> tuple[_Attempt, float] | None:
+        """Open the attempt (``sending``), build the message and take the pacing slot,
+        in one transaction.  A message that cannot be built fails for good, recorded."""
         async with self._db.session() as session:
-            params = {"delivery_id": delivery_id}
-            row = (await session.execute(_ATTEMPT_ROW, params)).first()
-            if row is None or not is_live(row):
+            row = (await session.execute(_ATTEMPT_ROW, {"delivery_id": delivery_id})).first()
+            if row is None or row.state not in OPEN_STATES:
                 return None  # (a missing user is a missing row: the join found none)
-            await session.execute(_OPEN_ATTEMPT, params)
-            attempt = _CodeAttempt(
-                delivery_id=delivery_id,
-                purpose=row.purpose,
-                code=self._vault.unseal(delivery_id, row.sealed_code),
-                minutes_left=_minutes_left(row.expires_at),
-                requested_at=row.requested_at.timestamp(),
-                address=row.email,
-                name=row.full_name,
-            )
+            if row.sealed_code is not None and not is_live(row):
+                return None
+            try:
+                email = emails.email_type(row.email_type)
+                context: dict[str, object] = {"name": row.full_name, **(row.context or {})}
+                if row.sealed_code is not None:
+                    context["code"] = self._vault.unseal(delivery_id, row.sealed_code)
+                    context["minutes_left"] = _minutes_left(row.expires_at)
+                message = self._message(email, context, row.email, row.full_name, row.user_id)
+            except (UnknownEmailType, MessageBuildError) as exc:
+                failure = str(exc)[:300]
+                await DeliveryLedger.move(session, delivery_id, DeliveryState.FAILED, error=failure)
+                await session.commit()
+                metrics.EMAILS_FAILED.labels(row.email_type, "unbuildable").inc()
+                raise ApplicationError(
+                    failure, type=type(exc).__name__, non_retryable=True
+                ) from None
+            await DeliveryLedger.move(session, delivery_id, DeliveryState.SENDING)
             slot = await self._pacer.reserve(session, queue)
-        return attempt, slot
+        return _Attempt(delivery_id, email, message, row.requested_at.timestamp()), slot
 
     async def _record_delivered(self, delivery_id: str, kind: str, requested_at: float) -> None:
         """Mark the record delivered.  The provider has the email already, so this must
@@ -234,7 +246,7 @@ class EmailActivities:
         for attempt in range(RECORD_ATTEMPTS):
             try:
                 async with self._db.session() as session:
-                    await session.execute(_MARK_DELIVERED, _delivered_now(delivery_id))
+                    await DeliveryLedger.move(session, delivery_id, DeliveryState.DELIVERED)
                 break
             except Exception as exc:
                 if attempt + 1 == RECORD_ATTEMPTS:
@@ -245,27 +257,13 @@ class EmailActivities:
                     await asyncio.sleep(RECORD_RETRY_SECONDS)
         metrics.record_delivered(kind, requested_at, activity.info().attempt)
 
-    async def _record_failure(
-        self, request: SendCodeInput, delivery_id: str, exc: DeliveryError
-    ) -> None:
+    async def _record_failure(self, delivery_id: str, kind: str, exc: DeliveryError) -> None:
         permanent = isinstance(exc, PermanentDeliveryError)
         state = DeliveryState.FAILED if permanent else DeliveryState.RETRYING
         async with self._db.session() as session:
-            delivery = await session.get(OtpDelivery, delivery_id, with_for_update=True)
-            if delivery is not None and delivery.state == DeliveryState.SENDING.value:
-                delivery.state = state.value
-                delivery.last_error = str(exc)
-        metrics.EMAILS_FAILED.labels(request.kind, _reason(exc)).inc()
+            await DeliveryLedger.move(session, delivery_id, state, error=str(exc))
+        metrics.EMAILS_FAILED.labels(kind, _reason(exc)).inc()
         activity.logger.warning("send attempt %s failed: %s", activity.info().attempt, exc)
-        await self._report_progress(request, delivery_id, state.value)
-
-    async def _report_progress(self, request: SendCodeInput, delivery_id: str, state: str) -> None:
-        """Tell the workflow, so its search attribute shows ``retrying``/``failed``."""
-        try:
-            handle = activity.client().get_workflow_handle(request.workflow_id)
-            await handle.signal("delivery_progress", DeliveryProgressSignal(delivery_id, state))
-        except Exception as exc:  # visibility only: never fail the send because of it
-            activity.logger.info("could not report delivery progress: %s", type(exc).__name__)
 
 
 @contextlib.asynccontextmanager
@@ -284,10 +282,6 @@ async def _heartbeating() -> AsyncIterator[None]:
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
-
-
-def _delivered_now(delivery_id: str) -> dict[str, object]:
-    return {"delivery_id": delivery_id, "now": utcnow()}
 
 
 def _minutes_left(expires_at: datetime) -> int:

@@ -99,7 +99,12 @@ class Mailer:
             if on_connected is not None:
                 await on_connected()
             async with _as_delivery_errors():
-                await smtp.sendmail(message.mail_from, [message.recipient], message.data)
+                await smtp.sendmail(
+                    message.mail_from,
+                    [message.recipient],
+                    message.data,
+                    mail_options=message.mail_options,
+                )
         finally:
             with contextlib.suppress(Exception):
                 await smtp.quit()
@@ -110,6 +115,9 @@ class Mailer:
 async def _as_delivery_errors() -> AsyncIterator[None]:
     try:
         yield
+    except aiosmtplib.SMTPNotSupported as exc:
+        # The message needs an extension (SMTPUTF8) the server lacks: retrying cannot help.
+        raise PermanentDeliveryError(f"not supported by the server: {exc}") from None
     except aiosmtplib.SMTPRecipientsRefused as exc:
         code, text = _first_refusal(exc)
         raise classify(code, text) from None

@@ -1,19 +1,44 @@
-"""The emails authflow sends.  Each OTP email has a text part holding the code as
-exactly one run of six digits, an HTML alternative, and a subject naming its purpose."""
+"""Rendering and building the emails authflow sends (in the send activity, never in a
+workflow).
+
+Bodies come from the template files of each email's declaration (``authflow.emails``),
+rendered by Jinja2 (HTML autoescaped, a missing variable an error rather than an empty
+string).  Messages are built with the standard library's ``EmailMessage``: the
+hand-written MIME writer it replaces saved about 0.1 ms of CPU per email
+(docs/benchmarks.md, "Building messages"), which did not pay for a second MIME
+implementation to keep correct (encoded names, internationalised addresses).
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from email.charset import Charset
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 from functools import lru_cache
+from pathlib import Path
 
-# RFC 5322's limit on a line; a 7bit part must keep every line within it.
+import idna
+import jinja2
+
+from authflow import emails
+from authflow.emails import BUILTIN_TEMPLATES, EmailType
+
+# RFC 5322's limit on a line.
 MAX_LINE = 998
+# Lines up to RFC 5322's limit rather than the recommended 78: ASCII bodies then stay
+# plain 7bit (the code readable in the raw message), and a long non-ASCII name stays one
+# run of encoded words (folded at 78, the standard library splits a character's bytes
+# across words, and its own parser reads a space into the name).
+_POLICY = email_policy.SMTP.clone(max_line_length=MAX_LINE)
+_POLICY_UTF8 = email_policy.SMTPUTF8.clone(max_line_length=MAX_LINE)
+
+
+class MessageBuildError(ValueError):
+    """This email cannot be written (a broken template, an address no encoding can carry):
+    no retry will change that."""
 
 
 @dataclass(frozen=True)
@@ -23,69 +48,6 @@ class Rendered:
     html: str
 
 
-_CODE_TEXTS = {
-    "register": (
-        "Your authflow verification code",
-        "Use this code to verify your email address and finish creating your account.",
-    ),
-    "password_reset": (
-        "Your authflow password reset code",
-        "Use this code to choose a new password. If you did not ask for it, ignore this email: "
-        "your password stays unchanged.",
-    ),
-}
-
-_NOTICES = {
-    "password_changed": (
-        "Your authflow password was changed",
-        "The password of your account was just changed. If this was not you, reset your "
-        "password now and contact support.",
-    ),
-    "password_reset": (
-        "Your authflow password was reset",
-        "The password of your account was reset with an emailed code, and every session was "
-        "signed out. If this was not you, contact support.",
-    ),
-    "account_approved": (
-        "Your authflow account was approved",
-        "An administrator approved your account. You can sign in now.",
-    ),
-}
-
-NOTIFICATION_TEMPLATES = frozenset(_NOTICES)
-
-
-def render_code(purpose: str, code: str, ttl_minutes: int) -> Rendered:
-    subject, intro = _CODE_TEXTS[purpose]
-    text = (
-        f"Hello,\n\n{intro}\n\n    {code}\n\n"
-        f"The code expires in {ttl_minutes} minutes and works once.\n"
-        "Never share it: authflow staff will never ask for it.\n"
-    )
-    body = (
-        f"<p>Hello,</p><p>{html.escape(intro)}</p>"
-        f'<p style="font-size:28px;letter-spacing:6px;font-family:monospace"><b>{code}</b></p>'
-        f"<p>The code expires in {ttl_minutes} minutes and works once.<br>"
-        "Never share it: authflow staff will never ask for it.</p>"
-    )
-    return Rendered(subject, text, _page(subject, body))
-
-
-def render_notice(template: str, full_name: str | None) -> Rendered:
-    subject, message = _NOTICES[template]
-    greeting = f"Hello {full_name}," if full_name else "Hello,"
-    text = f"{greeting}\n\n{message}\n"
-    body = f"<p>{html.escape(greeting)}</p><p>{html.escape(message)}</p>"
-    return Rendered(subject, text, _page(subject, body))
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"</head><body style='font-family:sans-serif'>{body}</body></html>"
-    )
-
-
 @dataclass(frozen=True)
 class OutgoingEmail:
     """One email as it goes over SMTP: its envelope and its bytes (CRLF line ends)."""
@@ -93,6 +55,42 @@ class OutgoingEmail:
     mail_from: str  # the envelope sender, an address
     recipient: str
     data: bytes
+    # The recipient's mailbox needs RFC 6531 (a non-ASCII local part): only a server
+    # offering SMTPUTF8 can take it.
+    smtputf8: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mail_options(self) -> list[str]:
+        return ["SMTPUTF8"] if self.smtputf8 else []
+
+
+@lru_cache(maxsize=32)
+def _environment(templates: Path) -> jinja2.Environment:
+    # A declaration's own folder first, then the built-in one (its layout).
+    loader = jinja2.ChoiceLoader(
+        [jinja2.FileSystemLoader(templates), jinja2.FileSystemLoader(BUILTIN_TEMPLATES)]
+    )
+    return jinja2.Environment(
+        loader=loader,
+        # HTML files are autoescaped; text files and the subject are plain text.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render(email: EmailType, context: Mapping[str, object]) -> Rendered:
+    """The subject, text and HTML of one email; ``MessageBuildError`` if it cannot be."""
+    try:
+        environment = _environment(email.templates)
+        subject = environment.from_string(email.subject).render(context)
+        values = {"unsubscribe_url": None, "name": None, **context, "subject": subject}
+        text = environment.get_template(f"{email.name}.txt")
+        html = environment.get_template(f"{email.name}.html")
+        return Rendered(subject.strip(), text.render(values), html.render(values))
+    except jinja2.TemplateError as exc:
+        raise MessageBuildError(f"{email.name}: {type(exc).__name__}: {exc}") from None
 
 
 def build_message(
@@ -105,39 +103,32 @@ def build_message(
 ) -> OutgoingEmail:
     """A MIME message (multipart/alternative: text, HTML) with exactly one recipient.
 
-    Written out directly rather than through ``email.message.EmailMessage``, whose
-    header registry and generator cost more CPU than the rest of a send's own work
-    (docs/benchmarks.md, round 4).  Header values were validated on the way in (no
-    CR/LF/NUL); they are refused here again as a second line of defence.
+    An internationalised domain is sent in its IDNA (ASCII) form; a non-ASCII local part
+    needs SMTPUTF8 (``OutgoingEmail.smtputf8``).  Header values were validated on the way
+    in (no CR/LF/NUL); they are refused here again as a second line of defence.
     """
     extra = dict(headers or {})
-    for value in (rendered.subject, sender, recipient, name or "", *extra, *extra.values()):
+    for value in (rendered.subject, sender, recipient, name or "", *extra.values()):
         _refuse_line_breaks(value)
-    if not all(part.isascii() for item in extra.items() for part in item):
-        raise ValueError("extra headers are written as they are: ASCII only")
-    envelope_from, from_header = _sender(sender)
-    boundary = f"=_authflow_{secrets.token_hex(16)}"
-    head = (
-        f"Subject: {_text_header(rendered.subject)}\r\n"
-        f"From: {from_header}\r\n"
-        f"To: {_address(name, recipient)}\r\n"
-        f"Date: {formatdate(usegmt=True)}\r\n"
-        f"Message-ID: {make_msgid(domain=envelope_from.rpartition('@')[2] or 'authflow.local')}\r\n"
-        + "".join(f"{header}: {value}\r\n" for header, value in extra.items())
-        + "MIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
-    )
-    data = b"".join(
-        (
-            head.encode("ascii"),
-            f"\r\n--{boundary}\r\n".encode("ascii"),
-            _part("text/plain", rendered.text),
-            f"\r\n--{boundary}\r\n".encode("ascii"),
-            _part("text/html", rendered.html),
-            f"\r\n--{boundary}--\r\n".encode("ascii"),
-        )
-    )
-    return OutgoingEmail(envelope_from, recipient, data)
+    envelope_from, from_address = _sender(sender)
+    local, domain = _split(recipient)
+    utf8 = not local.isascii()
+    message = EmailMessage(policy=_POLICY_UTF8 if utf8 else _POLICY)
+    try:
+        message["Subject"] = rendered.subject
+        message["From"] = from_address
+        message["To"] = Address(display_name=name or "", username=local, domain=domain)
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = make_msgid(domain=envelope_from.rpartition("@")[2] or "local")
+        message["MIME-Version"] = "1.0"
+        for header, value in extra.items():
+            message[header] = value
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        data = message.as_bytes()
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise MessageBuildError(f"message cannot be built: {type(exc).__name__}") from None
+    return OutgoingEmail(envelope_from, f"{local}@{domain}", data, smtputf8=utf8)
 
 
 def _refuse_line_breaks(value: str) -> None:
@@ -145,49 +136,34 @@ def _refuse_line_breaks(value: str) -> None:
         raise ValueError("line breaks and NUL are not allowed in an email header")
 
 
+def _split(address: str) -> tuple[str, str]:
+    """Local part and the domain in its ASCII (IDNA) form."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise MessageBuildError("not an email address")
+    if domain.isascii():
+        return local, domain
+    try:
+        return local, idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise MessageBuildError(f"domain cannot be encoded: {type(exc).__name__}") from None
+
+
 @lru_cache(maxsize=16)
-def _sender(sender: str) -> tuple[str, str]:
+def _sender(sender: str) -> tuple[str, Address]:
     """The envelope address and the From header of the configured sender."""
     name, address = parseaddr(sender)
-    if not address:
+    if not address or "@" not in address:
         raise ValueError(f"not an email address: {sender!r}")
-    return address, _address(name, address)
+    local, domain = _split(address)
+    return f"{local}@{domain}", Address(display_name=name, username=local, domain=domain)
 
 
-def _address(name: str | None, address: str) -> str:
-    """``name <address>``: an ASCII name quoted as needed, any other as one RFC 2047
-    encoded word (names are at most 200 characters: the line stays within the limit;
-    split into several words, Python's own parser would read spaces into the name)."""
-    if not name:
-        return address
-    if name.isascii():
-        return formataddr((name, address))
-    return f"{_encoded_words(name)} <{address}>"
+def render_code(purpose: str, code: str, minutes_left: int) -> Rendered:
+    """A code email as its purpose's declaration renders it."""
+    return render(emails.code_email(purpose), {"code": code, "minutes_left": minutes_left})
 
 
-def _text_header(value: str) -> str:
-    return value if value.isascii() else _encoded_words(value)
-
-
-def _encoded_words(value: str) -> str:
-    return _UTF8.header_encode(value)
-
-
-_UTF8 = Charset("utf-8")
-
-
-def _part(content_type: str, text: str) -> bytes:
-    """One body part: plain 7bit when it is ASCII with short lines (the usual case:
-    the code stays readable in the raw message), base64 of its UTF-8 otherwise."""
-    lines = text.splitlines()
-    canonical = "\r\n".join(lines) + "\r\n"  # text parts travel with CRLF line ends
-    if canonical.isascii() and all(len(line) <= MAX_LINE for line in lines):
-        encoding, payload = "7bit", canonical.encode("ascii")
-    else:
-        encoding = "base64"
-        payload = base64.encodebytes(canonical.encode("utf-8")).replace(b"\n", b"\r\n")
-    head = (
-        f'Content-Type: {content_type}; charset="utf-8"\r\n'
-        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
-    )
-    return head.encode("ascii") + payload
+def render_notice(name: str, full_name: str | None) -> Rendered:
+    """A notice (an email whose only value is the user's name)."""
+    return render(emails.email_type(name), {"name": full_name})

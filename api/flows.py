@@ -1,12 +1,16 @@
 """Starting and signalling workflows from the API, with deterministic workflow ids.
 
-A double submit or a retried request finds the same workflow id: a running flow is
-reused (or signalled), a finished one may be started again.
+Workflows are started and signalled by name (``workflows.names``) with their typed
+input dataclasses: the API never imports workflow or activity code.  A double submit or
+a retried request finds the same workflow id: a running flow is reused (or signalled),
+a finished one may be started again.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -18,6 +22,8 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from authflow import emails
+from authflow.emails import EmailType
 from authflow.errors import ServiceUnavailable
 from authflow.policies import (
     PURPOSE_EMAIL_KIND,
@@ -27,22 +33,43 @@ from authflow.policies import (
     OtpRules,
 )
 from workflows import search_attributes as sa
+from workflows.emails import email_route, email_search_attributes, email_workflow_id
 from workflows.inputs import (
     CodeFlowInput,
     EmailRoute,
     IssuedCode,
-    NotificationInput,
-    RetrySpec,
+    SendEmailInput,
     VerifiedSignal,
 )
-from workflows.notification import NotificationWorkflow
-from workflows.password_reset import PasswordResetWorkflow
-from workflows.registration import RegistrationWorkflow
+from workflows.names import SignalName, WorkflowName
 
-_FLOW_TYPES: dict[OtpPurpose, Any] = {
-    OtpPurpose.REGISTER: RegistrationWorkflow,
-    OtpPurpose.PASSWORD_RESET: PasswordResetWorkflow,
+_FLOW_TYPES: dict[OtpPurpose, WorkflowName] = {
+    OtpPurpose.REGISTER: WorkflowName.REGISTRATION,
+    OtpPurpose.PASSWORD_RESET: WorkflowName.PASSWORD_RESET,
 }
+# ``notify``'s names (the outbox's): the notices they send.
+NOTICES: dict[str, EmailType] = {
+    "password_changed": emails.PASSWORD_CHANGED,
+    "password_reset": emails.PASSWORD_RESET_DONE,
+    "account_approved": emails.ACCOUNT_APPROVED,
+}
+
+
+@dataclass(frozen=True)
+class SendEmail:
+    """The typed command "send email ``email`` to user ``user_id``", queued after a commit.
+
+    ``context``: the template's values, ids and plain data only (no code, password or
+    token: they would travel through Temporal).  ``key``: the same key never sends twice
+    (an outbox entry's id, an enrollment id...).
+    """
+
+    email: EmailType
+    user_id: str
+    key: str
+    context: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
+
+
 _ID_PREFIX = {OtpPurpose.REGISTER: "register", OtpPurpose.PASSWORD_RESET: "password-reset"}
 
 
@@ -59,21 +86,14 @@ class FlowStarter:
         self._rules = rules
 
     def route(self, kind: EmailKind) -> EmailRoute:
-        policy = self._policies[kind]
-        retry = policy.retry
-        return EmailRoute(
-            kind=kind.value,
-            task_queue=policy.task_queue,
-            retry=RetrySpec(
-                initial_interval_seconds=retry.initial_interval_seconds,
-                backoff_coefficient=retry.backoff_coefficient,
-                maximum_interval_seconds=retry.maximum_interval_seconds,
-                schedule_to_close_seconds=retry.schedule_to_close_seconds(
-                    self._rules.ttl_seconds, policy.attempt_timeout_seconds
-                ),
-                attempt_timeout_seconds=policy.attempt_timeout_seconds,
-            ),
-        )
+        """The route (queue, retries) of a kind whose emails carry no code: for the flows
+        that send emails of their own (learning reminders, broadcasts)."""
+        email = next(e for e in emails.declared() if e.kind == kind and e.code is None)
+        return email_route(email)
+
+    def code_route(self, purpose: OtpPurpose) -> EmailRoute:
+        """A code email's route: retried while its code lives."""
+        return email_route(emails.code_email(purpose), code_ttl_seconds=self._rules.ttl_seconds)
 
     def _code_flow_input(
         self, purpose: OtpPurpose, user_id: str, first_code: IssuedCode | None
@@ -83,8 +103,8 @@ class FlowStarter:
             purpose=purpose.value,
             code_length=self._rules.length,
             code_ttl_seconds=self._rules.ttl_seconds,
-            code_email=self.route(PURPOSE_EMAIL_KIND[purpose]),
-            notification_email=self.route(EmailKind.NOTIFICATION),
+            code_email=self.code_route(purpose),
+            notification_email=email_route(emails.ACCOUNT_APPROVED),
             first_code=first_code,
         )
 
@@ -113,12 +133,12 @@ class FlowStarter:
             "search_attributes": _attributes(kind.value, user_id),
         }
         if resend:
-            options["start_signal"] = "resend"
+            options["start_signal"] = SignalName.RESEND
         else:
             options["id_conflict_policy"] = WorkflowIDConflictPolicy.USE_EXISTING
         await self._call(
             self._client.start_workflow(
-                flow.run, self._code_flow_input(purpose, user_id, first_code), **options
+                flow, self._code_flow_input(purpose, user_id, first_code), **options
             )
         )
         return workflow_id
@@ -127,26 +147,36 @@ class FlowStarter:
         self, purpose: OtpPurpose, user_id: str, needs_approval: bool
     ) -> bool:
         return await self._signal(
-            code_workflow_id(purpose, user_id), "verified", VerifiedSignal(needs_approval)
+            code_workflow_id(purpose, user_id), SignalName.VERIFIED, VerifiedSignal(needs_approval)
         )
 
     async def signal_approved(self, user_id: str) -> bool:
         """False when no registration flow waits (then the caller sends the email itself)."""
-        return await self._signal(code_workflow_id(OtpPurpose.REGISTER, user_id), "approved", None)
+        return await self._signal(
+            code_workflow_id(OtpPurpose.REGISTER, user_id), SignalName.APPROVED, None
+        )
 
     async def notify(self, user_id: str, template: str, *, key: str | None = None) -> str:
-        """Start a notification workflow; the same ``key`` never sends twice."""
-        workflow_id = f"notify-{template}-{user_id}-{key or uuid.uuid4().hex}"
-        route = self.route(EmailKind.NOTIFICATION)
+        """Send one of the account notices by its outbox name (``NOTICES``); the same
+        ``key`` never sends twice."""
+        notice = NOTICES[template]
+        return await self.send_email(SendEmail(notice, user_id, key or uuid.uuid4().hex))
+
+    async def send_email(self, command: SendEmail) -> str:
+        """Start the ``SendEmailWorkflow`` of one email (its delivery record is written
+        by the workflow); returns its workflow id."""
+        email = command.email
+        route = email_route(email)
+        workflow_id = email_workflow_id(email, command.user_id, command.key)
         await self._call(
             self._client.start_workflow(
-                NotificationWorkflow.run,
-                NotificationInput(user_id, template, route),
+                WorkflowName.SEND_EMAIL,
+                SendEmailInput(email.name, command.user_id, route, dict(command.context)),
                 id=workflow_id,
                 task_queue=route.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=_attributes(EmailKind.NOTIFICATION.value, user_id),
+                search_attributes=email_search_attributes(route, command.user_id),
             )
         )
         return workflow_id
@@ -157,7 +187,7 @@ class FlowStarter:
             handle = self._client.get_workflow_handle(code_workflow_id(purpose, user_id))
             await self._ignore_gone(handle.cancel())
 
-    async def _signal(self, workflow_id: str, signal: str, arg: Any) -> bool:
+    async def _signal(self, workflow_id: str, signal: SignalName, arg: Any) -> bool:
         handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(workflow_id)
         coro = handle.signal(signal) if arg is None else handle.signal(signal, arg)
         return await self._ignore_gone(coro)

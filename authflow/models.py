@@ -156,23 +156,28 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
-class OtpDelivery(Base):
-    """One one-time code and the delivery of its email.
+class EmailDelivery(Base):
+    """One email and its delivery: every email the platform sends has one.
 
-    The code is kept only as a keyed hash (to verify) and sealed with AES-GCM (so a
-    retried send carries the same code); it never travels through Temporal.
+    ``email_type`` names its declaration (``authflow.emails``), ``kind`` the contract's
+    email kind (its queue).  Its state changes only through ``authflow.deliveries``.
+    A code email also holds its code, only as a keyed hash (to verify) and sealed with
+    AES-GCM (so a retried send carries the same code); the code never travels through
+    Temporal.  ``context``: the template's values, ids and plain data only.
     """
 
-    __tablename__ = "otp_deliveries"
-    __table_args__ = (Index("ix_otp_user_purpose", "user_id", "purpose"),)
+    __tablename__ = "email_deliveries"
+    __table_args__ = (Index("ix_email_deliveries_user_purpose", "user_id", "purpose"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
-    purpose: Mapped[str] = mapped_column(String(32))
+    email_type: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    code_hash: Mapped[str] = mapped_column(String(64))
-    sealed_code: Mapped[bytes] = mapped_column(LargeBinary)
+    purpose: Mapped[str | None] = mapped_column(String(32))
+    context: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    sealed_code: Mapped[bytes | None] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(16), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -180,13 +185,19 @@ class OtpDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When the content stops mattering: a code's expiry; for other emails, when their
+    # kind gives up retrying.
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Set when a newer code replaced this one (the old code stops working at once).
     superseded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Claimed by an admin re-send (conditional UPDATE): two clicks send one email.
     resend_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# The name the code paths have always used: a code is a delivery that carries one.
+OtpDelivery = EmailDelivery
 
 
 class Throttle(Base):

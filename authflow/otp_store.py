@@ -1,8 +1,9 @@
 """Where one-time codes live: issue (the previous code dies), look up, verify.
 
-Used by the code activities (issue) and the API (verify, admin resend).  Wrong tries
-and cooldowns are counted per email address in ``throttles`` (see ``authflow.throttle``),
-so they behave the same for unknown addresses.
+A code is an email delivery that carries one (``authflow.deliveries``: its state changes
+go through the ledger there).  Used by the code activities (issue) and the API (verify,
+admin resend).  Wrong tries and cooldowns are counted per email address in
+``throttles`` (see ``authflow.throttle``), so they behave the same for unknown addresses.
 """
 
 from __future__ import annotations
@@ -11,14 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authflow.models import OtpDelivery, new_id, utcnow
+from authflow import emails
+from authflow.deliveries import DeliveryLedger
+from authflow.models import EmailDelivery, new_id, utcnow
 from authflow.policies import DeliveryState
 from authflow.security.otp import CodeVault, generate_code
 
-DEAD_STATES = (DeliveryState.USED.value, DeliveryState.EXPIRED.value)
+# A code in one of these states no longer works, whatever its expiry says.
+DEAD_STATES = (
+    DeliveryState.EXPIRED.value,
+    DeliveryState.SUPERSEDED.value,
+    DeliveryState.CANCELLED.value,
+)
 
 
 @dataclass(frozen=True)
@@ -26,29 +34,25 @@ class CodeCheck:
     """Outcome of checking a code: ``ok``, ``invalid`` or ``expired``."""
 
     outcome: str
-    delivery: OtpDelivery | None = None
+    delivery: EmailDelivery | None = None
 
 
 async def supersede_live_codes(session: AsyncSession, user_id: str, purpose: str) -> None:
-    """The previous codes of this user and purpose stop working at once (one statement:
-    mark them superseded, and expire those not already used or expired)."""
+    """The previous codes of this user and purpose stop working at once (two statements:
+    stamp them replaced, and move their deliveries to ``superseded`` where allowed)."""
+    mine = [
+        EmailDelivery.user_id == user_id,
+        EmailDelivery.purpose == purpose,
+        EmailDelivery.used_at.is_(None),
+    ]
     await session.execute(
-        update(OtpDelivery)
-        .where(
-            OtpDelivery.user_id == user_id,
-            OtpDelivery.purpose == purpose,
-            or_(OtpDelivery.superseded_at.is_(None), OtpDelivery.state.not_in(DEAD_STATES)),
-        )
-        .values(
-            superseded_at=func.coalesce(OtpDelivery.superseded_at, utcnow()),
-            state=case(
-                (OtpDelivery.state.in_(DEAD_STATES), OtpDelivery.state),
-                else_=DeliveryState.EXPIRED.value,
-            ),
-        )
+        update(EmailDelivery)
+        .where(*mine, EmailDelivery.superseded_at.is_(None))
+        .values(superseded_at=utcnow())
         # Loaded deliveries are not refreshed: callers do not read them afterwards.
         .execution_options(synchronize_session=False)
     )
+    await DeliveryLedger.move_all(session, mine, DeliveryState.SUPERSEDED)
 
 
 async def issue_code(
@@ -58,46 +62,42 @@ async def issue_code(
     user_id: str,
     email: str,
     purpose: str,
-    kind: str,
     workflow_id: str,
     length: int,
     ttl_seconds: int,
     first_of_account: bool = False,
-) -> OtpDelivery:
+    kind: str | None = None,
+) -> EmailDelivery:
     """A fresh code for this user and purpose; the earlier ones stop working.
 
     ``first_of_account``: the account is being created in this transaction, so there
-    is nothing to supersede (one statement fewer on the registration path)."""
+    is nothing to supersede (one statement fewer on the registration path).  ``kind``
+    is accepted for older callers; the purpose's declared email decides."""
+    del kind
     if not first_of_account:
         await supersede_live_codes(session, user_id, purpose)
     delivery_id = new_id()
     code = generate_code(length)
-    now = utcnow()
-    delivery = OtpDelivery(
-        id=delivery_id,
+    delivery = DeliveryLedger.create(
+        session,
+        emails.code_email(purpose),
+        delivery_id=delivery_id,
         user_id=user_id,
-        email=email,
-        purpose=purpose,
-        kind=kind,
+        address=email,
+        workflow_id=workflow_id,
         code_hash=vault.hash(delivery_id, code),
         sealed_code=vault.seal(delivery_id, code),
-        state=DeliveryState.PENDING.value,
-        attempts=0,
-        workflow_id=workflow_id,
-        created_at=now,
-        requested_at=now,
-        expires_at=now + timedelta(seconds=ttl_seconds),
+        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
     )
-    session.add(delivery)
     await session.flush()
     return delivery
 
 
-async def latest_code(session: AsyncSession, user_id: str, purpose: str) -> OtpDelivery | None:
+async def latest_code(session: AsyncSession, user_id: str, purpose: str) -> EmailDelivery | None:
     return await session.scalar(
-        select(OtpDelivery)
-        .where(OtpDelivery.user_id == user_id, OtpDelivery.purpose == purpose)
-        .order_by(OtpDelivery.created_at.desc())
+        select(EmailDelivery)
+        .where(EmailDelivery.user_id == user_id, EmailDelivery.purpose == purpose)
+        .order_by(EmailDelivery.created_at.desc())
         .limit(1)
         .with_for_update()
     )
@@ -105,14 +105,16 @@ async def latest_code(session: AsyncSession, user_id: str, purpose: str) -> OtpD
 
 class _CodeTimes(Protocol):
     superseded_at: datetime | None
+    used_at: datetime | None
     state: str
     expires_at: datetime
 
 
 def is_live(delivery: _CodeTimes) -> bool:
-    """Neither replaced, used nor expired (an ``OtpDelivery`` or a row of its columns)."""
+    """Neither replaced, used nor expired (an ``EmailDelivery`` or a row of its columns)."""
     return (
         delivery.superseded_at is None
+        and delivery.used_at is None
         and delivery.state not in DEAD_STATES
         and delivery.expires_at > utcnow()
     )
@@ -123,9 +125,9 @@ async def check_code(
 ) -> CodeCheck:
     """Compare against the one live code of this user and purpose (constant time)."""
     delivery = await latest_code(session, user_id, purpose)
-    if delivery is None or delivery.superseded_at is not None:
+    if delivery is None or delivery.superseded_at is not None or delivery.used_at is not None:
         return CodeCheck("invalid")
-    if delivery.state == DeliveryState.USED.value:
+    if delivery.code_hash is None or delivery.state in DEAD_STATES[1:]:
         return CodeCheck("invalid")
     if delivery.state == DeliveryState.EXPIRED.value or delivery.expires_at <= utcnow():
         return CodeCheck("expired", delivery)
@@ -134,12 +136,17 @@ async def check_code(
     return CodeCheck("ok", delivery)
 
 
-def mark_used(delivery: OtpDelivery) -> None:
-    delivery.state = DeliveryState.USED.value
+def mark_used(delivery: EmailDelivery) -> None:
+    """Used is the code's fact, not its email's: the delivery keeps its state."""
     delivery.used_at = utcnow()
 
 
-def burn(delivery: OtpDelivery) -> None:
+def burn(delivery: EmailDelivery) -> None:
     """Too many wrong tries: this code dies (a resend issues a new one)."""
-    delivery.state = DeliveryState.EXPIRED.value
     delivery.superseded_at = delivery.superseded_at or utcnow()
+    DeliveryLedger.apply(delivery, DeliveryState.EXPIRED)
+
+
+def code_state(delivery: EmailDelivery) -> str:
+    """The contract's view of a code (``/admin/otp``): ``used`` or its email's state."""
+    return "used" if delivery.used_at is not None else delivery.state

@@ -10,12 +10,19 @@ This module imports only the standard library, so workflows may import it too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
 
 class EmailKind(StrEnum):
+    """The contract's email kinds: each is one task queue with its rate and retries.
+
+    The emails themselves (templates, opt-out) are declared in ``authflow.emails``;
+    many of them may share one kind's queue.
+    """
+
     REGISTER = "register"
     PASSWORD_RESET = "password_reset"
     NOTIFICATION = "notification"
@@ -38,8 +45,30 @@ class PreferenceCategory(StrEnum):
     REMINDERS = "reminders"
 
 
+# The email pipeline's name for the same categories (``EmailType.opt_out``).
+Preference = PreferenceCategory
+
+
 class DeliveryState(StrEnum):
-    """The contract's delivery states of one code's email."""
+    """The states of one email's delivery record (every kind).  The allowed moves
+    between them are data (``authflow.deliveries.TRANSITIONS``)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    # The content died before it could matter (a code expired or was burnt).
+    EXPIRED = "expired"
+    # A newer email replaced this one (a code re-sent).
+    SUPERSEDED = "superseded"
+    # Nobody wants it any more (the user was deleted, a broadcast was cancelled).
+    CANCELLED = "cancelled"
+
+
+class CodeState(StrEnum):
+    """The contract's view of one code's delivery (``/admin/otp``): its email's state,
+    or ``used`` once the code was used; ``superseded`` is an addition the contract allows."""
 
     PENDING = "pending"
     SENDING = "sending"
@@ -48,6 +77,7 @@ class DeliveryState(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     USED = "used"
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
@@ -144,37 +174,24 @@ class _OtpSettings(Protocol):
     otp_resend_cooldown_seconds: int
 
 
-def parse_rate_overrides(spec: str) -> dict[EmailKind, float]:
-    """Parse ``register=20,notification=5`` (kind or queue names) into overrides."""
-    overrides: dict[EmailKind, float] = {}
-    by_name = {p.kind.value: p.kind for p in EMAIL_POLICIES.values()}
-    by_name |= {p.task_queue: p.kind for p in EMAIL_POLICIES.values()}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, _, value = item.partition("=")
-        kind = by_name.get(name.strip())
-        if kind is None:
-            raise ValueError(f"unknown email kind or queue in EMAIL_RATE_LIMITS: {name!r}")
-        rate = float(value)
-        if rate <= 0:
-            raise ValueError(f"rate limit for {name!r} must be positive")
-        overrides[kind] = rate
-    return overrides
+def email_kind_named(name: str) -> EmailKind:
+    """An email kind by its name or its task queue's (``register``, ``email-register``)."""
+    for policy in EMAIL_POLICIES.values():
+        if name in (policy.kind.value, policy.task_queue):
+            return policy.kind
+    raise ValueError(f"unknown email kind or queue {name!r}")
 
 
-def resolve_email_policies(rate_overrides: str = "") -> dict[EmailKind, EmailPolicy]:
-    """The declared policies with configured rate limits applied."""
-    overrides = parse_rate_overrides(rate_overrides)
+def resolve_email_policies(
+    rate_overrides: Mapping[EmailKind, float] | None = None,
+) -> dict[EmailKind, EmailPolicy]:
+    """The declared policies with configured rate limits applied (``EMAIL_RATE_LIMITS``,
+    parsed and checked by the settings)."""
+    overrides = rate_overrides or {}
     return {
         kind: replace(policy, rate_per_second=overrides.get(kind, policy.rate_per_second))
         for kind, policy in EMAIL_POLICIES.items()
     }
-
-
-def policy_for_queue(task_queue: str) -> EmailPolicy:
-    for policy in EMAIL_POLICIES.values():
-        if policy.task_queue == task_queue:
-            return policy
-    raise KeyError(f"unknown task queue {task_queue!r}; known: {', '.join(ALL_TASK_QUEUES)}")
 
 
 # Roles and permissions seeded by ``authflow migrate`` (the contract's table).
@@ -207,10 +224,12 @@ SEEDED_ROLES: dict[str, tuple[str, ...]] = {
 DEFAULT_ROLE = "USER"
 ADMIN_ROLE = "ADMIN"
 
-# Temporal search attributes (Keyword): never an email, name or code.
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "AuthflowKind": "Keyword",
-    "AuthflowDeliveryState": "Keyword",
-    "AuthflowUserId": "Keyword",
-    "AuthflowCourseId": "Keyword",
-}
+# Temporal search attributes (Keyword): never an email, name or code.  Their typed keys
+# are built from these names in ``workflows.search_attributes``.
+SA_KIND = "AuthflowKind"
+SA_DELIVERY_STATE = "AuthflowDeliveryState"
+SA_USER_ID = "AuthflowUserId"
+SA_COURSE_ID = "AuthflowCourseId"
+SEARCH_ATTRIBUTES: dict[str, str] = dict.fromkeys(
+    (SA_KIND, SA_DELIVERY_STATE, SA_USER_ID, SA_COURSE_ID), "Keyword"
+)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PositiveFloat, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from authflow.policies import EmailKind, email_kind_named
 
 MIN_SECRET_BYTES = 32
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "changethis"}
@@ -64,8 +67,11 @@ class Settings(BaseSettings):
     codec_keys: str = ""
     # Keyed hashes of codes and email addresses use this; unset: derived from JWT_SECRET.
     otp_secret: str = ""
-    # Per-kind overrides of the declared email policies, e.g. ``register=20,notification=5``.
-    email_rate_limits: str = ""
+    # Per-kind overrides of the declared email rate limits: ``register=20,notification=5``
+    # (kind or task-queue names; JSON objects are accepted too).
+    email_rate_limits: Annotated[dict[EmailKind, PositiveFloat], NoDecode] = Field(
+        default_factory=dict
+    )
     # Recipients one run of a broadcast workflow sends before it continues as new (its
     # history stays bounded whatever the audience's size).
     announcement_page_size: int = Field(100, ge=1, le=1000)
@@ -91,6 +97,19 @@ class Settings(BaseSettings):
     hash_nice: int = Field(default=10, ge=0, le=19)
     login_max_failures_per_hour: int = Field(default=100, ge=1, le=100)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @field_validator("email_rate_limits", mode="before")
+    @classmethod
+    def _parse_rate_limits(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("{"):
+                value = json.loads(value)
+            else:
+                pairs = (item.partition("=") for item in value.split(",") if item.strip())
+                value = {name.strip(): rate.strip() for name, _, rate in pairs}
+        if isinstance(value, dict):
+            return {email_kind_named(str(name)): rate for name, rate in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
@@ -129,14 +148,6 @@ class Settings(BaseSettings):
                 )
             ring.append((key_id, key))
         return ring
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
-    def public_api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
 
 
 @lru_cache

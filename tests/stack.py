@@ -232,6 +232,9 @@ def stack_settings(
         "admin_password": ADMIN_PASSWORD,
         "otp_resend_cooldown_seconds": 2,
         "hash_workers": 2,
+        # Workflows run in the SDK's sandbox in every test (determinism checked where it
+        # is cheap; the production default is explained at the setting).
+        "workflow_sandbox": True,
     }
     values.update(overrides)
     return Settings(**values)

@@ -1,7 +1,9 @@
 """Build and run the workers of the selected task queues.
 
-Each email queue hosts the workflows whose code emails it carries plus its send
-activity; the queue's rate limit is handed to the Temporal server
+Every worker is built the same way from the declarations (``authflow.policies``: one
+email kind = one queue, its rate): it registers every workflow type and every activity
+(a run or activity lands on the queue it was started on); the queue's rate limit is
+handed to the Temporal server
 (``max_task_queue_activities_per_second``: enforced for all workers together) and to
 the shared pacer (even spacing, see ``activities.pacer``).
 """
@@ -31,22 +33,9 @@ from authflow.policies import EmailKind, EmailPolicy, resolve_email_policies
 from authflow.preferences import UNSUBSCRIBE_KEY_LABEL
 from authflow.security.otp import CodeVault
 from authflow.settings import Settings
-from workflows.broadcast import BroadcastWorkflow
-from workflows.enrollment import CertificateWorkflow, EnrollmentWorkflow
-from workflows.notification import NotificationWorkflow
-from workflows.password_reset import PasswordResetWorkflow
-from workflows.registration import RegistrationWorkflow
+from workflows.catalog import ALL_WORKFLOWS
 
 log = logging.getLogger("authflow.worker")
-
-_WORKFLOWS: dict[EmailKind, list[type]] = {
-    EmailKind.REGISTER: [RegistrationWorkflow],
-    EmailKind.PASSWORD_RESET: [PasswordResetWorkflow],
-    # The learning flows email on the notification queue (their other activity, reading
-    # an enrollment's plan, runs when a workflow wakes: a few times per learner per week).
-    EmailKind.NOTIFICATION: [NotificationWorkflow, EnrollmentWorkflow, CertificateWorkflow],
-    EmailKind.ANNOUNCEMENT: [BroadcastWorkflow],
-}
 
 # In-flight sends finish on SIGTERM (graceful shutdown) within this time.
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
@@ -96,7 +85,15 @@ class WorkerDeps:
             db = Database(
                 settings.database_url, pool_size=queue_pool_size(policy), inline_sqlite=True
             )
-            email = EmailActivities(db, vault, mailer, pacer, sender=settings.mail_from)
+            email = EmailActivities(
+                db,
+                vault,
+                mailer,
+                pacer,
+                sender=settings.mail_from,
+                public_base_url=settings.public_base_url,
+                unsubscribe_key=settings.derived_key(UNSUBSCRIBE_KEY_LABEL),
+            )
             announcements = AnnouncementActivities(
                 db, mailer, pacer, sender=settings.mail_from, links=links
             )
@@ -126,12 +123,15 @@ def workflow_runner(*, sandboxed: bool = True) -> WorkflowRunner:
     ``WORKFLOW_SANDBOX=true``) or directly (the workers' default: see the setting)."""
     if not sandboxed:
         return UnsandboxedWorkflowRunner()
-    # Our own modules and their heavy dependencies are passed through instead of being
-    # re-imported for every workflow run: workflows only reference them, never call them.
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(
-        "activities", "authflow", "workflows.inputs", "sqlalchemy", "pydantic", "aiosmtplib"
-    )
+    # Workflows import only the SDK, the standard library, the declarations and their
+    # inputs (tests/unit/test_layers.py), so nothing heavy needs passing through; the
+    # pure declaration modules are passed through so that the registry of email types
+    # is the one the process declared (a test module may add types at run time).
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
     return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+SANDBOX_PASSTHROUGH = ("authflow.policies", "authflow.emails")
 
 
 def build_workers(
@@ -146,30 +146,31 @@ def build_workers(
     workers = []
     for queue in queues:
         policy, own = by_queue[queue], deps.queues[queue]
-        activities: list[Any] = [own.codes.issue_code, own.codes.mark_delivery]
-        if policy.kind == EmailKind.ANNOUNCEMENT:
-            broadcast = own.announcements
-            activities = [
-                broadcast.begin_broadcast,
-                broadcast.announcement_state,
-                broadcast.recipients_page,
-                broadcast.send_announcement,
-                broadcast.settle_recipient,
-                broadcast.finish_broadcast,
-            ]
-        elif policy.kind == EmailKind.NOTIFICATION:
-            activities += [
-                own.email.send_notification,
-                own.learning.load_enrollment_plan,
-                own.learning.send_learning_email,
-            ]
-        else:
-            activities.append(own.email.send_code)
+        activities: list[Any] = [
+            own.codes.issue_code,
+            own.codes.create_delivery,
+            own.codes.settle_delivery,
+            own.email.send_email,
+            # Older runs in flight call these (docs/operations.md, "Upgrading").
+            own.codes.mark_delivery,
+            own.email.send_code,
+            own.email.send_notification,
+            # The learning flows' (a plan read when a workflow wakes, their emails).
+            own.learning.load_enrollment_plan,
+            own.learning.send_learning_email,
+            # The broadcasts' (audience, pages, claims, sends, figures).
+            own.announcements.begin_broadcast,
+            own.announcements.announcement_state,
+            own.announcements.recipients_page,
+            own.announcements.send_announcement,
+            own.announcements.settle_recipient,
+            own.announcements.finish_broadcast,
+        ]
         workers.append(
             Worker(
                 client,
                 task_queue=queue,
-                workflows=_WORKFLOWS[policy.kind],
+                workflows=list(ALL_WORKFLOWS),
                 activities=activities,
                 max_task_queue_activities_per_second=policy.rate_per_second,
                 max_concurrent_activities=200,

@@ -16,24 +16,27 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, CancelledError
 
-with workflow.unsafe.imports_passed_through():
-    from activities.codes import CodeActivities
-    from activities.email import EmailActivities
-    from authflow.policies import DeliveryState
-    from workflows import search_attributes as sa
-    from workflows.inputs import (
-        CodeFlowInput,
-        DeliveryProgressSignal,
-        EmailRoute,
-        IssueCodeInput,
-        IssuedCode,
-        MarkDeliveryInput,
-        SendCodeInput,
-        SendNotificationInput,
-        VerifiedSignal,
-    )
+from authflow import emails
+from authflow.emails import EmailType
+from authflow.policies import DeliveryState
+from workflows import emails as email_steps
+from workflows import search_attributes as sa
+from workflows.inputs import (
+    CodeFlowInput,
+    DeliveryOutcome,
+    DeliveryProgressSignal,
+    DeliveryRef,
+    EmailRoute,
+    IssueCodeInput,
+    IssuedCode,
+    MarkDeliveryInput,
+    SendCodeInput,
+    SendNotificationInput,
+    VerifiedSignal,
+)
+from workflows.names import ActivityName, SignalName
 
-LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+LOCAL_ACTIVITY_TIMEOUT = email_steps.LOCAL_ACTIVITY_TIMEOUT
 
 
 # Workflows started since this patch upsert a search attribute only when its value
@@ -49,6 +52,13 @@ _ONLY_CHANGED_ATTRIBUTES = "upsert-only-changed-search-attributes"
 # attributes, so this one marker (and its TemporalChangeVersion upsert, a visibility
 # write) stands for both patches.
 _FIRST_CODE_FROM_INPUT = "first-code-from-input"
+
+# Runs started since this patch send through the one email pipeline: the generic send
+# activity (which records every attempt through the delivery ledger and no longer
+# signals the workflow), the ledger's ``settle_delivery`` instead of ``mark_delivery``,
+# and notices as child ``SendEmailWorkflow`` runs with their own delivery records.
+# Older runs keep their commands (the old activity names stay registered).
+ONE_EMAIL_PIPELINE = "one-email-pipeline"
 
 
 def sends_first_code_from_input(flow: CodeFlowInput | None) -> bool:
@@ -75,27 +85,30 @@ def tag_workflow(kind: str, user_id: str, flow: CodeFlowInput | None = None) -> 
     _upsert_changed([sa.KIND.value_set(kind), sa.USER_ID.value_set(user_id)], flow)
 
 
-async def send_email_activity(route: EmailRoute, activity: Any, arg: object) -> object:
-    """Run one email activity on its kind's queue with its retry policy."""
-    return await workflow.execute_activity_method(
-        activity,
-        arg,
-        task_queue=route.task_queue,
-        schedule_to_close_timeout=timedelta(seconds=route.retry.schedule_to_close_seconds),
-        start_to_close_timeout=timedelta(seconds=route.retry.attempt_timeout_seconds + 90),
-        # Sends heartbeat every second: a killed worker's attempt is retried within 10 s.
-        heartbeat_timeout=timedelta(seconds=10),
-        retry_policy=route.retry.retry_policy(),
-        cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
+async def send_email_activity(route: EmailRoute, activity: str, arg: object) -> object:
+    """Run one email activity (by name) on its kind's queue with its retry policy."""
+    return await workflow.execute_activity(
+        activity, arg, result_type=DeliveryOutcome, **email_steps.activity_options(route)
     )
 
 
-async def send_notification(route: EmailRoute, user_id: str, template: str) -> bool:
-    """Send a notification email; a final failure is recorded, not raised."""
+# Notices of runs begun before the one pipeline, by their old template names.
+_LEGACY_NOTICES = {
+    emails.ACCOUNT_APPROVED: "account_approved",
+    emails.PASSWORD_RESET_DONE: "password_reset",
+}
+
+
+async def send_notice(route: EmailRoute, user_id: str, notice: EmailType, *, key: str) -> bool:
+    """Send a notice once the flow reached it; a final failure is recorded, not raised."""
+    if workflow.patched(ONE_EMAIL_PIPELINE):
+        outcome = await email_steps.send_email(notice, user_id, key=key)
+        return outcome != DeliveryState.FAILED.value
+    template = _LEGACY_NOTICES[notice]
     try:
         await send_email_activity(
             route,
-            EmailActivities.send_notification,
+            ActivityName.SEND_NOTIFICATION,
             SendNotificationInput(user_id, template, route.kind),
         )
         return True
@@ -111,6 +124,7 @@ class CodeLifecycle:
         self.verified: VerifiedSignal | None = None
         self.delivery_id: str | None = None
         self.state = DeliveryState.PENDING.value
+        self.pipeline = False
 
     # -- signal targets (the workflow class forwards its signals here) ------------------
     def request_resend(self) -> None:
@@ -126,6 +140,7 @@ class CodeLifecycle:
     # -- the loop ---------------------------------------------------------------------
     async def run_until_verified(self) -> bool:
         """True once the code was used; False when it expired or the user is gone."""
+        self.pipeline = workflow.patched(ONE_EMAIL_PIPELINE)
         first_code = self.flow.first_code if sends_first_code_from_input(self.flow) else None
         while True:
             self.resend_requested = False
@@ -142,7 +157,7 @@ class CodeLifecycle:
             outcome = await self._wait_for_outcome()
             await _stop(sending)
             if outcome == "verified":
-                self._set_state(DeliveryState.USED)
+                self._set_state(USED)
                 return True
             if outcome == "expired":
                 await self._mark(issued.delivery_id, DeliveryState.EXPIRED)
@@ -166,8 +181,8 @@ class CodeLifecycle:
 
     async def _issue(self) -> IssuedCode | None:
         info = workflow.info()
-        result: IssuedCode | None = await workflow.execute_local_activity_method(
-            CodeActivities.issue_code,
+        result: IssuedCode | None = await workflow.execute_local_activity(
+            ActivityName.ISSUE_CODE,
             IssueCodeInput(
                 user_id=self.flow.user_id,
                 purpose=self.flow.purpose,
@@ -176,6 +191,7 @@ class CodeLifecycle:
                 code_length=self.flow.code_length,
                 code_ttl_seconds=self.flow.code_ttl_seconds,
             ),
+            result_type=IssuedCode,
             start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
         )
         return result
@@ -183,11 +199,14 @@ class CodeLifecycle:
     async def _send(self, delivery_id: str) -> None:
         route = self.flow.code_email
         try:
-            await send_email_activity(
-                route,
-                EmailActivities.send_code,
-                SendCodeInput(delivery_id, route.kind, workflow.info().workflow_id),
-            )
+            if self.pipeline:
+                await send_email_activity(route, ActivityName.SEND_EMAIL, DeliveryRef(delivery_id))
+            else:
+                await send_email_activity(
+                    route,
+                    ActivityName.SEND_CODE,
+                    SendCodeInput(delivery_id, route.kind, workflow.info().workflow_id),
+                )
             if delivery_id == self.delivery_id and self.state not in _FINAL_STATES:
                 self._set_state(DeliveryState.DELIVERED)
         except asyncio.CancelledError:
@@ -201,10 +220,13 @@ class CodeLifecycle:
             if delivery_id == self.delivery_id:
                 self._set_state(DeliveryState.FAILED)
 
-    async def _mark(self, delivery_id: str, state: str, error: str | None = None) -> None:
-        await workflow.execute_local_activity_method(
-            CodeActivities.mark_delivery,
-            MarkDeliveryInput(delivery_id, state, error),
+    async def _mark(self, delivery_id: str, state: DeliveryState, error: str | None = None) -> None:
+        if self.pipeline:
+            await email_steps.settle(delivery_id, state, error)
+            return
+        await workflow.execute_local_activity(
+            ActivityName.MARK_DELIVERY,
+            MarkDeliveryInput(delivery_id, state.value, error),
             start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
         )
 
@@ -221,7 +243,9 @@ async def _stop(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-_FINAL_STATES = {DeliveryState.USED.value, DeliveryState.EXPIRED.value}
+# "used": the flow's own view (the code was verified); the record keeps its email's state.
+USED = "used"
+_FINAL_STATES = {USED, DeliveryState.EXPIRED.value}
 
 
 class CodeFlowWorkflow:
@@ -242,15 +266,15 @@ class CodeFlowWorkflow:
         self._early_signals.clear()
         return self.codes
 
-    @workflow.signal
+    @workflow.signal(name=SignalName.RESEND)
     def resend(self) -> None:
         self._dispatch("resend", None)
 
-    @workflow.signal
+    @workflow.signal(name=SignalName.VERIFIED)
     def verified(self, signal: VerifiedSignal) -> None:
         self._dispatch("verified", signal)
 
-    @workflow.signal
+    @workflow.signal(name=SignalName.DELIVERY_PROGRESS)
     def delivery_progress(self, signal: DeliveryProgressSignal) -> None:
         self._dispatch("progress", signal)
 

@@ -8,8 +8,9 @@ a password or a code (history is encrypted anyway; this keeps it harmless too).
 # No ``from __future__ import annotations`` here: the SDK's converter calls
 # ``typing.get_type_hints`` on these classes for every payload it decodes, and string
 # annotations would be compiled again each time (visible in the worker's profile).
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from temporalio.common import RetryPolicy
 
@@ -116,3 +117,48 @@ class SendNotificationInput:
 class DeliveryProgressSignal:
     delivery_id: str
     state: str
+
+
+# -- the one email pipeline ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendEmailInput:
+    """Input of ``SendEmailWorkflow``: send one email of a declared type to one user.
+
+    ``context``: the template's values, ids and plain data only (never a secret: a code
+    is unsealed from its delivery record by the send activity).  ``delivery_id``: a
+    record already written (by the API, in its transaction); None: the workflow writes
+    it first.
+    """
+
+    email_type: str
+    user_id: str
+    route: EmailRoute
+    context: dict[str, Any] = field(default_factory=dict)
+    delivery_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CreateDeliveryInput:
+    delivery_id: str
+    email_type: str
+    user_id: str
+    workflow_id: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveryRef:
+    """Input of the send activity: the record says everything else."""
+
+    delivery_id: str
+
+
+@dataclass(frozen=True)
+class SettleDeliveryInput:
+    """A workflow's verdict on a delivery: ``failed`` (gave up), ``expired``, ``cancelled``."""
+
+    delivery_id: str
+    state: str
+    summary: str | None = None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.code_lifecycle import CodeFlowWorkflow, send_notification, tag_workflow
-    from workflows.inputs import CodeFlowInput
+from authflow import emails
+from workflows.code_lifecycle import CodeFlowWorkflow, send_notice, tag_workflow
+from workflows.inputs import CodeFlowInput
+from workflows.names import WorkflowName
 
 
-@workflow.defn(name="PasswordResetWorkflow")
+@workflow.defn(name=WorkflowName.PASSWORD_RESET)
 class PasswordResetWorkflow(CodeFlowWorkflow):
     @workflow.run
     async def run(self, flow: CodeFlowInput) -> str:
@@ -17,5 +18,10 @@ class PasswordResetWorkflow(CodeFlowWorkflow):
         codes = self.start_codes(flow)
         if not await codes.run_until_verified():
             return "expired"
-        await send_notification(flow.notification_email, flow.user_id, "password_reset")
+        await send_notice(
+            flow.notification_email,
+            flow.user_id,
+            emails.PASSWORD_RESET_DONE,
+            key=workflow.info().workflow_id,
+        )
         return "reset"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.code_lifecycle import CodeFlowWorkflow, send_notification, tag_workflow
-    from workflows.inputs import CodeFlowInput, VerifiedSignal
+from authflow import emails
+from workflows.code_lifecycle import CodeFlowWorkflow, send_notice, tag_workflow
+from workflows.inputs import CodeFlowInput, VerifiedSignal
+from workflows.names import QueryName, SignalName, WorkflowName
 
 
-@workflow.defn(name="RegistrationWorkflow")
+@workflow.defn(name=WorkflowName.REGISTRATION)
 class RegistrationWorkflow(CodeFlowWorkflow):
     def __init__(self) -> None:
         super().__init__()
@@ -27,11 +28,16 @@ class RegistrationWorkflow(CodeFlowWorkflow):
             # Durable: survives worker and server restarts; deleting the user cancels it.
             self._phase = "waiting_for_approval"
             await workflow.wait_condition(lambda: self._approved)
-            await send_notification(flow.notification_email, flow.user_id, "account_approved")
+            await send_notice(
+                flow.notification_email,
+                flow.user_id,
+                emails.ACCOUNT_APPROVED,
+                key=workflow.info().workflow_id,
+            )
         self._phase = "done"
         return "verified"
 
-    @workflow.signal
+    @workflow.signal(name=SignalName.APPROVED)
     def approved(self) -> None:
         self._approved = True
         # An approval is also proof of verification: if the "verified" signal was lost
@@ -39,6 +45,6 @@ class RegistrationWorkflow(CodeFlowWorkflow):
         if self.codes is not None and self.codes.verified is None:
             self.codes.mark_verified(VerifiedSignal(needs_approval=True))
 
-    @workflow.query
+    @workflow.query(name=QueryName.PHASE)
     def phase(self) -> str:
         return self._phase

@@ -1,4 +1,5 @@
-"""Code deliveries: inspect them, re-send a code.
+"""Email deliveries: inspect them (``/admin/otp``: the codes; the console: every email),
+re-send a code.
 
 A re-send is claimed on the delivery row with a conditional UPDATE, so any number of
 concurrent clicks on one delivery start one re-send and send one email; all of them
@@ -7,7 +8,7 @@ are answered 202.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,8 +17,10 @@ from api.admin.audit import Actor
 from api.services import Services
 from authflow import otp_store
 from authflow.errors import NotEligible, NotFound, ServiceUnavailable
-from authflow.models import OtpDelivery, User, UserStatus, utcnow
-from authflow.policies import DeliveryState, EmailKind, OtpPurpose
+from authflow.models import EmailDelivery, User, UserStatus, utcnow
+from authflow.policies import CodeState, EmailKind, OtpPurpose
+
+OtpDelivery = EmailDelivery
 
 # Who may still receive a code of each purpose (the code activities refuse the others).
 _ELIGIBLE_STATUS = {
@@ -29,15 +32,20 @@ _ELIGIBLE_STATUS = {
 async def list_deliveries(
     db: AsyncSession,
     *,
-    state: DeliveryState | None,
+    state: str | None,
     kind: EmailKind | None,
     limit: int,
     offset: int,
+    codes_only: bool = True,
 ) -> tuple[list[OtpDelivery], int]:
-    """Newest first."""
-    conditions = []
-    if state is not None:
-        conditions.append(OtpDelivery.state == state.value)
+    """Newest first.  ``state``: a delivery state, or ``used`` (codes used)."""
+    conditions: list[ColumnElement[bool]] = []
+    if codes_only:
+        conditions.append(OtpDelivery.purpose.is_not(None))
+    if state == CodeState.USED:
+        conditions.append(OtpDelivery.used_at.is_not(None))
+    elif state is not None:
+        conditions += [OtpDelivery.state == state, OtpDelivery.used_at.is_(None)]
     if kind is not None:
         conditions.append(OtpDelivery.kind == kind.value)
     total = await db.scalar(select(func.count()).select_from(OtpDelivery).where(*conditions))
@@ -59,7 +67,7 @@ async def resend(db: AsyncSession, services: Services, actor: Actor, delivery_id
     made the re-send (False: a concurrent or earlier call on this delivery did).
     """
     delivery = await db.get(OtpDelivery, delivery_id)
-    if delivery is None:
+    if delivery is None or delivery.purpose is None:
         raise NotFound("No such delivery.")
     purpose = OtpPurpose(delivery.purpose)
     user = await db.get(User, delivery.user_id)

@@ -9,7 +9,8 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from api.schemas_common import StrictModel
 from authflow.models import AuditEntry, OtpDelivery, User, UserStatus
-from authflow.policies import DeliveryState, EmailKind
+from authflow.otp_store import code_state
+from authflow.policies import CodeState, EmailKind
 
 RoleName = Annotated[
     str,
@@ -40,7 +41,7 @@ UserStatusFilter = Annotated[
     Literal["pending_verification", "pending_approval", "active", "banned"] | None,
     BeforeValidator(_blank_is_none),
 ]
-DeliveryStateFilter = Annotated[DeliveryState | None, BeforeValidator(_blank_is_none)]
+DeliveryStateFilter = Annotated[CodeState | None, BeforeValidator(_blank_is_none)]
 EmailKindFilter = Annotated[EmailKind | None, BeforeValidator(_blank_is_none)]
 Limit = Annotated[int, Field(ge=1, le=200)]
 Offset = Annotated[int, Field(ge=0, le=1_000_000)]
@@ -115,7 +116,7 @@ class DeliveryOut(BaseModel):
             id=delivery.id,
             email=delivery.email,
             kind=delivery.kind,
-            state=delivery.state,
+            state=code_state(delivery),
             attempts=delivery.attempts,
             last_error=delivery.last_error,
             workflow_id=delivery.workflow_id,

@@ -1,5 +1,5 @@
-"""Code deliveries (filter, re-send, link to each workflow in the Temporal Web UI) and the
-live view of deliveries per second per queue."""
+"""Email deliveries of every kind (filter, re-send a code, link to each workflow in the
+Temporal Web UI) and the live view of deliveries per second per queue."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from api.admin import deliveries
 from api.admin.audit import Actor
 from api.deps import DbSession, ServicesDep
-from authflow.policies import DeliveryState, EmailKind, resolve_email_policies
+from authflow.otp_store import code_state
+from authflow.policies import CodeState, DeliveryState, EmailKind, resolve_email_policies
 from authflow.settings import Settings
 
 from .actions import act, record_id
@@ -24,7 +25,8 @@ from .web import PREFIX, ConsoleRoute, render
 router = APIRouter(route_class=ConsoleRoute)
 
 Text = Annotated[str | None, Query(max_length=2000)]
-STATES = [s.value for s in DeliveryState]
+# Every delivery state, and "used" for codes.
+STATES = [s.value for s in DeliveryState] + [CodeState.USED.value]
 KINDS = [k.value for k in EmailKind]
 
 
@@ -49,10 +51,11 @@ async def deliveries_page(
     start = offset_param(offset)
     items, total = await deliveries.list_deliveries(
         db,
-        state=DeliveryState(chosen_state) if chosen_state else None,
+        state=chosen_state or None,
         kind=EmailKind(chosen_kind) if chosen_kind else None,
         limit=PAGE_SIZE,
         offset=start,
+        codes_only=False,
     )
     filters = {"state": chosen_state or "", "kind": chosen_kind or ""}
     query = urlencode({k: v for k, v in {**filters, "offset": offset or ""}.items() if v})
@@ -67,6 +70,7 @@ async def deliveries_page(
             "states": STATES,
             "kinds": KINDS,
             "workflow_url": lambda wid: workflow_url(services.settings, wid),
+            "view_state": code_state,
             "pager": Pager(f"{PREFIX}/deliveries", filters, start, total),
             "back": f"{PREFIX}/deliveries" + (f"?{query}" if query else ""),
         },

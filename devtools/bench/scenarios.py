@@ -25,6 +25,7 @@ from typing import Any, Literal
 import httpx
 
 from authflow.policies import resolve_email_policies
+from authflow.settings import Settings
 from devtools.bench import stats
 from devtools.bench.load import RequestRecord, StreamConfig, StreamProcess
 from devtools.bench.monitor import Interference, MachineMonitor, ProcessMonitor, Usage
@@ -91,7 +92,7 @@ class RunResult:
 
 def rate_limits() -> dict[str, float]:
     """Sends per second per email kind, as the stack resolves them (EMAIL_RATE_LIMITS)."""
-    policies = resolve_email_policies(os.environ.get("EMAIL_RATE_LIMITS", ""))
+    policies = resolve_email_policies(Settings(environment="test").email_rate_limits)
     return {kind.value: policy.rate_per_second for kind, policy in policies.items()}
 
 

@@ -395,6 +395,9 @@ class MailSink:
         self.port = port
         self.store_dir = Path(store_dir) if store_dir is not None else None
         self.faults = Faults(seed)
+        # Offer SMTPUTF8 (RFC 6531) to new connections; tests turn it off to play a
+        # server that cannot take internationalised mailboxes.
+        self.smtputf8 = True
         self.faults.on_mode_change = self._on_mode_change
         self.attempts = 0  # DATA commands received (including the ones we failed)
         self.accepted = 0  # messages stored
@@ -475,7 +478,7 @@ class MailSink:
             self._handler,
             self._sessions,
             hostname=SERVER_HOSTNAME,  # default is socket.getfqdn(): a DNS query per connection
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=self.smtputf8,
             auth_require_tls=False,
             authenticator=_accept_any_login,
             loop=asyncio.get_running_loop(),

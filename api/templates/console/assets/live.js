@@ -15,8 +15,7 @@
     card.querySelector(".current").textContent = fmt(queue.current_per_second);
     card.querySelector(".peak").textContent = fmt(queue.peak_per_second);
     card.querySelector(".average").textContent = fmt(queue.average_per_second);
-    card.querySelector(".source").textContent =
-      queue.source === "deliveries" ? "from delivery records" : "from worker metrics";
+    card.querySelector(".source").textContent = "from delivery records";
     const fill = card.querySelector(".meter .fill");
     const share = limit > 0 ? queue.current_per_second / limit : 0;
     fill.style.width = `${Math.min(share, 1) * 100}%`;
@@ -25,18 +24,7 @@
 
     const spark = card.querySelector(".spark");
     const limitLine = spark.querySelector(".limit");
-    spark.querySelectorAll(".bar, .note").forEach((el) => el.remove());
-    if (!queue.per_second) {
-      spark.classList.add("unknown");
-      limitLine.hidden = true;
-      const note = document.createElement("span");
-      note.className = "note";
-      note.textContent = "per-second history not recorded for this queue";
-      spark.appendChild(note);
-      return;
-    }
-    spark.classList.remove("unknown");
-    limitLine.hidden = false;
+    spark.querySelectorAll(".bar").forEach((el) => el.remove());
     const top = Math.max(limit * 1.25, ...queue.per_second, 1);
     limitLine.style.bottom = `${(limit / top) * 100}%`;
     limitLine.dataset.label = `limit ${fmt(limit)}/s`;

@@ -1,0 +1,153 @@
+"""Sending one email from workflow code: the seam every feature's workflow uses.
+
+``send_email(emails.X, user_id, context)`` (in any workflow) starts a child
+``SendEmailWorkflow`` on the email's queue: it writes the delivery record and sends it
+with the kind's retry policy; the record's state is the outcome.  ``deliver`` is the step
+both that workflow and the code flows use: one send activity, retried by Temporal, its
+result (or final failure) is what the workflow learns; the activity itself records every
+attempt through the delivery ledger and never signals anyone.
+
+Imports: the standard library, the SDK, the declarations and the inputs only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, CancelledError
+
+from authflow.emails import EmailType
+from authflow.policies import DeliveryState, RetryRules
+from workflows import search_attributes as sa
+from workflows.inputs import (
+    DeliveryOutcome,
+    DeliveryRef,
+    EmailRoute,
+    RetrySpec,
+    SendEmailInput,
+    SettleDeliveryInput,
+)
+from workflows.names import ActivityName, WorkflowName
+
+LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Sends heartbeat every second: a killed worker's attempt is retried within this.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# A send attempt may wait for its pacing slot on top of the SMTP time.
+PACING_ALLOWANCE_SECONDS = 90
+
+
+def email_route(email: EmailType, *, code_ttl_seconds: float = 0) -> EmailRoute:
+    """Where and how an email is sent: its kind's queue and retry policy (a code email is
+    retried while its code lives, ``code_ttl_seconds``)."""
+    policy = email.policy
+    retry: RetryRules = policy.retry
+    return EmailRoute(
+        kind=policy.kind.value,
+        task_queue=policy.task_queue,
+        retry=RetrySpec(
+            initial_interval_seconds=retry.initial_interval_seconds,
+            backoff_coefficient=retry.backoff_coefficient,
+            maximum_interval_seconds=retry.maximum_interval_seconds,
+            schedule_to_close_seconds=retry.schedule_to_close_seconds(
+                code_ttl_seconds, policy.attempt_timeout_seconds
+            ),
+            attempt_timeout_seconds=policy.attempt_timeout_seconds,
+        ),
+    )
+
+
+def activity_options(route: EmailRoute) -> dict[str, Any]:
+    """How an email activity runs: on its kind's queue with its retry policy."""
+    return {
+        "task_queue": route.task_queue,
+        "schedule_to_close_timeout": timedelta(seconds=route.retry.schedule_to_close_seconds),
+        "start_to_close_timeout": timedelta(
+            seconds=route.retry.attempt_timeout_seconds + PACING_ALLOWANCE_SECONDS
+        ),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "retry_policy": route.retry.retry_policy(),
+        "cancellation_type": workflow.ActivityCancellationType.TRY_CANCEL,
+    }
+
+
+async def deliver(route: EmailRoute, delivery_id: str) -> str:
+    """Send one recorded email; ``delivered``, ``skipped`` (no longer wanted) or
+    ``failed`` (refused for good or out of retries: recorded so).  Cancellation
+    propagates (the caller stopped caring)."""
+    try:
+        outcome: DeliveryOutcome = await workflow.execute_activity(
+            ActivityName.SEND_EMAIL,
+            DeliveryRef(delivery_id),
+            result_type=DeliveryOutcome,
+            **activity_options(route),
+        )
+        return outcome.status
+    except ActivityError as err:
+        if isinstance(err.cause, CancelledError):
+            raise
+        await settle(delivery_id, DeliveryState.FAILED, "delivery gave up")
+        return DeliveryState.FAILED.value
+
+
+async def settle(delivery_id: str, state: DeliveryState, summary: str | None = None) -> None:
+    """The workflow's verdict on a delivery, written by the ledger (a local activity)."""
+    await workflow.execute_local_activity(
+        ActivityName.SETTLE_DELIVERY,
+        SettleDeliveryInput(delivery_id, state.value, summary),
+        start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+    )
+
+
+def email_workflow_id(email: EmailType, user_id: str, key: str) -> str:
+    """Deterministic: the same key never sends twice."""
+    return f"email-{email.name}-{user_id}-{key}"
+
+
+def email_search_attributes(route: EmailRoute, user_id: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.KIND, route.kind),
+            SearchAttributePair(sa.USER_ID, user_id),
+            SearchAttributePair(sa.DELIVERY_STATE, DeliveryState.PENDING.value),
+        ]
+    )
+
+
+async def send_email(
+    email: EmailType,
+    user_id: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    key: str,
+    wait: bool = True,
+) -> str | None:
+    """From any workflow: send ``email`` to a user, as a child workflow on its queue.
+
+    ``key`` makes the child's id (unique per email and user: an enrollment id, a quiz
+    attempt id...).  ``wait``: return the outcome (``delivered``, ``skipped``,
+    ``failed``); otherwise return None once the child started, and let it outlive
+    this workflow.
+    """
+    route = email_route(email)
+    request = SendEmailInput(email.name, user_id, route, dict(context or {}))
+    options: dict[str, Any] = {
+        "id": email_workflow_id(email, user_id, key),
+        "task_queue": route.task_queue,
+        "search_attributes": email_search_attributes(route, user_id),
+    }
+    if wait:
+        result: str = await workflow.execute_child_workflow(
+            WorkflowName.SEND_EMAIL, request, result_type=str, **options
+        )
+        return result
+    await workflow.start_child_workflow(
+        WorkflowName.SEND_EMAIL,
+        request,
+        parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        **options,
+    )
+    return None
