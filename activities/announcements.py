@@ -1,46 +1,38 @@
 """The broadcast workflow's activities: resolve the audience when sending starts, hand
-out pages of recipients, send one recipient's email, settle and finish.
+out pages of recipients, claim one recipient (and write their email's delivery record),
+settle and finish.  The email itself is sent by the email pipeline's one send activity.
 
-A recipient is claimed in the database (a conditional UPDATE, committed) before the SMTP
-transaction starts: a retried or duplicated activity finds the claim and sends nothing.
-The one window left is a worker that dies after the provider accepted the email and
-before ``sent`` is written: the retry (after the heartbeat timeout) sends again, and
-counts it in ``repeats``.
+A recipient is claimed in the database (a conditional UPDATE, committed) before their
+email's record exists, so each recipient has one record and one send activity: a
+retried or replayed claim finds its claim and its record and starts nothing new.  The
+one window left is the send's own: a worker that dies after the provider accepted the
+email and before ``delivered`` is written; the retry (after the heartbeat timeout) sends
+again, and the announcement counts such sends in ``repeats``.
 """
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass
-
 from sqlalchemy import select
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.email import _heartbeating as heartbeating  # one heartbeat for every send
-from activities.mailer import DeliveryError, Mailer, PermanentDeliveryError
-from activities.pacer import Pacer
-from activities.templates import Rendered, build_message
-from authflow import metrics
+from authflow import emails
 from authflow.announcements import repository as repo
 from authflow.announcements.models import Announcement
 from authflow.announcements.states import AnnouncementState, RecipientState
 from authflow.db import Database
-from authflow.models import EmailPreference, User, UserStatus, utcnow
-from authflow.policies import EmailKind, PreferenceCategory
-from authflow.preferences import unsubscribe_headers, unsubscribe_url
+from authflow.deliveries import DeliveryLedger
+from authflow.models import EmailDelivery, EmailPreference, User, UserStatus, utcnow
 from workflows.announcement_inputs import (
     AnnouncementRef,
     BroadcastStarted,
     FinishInput,
-    RecipientOutcome,
+    RecipientClaim,
     RecipientRef,
     RecipientsPage,
     RecipientsPageInput,
     SettleRecipientInput,
 )
 
-KIND = EmailKind.ANNOUNCEMENT.value
 _DONE = {
     RecipientState.SENT,
     RecipientState.FAILED,
@@ -49,36 +41,17 @@ _DONE = {
 }
 
 
-@dataclass(frozen=True)
-class _Letter:
-    address: str
-    name: str | None
-    subject: str
-    body: str
-    body_html: str
+CLAIMED = "claimed"
+HELD = "held"
 
 
-@dataclass(frozen=True)
-class UnsubscribeLinks:
-    base_url: str
-    key: bytes
+def broadcast_workflow_id(announcement_id: str) -> str:
+    return f"announcement-{announcement_id}"
 
 
 class AnnouncementActivities:
-    def __init__(
-        self,
-        db: Database,
-        mailer: Mailer,
-        pacer: Pacer,
-        *,
-        sender: str,
-        links: UnsubscribeLinks,
-    ) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._mailer = mailer
-        self._pacer = pacer
-        self._sender = sender
-        self._links = links
 
     @activity.defn(name="begin_broadcast")
     async def begin_broadcast(self, ref: AnnouncementRef) -> BroadcastStarted:
@@ -112,51 +85,51 @@ class AnnouncementActivities:
             )
         return RecipientsPage(ids)
 
-    @activity.defn(name="send_announcement")
-    async def send_announcement(self, ref: RecipientRef) -> RecipientOutcome:
-        async with heartbeating():
-            return await self._send(ref)
-
-    async def _send(self, ref: RecipientRef) -> RecipientOutcome:
-        info = activity.info()
-        letter = await self._claim(ref, info.attempt)
-        if isinstance(letter, RecipientOutcome):
-            return letter
-        message = build_message(
-            self._render(letter, ref.user_id),
-            sender=self._sender,
-            recipient=letter.address,
-            name=letter.name,
-            headers=unsubscribe_headers(
-                self._links.base_url,
-                self._links.key,
-                ref.user_id,
-                PreferenceCategory.ANNOUNCEMENTS,
-            ),
-        )
-        started = await self._pacer.acquire(info.task_queue)
-        try:
-            await self._mailer.send(message)
-        except DeliveryError as exc:
-            metrics.EMAILS_FAILED.labels(KIND, type(exc).__name__).inc()
-            async with self._db.session() as session:
-                if isinstance(exc, PermanentDeliveryError):
-                    await repo.settle(
-                        session,
-                        ref.announcement_id,
-                        ref.user_id,
-                        RecipientState.FAILED,
-                        str(exc),
-                    )
-                    return RecipientOutcome(RecipientState.FAILED.value)
-                await repo.release(session, ref.announcement_id, ref.user_id, str(exc))
-            raise ApplicationError(str(exc), type=type(exc).__name__) from None
-        # The provider has it.  Should this write fail, the retried activity takes the
-        # claim over and sends again: counted in ``repeats``.
+    @activity.defn(name="claim_recipient")
+    async def claim_recipient(self, ref: RecipientRef) -> RecipientClaim:
+        """Claim a recipient and write the delivery record of their email, in one
+        transaction (a local activity of the broadcast; the email pipeline's send
+        activity then sends that record, paced and retried on ``email-announcement``)."""
         async with self._db.session() as session:
-            await repo.settle(session, ref.announcement_id, ref.user_id, RecipientState.SENT)
-        metrics.record_delivered(KIND, started, info.attempt)
-        return RecipientOutcome(RecipientState.SENT.value)
+            if not await repo.claim(session, ref.announcement_id, ref.user_id):
+                state = await repo.recipient_state(session, ref.announcement_id, ref.user_id)
+                if state is None:
+                    return RecipientClaim(RecipientState.SKIPPED.value)
+                if state in _DONE:
+                    return RecipientClaim(state.value)
+                return RecipientClaim(HELD)
+            row = (
+                await session.execute(
+                    select(
+                        User.email,
+                        User.status,
+                        EmailPreference.announcements,
+                        Announcement.subject,
+                        Announcement.body,
+                        Announcement.body_html,
+                    )
+                    .join_from(Announcement, User, User.id == ref.user_id)
+                    .outerjoin(EmailPreference, EmailPreference.user_id == User.id)
+                    .where(Announcement.id == ref.announcement_id)
+                )
+            ).first()
+            # Gone, banned since the audience was resolved, or unsubscribed meanwhile
+            # (a one-click unsubscribe is honoured at once, RFC 8058).
+            if row is None or row.status != UserStatus.ACTIVE or row.announcements is False:
+                await repo.settle(session, ref.announcement_id, ref.user_id, RecipientState.SKIPPED)
+                return RecipientClaim(RecipientState.SKIPPED.value)
+            delivery_id = repo.delivery_id(ref.announcement_id, ref.user_id)
+            if await session.get(EmailDelivery, delivery_id) is None:
+                DeliveryLedger.create(
+                    session,
+                    emails.ANNOUNCEMENT,
+                    delivery_id=delivery_id,
+                    user_id=ref.user_id,
+                    address=row.email,
+                    workflow_id=broadcast_workflow_id(ref.announcement_id),
+                    context={"subject": row.subject, "body": row.body, "body_html": row.body_html},
+                )
+        return RecipientClaim(CLAIMED, delivery_id)
 
     @activity.defn(name="settle_recipient")
     async def settle_recipient(self, request: SettleRecipientInput) -> None:
@@ -194,52 +167,3 @@ class AnnouncementActivities:
             ):
                 announcement.finished_at = announcement.finished_at or utcnow()
         return (state or AnnouncementState.CANCELLED).value
-
-    async def _claim(self, ref: RecipientRef, attempt: int) -> _Letter | RecipientOutcome:
-        """Claim the recipient and read what to send, in one committed transaction."""
-        async with self._db.session() as session:
-            if not await repo.claim(session, ref.announcement_id, ref.user_id, attempt):
-                state = await repo.recipient_state(session, ref.announcement_id, ref.user_id)
-                if state is None:
-                    return RecipientOutcome(RecipientState.SKIPPED.value)
-                if state in _DONE:
-                    return RecipientOutcome(state.value)
-                return RecipientOutcome("held")
-            row = (
-                await session.execute(
-                    select(
-                        User.email,
-                        User.full_name,
-                        User.status,
-                        EmailPreference.announcements,
-                        Announcement.subject,
-                        Announcement.body,
-                        Announcement.body_html,
-                    )
-                    .join_from(Announcement, User, User.id == ref.user_id)
-                    .outerjoin(EmailPreference, EmailPreference.user_id == User.id)
-                    .where(Announcement.id == ref.announcement_id)
-                )
-            ).first()
-            # Gone, banned since the audience was resolved, or unsubscribed meanwhile
-            # (a one-click unsubscribe is honoured at once, RFC 8058).
-            if row is None or row.status != UserStatus.ACTIVE or row.announcements is False:
-                await repo.settle(session, ref.announcement_id, ref.user_id, RecipientState.SKIPPED)
-                return RecipientOutcome(RecipientState.SKIPPED.value)
-            return _Letter(row.email, row.full_name, row.subject, row.body, row.body_html)
-
-    def _render(self, letter: _Letter, user_id: str) -> Rendered:
-        link = unsubscribe_url(
-            self._links.base_url, self._links.key, user_id, PreferenceCategory.ANNOUNCEMENTS
-        )
-        text = (
-            f"{letter.body}\n\n--\nYou receive announcements from authflow. Unsubscribe: {link}\n"
-        )
-        page = (
-            "<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(letter.subject)}</title></head>"
-            f"<body style='font-family:sans-serif'>{letter.body_html}"
-            "<hr><p style='color:#666;font-size:small'>You receive announcements from "
-            f"authflow. <a href='{html.escape(link)}'>Unsubscribe</a></p></body></html>"
-        )
-        return Rendered(letter.subject, text, page)

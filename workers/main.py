@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.announcements import AnnouncementActivities, UnsubscribeLinks
+from activities.announcements import AnnouncementActivities
 from activities.codes import CodeActivities
 from activities.email import EmailActivities
 from activities.learning import LearningActivities
@@ -74,9 +74,6 @@ class WorkerDeps:
                 starttls=settings.smtp_starttls,
             )
         )
-        links = UnsubscribeLinks(
-            settings.public_base_url, settings.derived_key(UNSUBSCRIBE_KEY_LABEL)
-        )
         queues = {}
         for policy in policies.values():
             # Each queue has its own connections (one on SQLite, where a process has one
@@ -94,9 +91,7 @@ class WorkerDeps:
                 public_base_url=settings.public_base_url,
                 unsubscribe_key=settings.derived_key(UNSUBSCRIBE_KEY_LABEL),
             )
-            announcements = AnnouncementActivities(
-                db, mailer, pacer, sender=settings.mail_from, links=links
-            )
+            announcements = AnnouncementActivities(db)
             learning = LearningActivities(
                 db, mailer, pacer, sender=settings.mail_from, base_url=settings.public_base_url
             )
@@ -162,7 +157,7 @@ def build_workers(
             own.announcements.begin_broadcast,
             own.announcements.announcement_state,
             own.announcements.recipients_page,
-            own.announcements.send_announcement,
+            own.announcements.claim_recipient,
             own.announcements.settle_recipient,
             own.announcements.finish_broadcast,
         ]

@@ -60,11 +60,13 @@ class RecipientRef:
 
 
 @dataclass(frozen=True)
-class RecipientOutcome:
-    """``sent``, ``failed``, ``skipped``, ``cancelled`` or ``held`` (not sent: the
-    announcement is not sending right now)."""
+class RecipientClaim:
+    """``claimed`` (send ``delivery_id``), ``held`` (not now: the announcement is not
+    sending), or the recipient's final state (``sent``, ``failed``, ``skipped``,
+    ``cancelled``) when there is nothing to send."""
 
     status: str
+    delivery_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from authflow.announcements.states import AnnouncementState, Control, RecipientState
+    from authflow.policies import DeliveryState
     from workflows.announcement_inputs import (
         AnnouncementRef,
         BroadcastCounts,
@@ -28,12 +28,13 @@ with workflow.unsafe.imports_passed_through():
         BroadcastStarted,
         ControlSignal,
         FinishInput,
-        RecipientOutcome,
+        RecipientClaim,
         RecipientRef,
         RecipientsPage,
         RecipientsPageInput,
         SettleRecipientInput,
     )
+    from workflows.emails import deliver
 
 BOOKKEEPING_ATTEMPT = timedelta(seconds=60)
 BOOKKEEPING_BUDGET = timedelta(hours=1)
@@ -42,9 +43,13 @@ BOOKKEEPING_BUDGET = timedelta(hours=1)
 CONCURRENT_SENDS = 10
 # A paused broadcast looks at the database this often, in case a resume signal was lost.
 PAUSED_RECHECK = timedelta(minutes=1)
-# Sends heartbeat every second: a killed worker's send is retried within this.
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-PACING_ALLOWANCE_SECONDS = 90
+LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+CLAIMED = "claimed"
+# The email pipeline's outcome of a send -> the recipient's state.
+_RECIPIENT_STATE = {
+    DeliveryState.DELIVERED.value: RecipientState.SENT,
+    DeliveryState.FAILED.value: RecipientState.FAILED,
+}
 
 T = TypeVar("T")
 
@@ -191,31 +196,24 @@ class BroadcastWorkflow:
             self._after = chunk[-1]
 
     async def _send_one(self, job: BroadcastInput, user_id: str) -> str:
+        """Claim the recipient (and write their email's record), send it through the
+        email pipeline on the announcement queue, record the outcome."""
         ref = RecipientRef(job.announcement_id, user_id)
-        retry = job.route.retry
-        try:
-            outcome: RecipientOutcome = await workflow.execute_activity(
-                "send_announcement",
-                ref,
-                result_type=RecipientOutcome,
-                task_queue=job.route.task_queue,
-                schedule_to_close_timeout=timedelta(seconds=retry.schedule_to_close_seconds),
-                start_to_close_timeout=timedelta(
-                    seconds=retry.attempt_timeout_seconds + PACING_ALLOWANCE_SECONDS
-                ),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=retry.retry_policy(),
-            )
-            status = outcome.status
-        except ActivityError:
-            await _bookkeeping(
+        claim: RecipientClaim = await workflow.execute_local_activity(
+            "claim_recipient",
+            ref,
+            result_type=RecipientClaim,
+            start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+        )
+        status = claim.status
+        if status == CLAIMED and claim.delivery_id is not None:
+            outcome = await deliver(job.route, claim.delivery_id)
+            status = _RECIPIENT_STATE.get(outcome, RecipientState.SKIPPED).value
+            await workflow.execute_local_activity(
                 "settle_recipient",
-                SettleRecipientInput(
-                    job.announcement_id, user_id, RecipientState.FAILED.value, "gave up"
-                ),
-                type(None),
+                SettleRecipientInput(job.announcement_id, user_id, status),
+                start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
             )
-            status = RecipientState.FAILED.value
         self._count(status)
         return status
 

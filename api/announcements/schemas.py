@@ -86,8 +86,8 @@ class AnnouncementOut(StrictModel):
     sender_id: str | None
     cancelled: int = Field(description="Recipients not reached because it was cancelled")
     repeats: int = Field(
-        description="Sends interrupted after their claim and sent again (the provider may "
-        "have accepted the first: those recipients may have the email twice)"
+        description="Emails delivered by a later attempt than their first (a worker died "
+        "mid-send or the provider failed it): at most these recipients may have it twice"
     )
 
 

@@ -6,6 +6,7 @@ writers (the API pausing, the workflow finishing, a retried send) cannot undo ea
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,9 +34,11 @@ from authflow.announcements.states import (
     sources,
 )
 from authflow.courses.models import Enrollment, EnrollmentStatus
-from authflow.models import EmailPreference, User, UserRole, UserStatus, utcnow
+from authflow.models import EmailDelivery, EmailPreference, User, UserRole, UserStatus, utcnow
+from authflow.policies import DeliveryState
 
 _R = AnnouncementRecipient
+_OPEN = (RecipientState.PENDING.value, RecipientState.SENDING.value)
 
 
 @dataclass(frozen=True)
@@ -140,23 +143,31 @@ class Progress:
     skipped: int
     cancelled: int
     pending: int
-    # Sends that took over from one interrupted after its claim (the provider may have
-    # accepted that one): the emails that may have gone out twice.
+    # Emails delivered by a later attempt than their first (its worker died or the
+    # provider failed it): at most these recipients may have the email twice.
     repeats: int
 
 
 async def progress(db: AsyncSession, announcement: Announcement) -> Progress:
     """The figures, counted from the recipient rows (the delivery records)."""
     rows = await db.execute(
-        select(_R.state, func.count(), func.sum(_R.repeats))
+        select(_R.state, func.count())
         .where(_R.announcement_id == announcement.id)
         .group_by(_R.state)
     )
-    counts: dict[str, int] = {}
-    repeats = 0
-    for state, count, repeated in rows:
-        counts[state] = int(count)
-        repeats += int(repeated or 0)
+    counts: dict[str, int] = {state: int(count) for state, count in rows}
+    repeats = int(
+        await db.scalar(
+            select(func.count())
+            .select_from(EmailDelivery)
+            .where(
+                EmailDelivery.workflow_id == f"announcement-{announcement.id}",
+                EmailDelivery.state == DeliveryState.DELIVERED.value,
+                EmailDelivery.attempts > 1,
+            )
+        )
+        or 0
+    )
     return Progress(
         total=announcement.total,
         sent=counts.get(RecipientState.SENT, 0),
@@ -185,13 +196,10 @@ async def recipients_page(
     return list(rows)
 
 
-async def claim(db: AsyncSession, announcement_id: str, user_id: str, attempt: int) -> bool:
-    """Claim a recipient for this send attempt, while the announcement is sending.
-
-    A row ``pending``, or ``sending`` under an earlier attempt (that attempt's worker died:
-    Temporal only retries an attempt once it timed out), is claimed; anything else is
-    left alone: a second execution of the same send never starts a second SMTP
-    transaction."""
+async def claim(db: AsyncSession, announcement_id: str, user_id: str) -> bool:
+    """Claim a recipient, while the announcement is sending: ``pending`` -> ``sending``.
+    A row already ``sending`` is claimed again (the same claim, replayed after its worker
+    died before the workflow recorded it: it finds the same delivery record)."""
     sending = exists().where(
         Announcement.id == announcement_id,
         Announcement.state == AnnouncementState.SENDING.value,
@@ -201,22 +209,20 @@ async def claim(db: AsyncSession, announcement_id: str, user_id: str, attempt: i
         .where(
             _R.announcement_id == announcement_id,
             _R.user_id == user_id,
-            or_(
-                _R.state == RecipientState.PENDING.value,
-                and_(_R.state == RecipientState.SENDING.value, _R.attempts < attempt),
-            ),
+            _R.state.in_(_OPEN),
             sending,
         )
-        .values(
-            state=RecipientState.SENDING.value,
-            attempts=attempt,
-            repeats=_R.repeats + case((_R.state == RecipientState.SENDING.value, 1), else_=0),
-            claimed_at=utcnow(),
-        )
+        .values(state=RecipientState.SENDING.value, attempts=_R.attempts + 1, claimed_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
+
+
+def delivery_id(announcement_id: str, user_id: str) -> str:
+    """The id of the one delivery record of a recipient's email (derived: a replayed
+    claim finds the record it wrote)."""
+    return str(uuid.uuid5(uuid.UUID(announcement_id), user_id))
 
 
 async def recipient_state(
@@ -226,24 +232,6 @@ async def recipient_state(
         select(_R.state).where(_R.announcement_id == announcement_id, _R.user_id == user_id)
     )
     return RecipientState(value) if value is not None else None
-
-
-_OPEN = (RecipientState.PENDING.value, RecipientState.SENDING.value)
-
-
-async def release(db: AsyncSession, announcement_id: str, user_id: str, error: str) -> None:
-    """A send the provider did not accept (a transient failure): back to ``pending``, so
-    the retry's claim is not counted as a possible repeat."""
-    await db.execute(
-        update(_R)
-        .where(
-            _R.announcement_id == announcement_id,
-            _R.user_id == user_id,
-            _R.state == RecipientState.SENDING.value,
-        )
-        .values(state=RecipientState.PENDING.value, last_error=error)
-        .execution_options(synchronize_session=False)
-    )
 
 
 async def settle(

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from authflow.courses.models import Course, Enrollment
-from authflow.models import new_id
+from authflow.models import EmailDelivery, new_id
 from devtools.mailsink import StoredMessage
 from tests.e2e.test_rbac_matrix import Member, admin_headers, new_member
 from tests.stack import Stack, eventually
@@ -80,6 +81,18 @@ async def test_a_role_announcement_reaches_each_member_once_minus_opted_out(
     assert done["sent"] + done["failed"] + done["skipped"] == done["total"]
     assert done["started_at"] and done["finished_at"]
 
+    # One delivery record, the email pipeline's, for the one email sent.
+    async with stack.db.session() as session:
+        records = list(
+            await session.scalars(
+                select(EmailDelivery).where(
+                    EmailDelivery.workflow_id == f"announcement-{created['id']}"
+                )
+            )
+        )
+    assert [(r.user_id, r.kind, r.state) for r in records] == [
+        (reader.id, "announcement", "delivered")
+    ]
     [message] = _to(stack, reader, mark, subject)
     assert not _to(stack, quitter, mark, subject)
     assert not _to(stack, outsider, mark, subject)

@@ -30,14 +30,14 @@ from workflows.announcement_inputs import (
     BroadcastStarted,
     ControlSignal,
     FinishInput,
-    RecipientOutcome,
+    RecipientClaim,
     RecipientRef,
     RecipientsPage,
     RecipientsPageInput,
     SettleRecipientInput,
 )
 from workflows.broadcast import BroadcastWorkflow
-from workflows.inputs import EmailRoute, RetrySpec
+from workflows.inputs import DeliveryOutcome, DeliveryRef, EmailRoute, RetrySpec
 
 QUEUE = "unit-broadcast"
 HISTORY = Path(__file__).resolve().parents[1] / "data" / "broadcast_histories" / "paged.json"
@@ -84,15 +84,20 @@ class FakeBroadcast:
             )
             return RecipientsPage(open_[: request.limit])
 
-        @activity.defn(name="send_announcement")
-        async def send_announcement(ref: RecipientRef) -> RecipientOutcome:
+        @activity.defn(name="claim_recipient")
+        async def claim_recipient(ref: RecipientRef) -> RecipientClaim:
             if self.state != "sending":
-                return RecipientOutcome("held")
-            if self.recipients[ref.user_id] != "pending":
-                return RecipientOutcome(self.recipients[ref.user_id])
-            self.recipients[ref.user_id] = "sent"
-            self.sends.append((ref.user_id, activity.info().workflow_run_id))
-            return RecipientOutcome("sent")
+                return RecipientClaim("held")
+            if self.recipients[ref.user_id] not in ("pending", "sending"):
+                return RecipientClaim(self.recipients[ref.user_id])
+            self.recipients[ref.user_id] = "sending"
+            return RecipientClaim("claimed", f"delivery-{ref.user_id}")
+
+        @activity.defn(name="send_email")
+        async def send_email(ref: DeliveryRef) -> DeliveryOutcome:
+            user_id = ref.delivery_id.removeprefix("delivery-")
+            self.sends.append((user_id, activity.info().workflow_run_id))
+            return DeliveryOutcome("delivered")
 
         @activity.defn(name="settle_recipient")
         async def settle_recipient(request: SettleRecipientInput) -> None:
@@ -107,7 +112,8 @@ class FakeBroadcast:
             begin_broadcast,
             announcement_state,
             recipients_page,
-            send_announcement,
+            claim_recipient,
+            send_email,
             settle_recipient,
             finish_broadcast,
         ]
