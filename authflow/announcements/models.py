@@ -53,11 +53,9 @@ class AnnouncementRecipient(Base):
     # so the announcement's figures still add up.
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default=RecipientState.PENDING)
-    # The Temporal attempt of the send that last claimed the row.
+    # Claims of the row: more than one means a claim was replayed (its worker died
+    # before the workflow recorded it); it found the same delivery record.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # Claims that took over from a send interrupted after its own claim (its worker
-    # died): that send may have reached the provider, so the email may repeat once.
-    repeats: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(300))

@@ -97,12 +97,10 @@ async def resolve_recipients(db: AsyncSession, announcement_id: str) -> int:
             else_=literal(RecipientState.PENDING.value),
         )
         rows = audience_user_ids(Audience.of(announcement)).add_columns(
-            literal(announcement_id), state, literal(0), literal(0)
+            literal(announcement_id), state, literal(0)
         )
         await db.execute(
-            insert(_R).from_select(
-                ["user_id", "announcement_id", "state", "attempts", "repeats"], rows
-            )
+            insert(_R).from_select(["user_id", "announcement_id", "state", "attempts"], rows)
         )
     announcement.total = int(
         await db.scalar(

@@ -1,8 +1,9 @@
 """A 2,000-recipient announcement while its worker is SIGKILLed again and again.
 
 Every recipient gets the email; none twice, except where a worker died after the sink
-took the message and before the worker recorded it: then the send is taken over by the
-retry and sent again, and the announcement counts it in ``repeats``.
+took the message and before the worker recorded it: then the retry of the send sends it
+again, and the announcement counts it in ``repeats`` (emails delivered by a later attempt
+than their first).
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ async def test_killed_workers_send_each_recipient_once(stack: Stack, tmp_path: P
         0,
     )
     # Each email that went out twice is one the announcement counted as a possible
-    # repeat (a claim taken over after a kill); not every takeover repeats (the kill may
-    # have come before the sink took the first).
+    # repeat (delivered by a retry); not every retry repeats (the kill may have come
+    # before the sink took the first).
     assert repeated <= final["repeats"] <= KILLS * 10
     print(
         f"\n{RECIPIENTS} recipients, sigkill x{KILLS}: {repeated} sent twice, "

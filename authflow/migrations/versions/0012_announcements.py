@@ -57,7 +57,6 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(36), primary_key=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("repeats", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("claimed_at", sa.DateTime(timezone=True)),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.Column("last_error", sa.String(300)),
