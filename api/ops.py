@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
-from api.deps import ServicesDep
+from api.delivery_metrics import delivery_metrics
+from api.deps import DbSession, ServicesDep
+from authflow.policies import EMAIL_POLICIES
 
 router = APIRouter(tags=["operations"])
 READY_TIMEOUT = 3.0
@@ -58,11 +60,13 @@ async def _check_temporal(services: ServicesDep) -> None:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(services: ServicesDep, db: DbSession) -> Response:
     """Prometheus text format: this process's metrics; with PROMETHEUS_MULTIPROC_DIR set,
-    those of every authflow process on this host (the workers' email counters); and the
-    Temporal SDK metrics of the workers listed in WORKER_METRICS_URLS."""
+    those of every authflow process on this host (the workers' email counters); the
+    email deliveries of every queue, from their records; and the Temporal SDK metrics of
+    the workers listed in WORKER_METRICS_URLS."""
     body = generate_latest(_registry()).decode()
+    body += await delivery_metrics(db, EMAIL_POLICIES)
     urls = [u.strip() for u in services.settings.worker_metrics_urls.split(",") if u.strip()]
     if urls:
         body += "".join(await asyncio.gather(*(_worker_metrics(url) for url in urls)))

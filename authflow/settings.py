@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     worker_metrics_urls: str = ""
     # Run workflow code in the Temporal SDK's sandbox in the workers.  Off by default: the
     # sandbox costs a fresh module namespace per workflow run (a third of the worker's
-    # CPU in a registration spike), and determinism is already enforced where it is
-    # cheap, in the tests (the time-skipping tests and the replay test run sandboxed).
+    # CPU in a registration spike, docs/architecture.md), and determinism is checked
+    # where it is cheap: every test runs workflows sandboxed.
     workflow_sandbox: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"

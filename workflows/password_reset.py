@@ -22,6 +22,6 @@ class PasswordResetWorkflow(CodeFlowWorkflow):
             flow.notification_email,
             flow.user_id,
             emails.PASSWORD_RESET_DONE,
-            key=workflow.info().workflow_id,
+            key=str(workflow.uuid4()),  # deterministic: replays give the same
         )
         return "reset"

@@ -32,7 +32,7 @@ class RegistrationWorkflow(CodeFlowWorkflow):
                 flow.notification_email,
                 flow.user_id,
                 emails.ACCOUNT_APPROVED,
-                key=workflow.info().workflow_id,
+                key=str(workflow.uuid4()),  # deterministic: replays give the same
             )
         self._phase = "done"
         return "verified"

@@ -7,6 +7,7 @@ cannot be built fail for good, recorded, never retried."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -70,6 +71,11 @@ async def test_a_kind_declared_by_a_test_module_is_sent_from_the_api(stack: Stac
 
     record = await _settled(stack, user_id, COURSE_WELCOME.name, "delivered")
     assert (record.kind, record.attempts, record.purpose) == ("notification", 1, None)
+    # /metrics reads the same records, for every queue.
+    metrics = (await stack.http.get("/metrics")).text
+    sent = re.search(r'authflow_email_delivered_last_minute\{kind="notification"\} (\S+)', metrics)
+    assert sent is not None and float(sent.group(1)) >= 1
+    assert 'authflow_email_deliveries_open{kind="announcement",state="pending"} 0.0' in metrics
     assert record.context == {"course_title": "<Rust>"}
     assert record.delivered_at is not None
 

@@ -53,7 +53,7 @@ async def test_raw_history_holds_no_secret(stack: Stack) -> None:
     assert set(attributes["indexedFields"]) >= {"AuthflowKind", "AuthflowUserId"}
 
 
-PATCH_IDS = {"upsert-only-changed-search-attributes", "first-code-from-input"}
+PATCH_IDS = {"upsert-only-changed-search-attributes", "first-code-from-input", "one-email-pipeline"}
 
 
 def _check_patch_markers(history: dict) -> None:  # type: ignore[type-arg]

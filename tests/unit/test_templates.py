@@ -13,6 +13,7 @@ import pytest
 
 from activities.templates import (
     MAX_LINE,
+    MessageBuildError,
     OutgoingEmail,
     build_message,
     render_code,
@@ -127,3 +128,26 @@ def test_every_message_has_its_own_boundary_and_message_id() -> None:
     )
     assert first.get_boundary() != second.get_boundary()
     assert first["Message-ID"] != second["Message-ID"]
+
+
+def test_an_internationalised_address_needs_smtputf8_only_for_its_mailbox() -> None:
+    rendered = render_notice("password_changed", None)
+    mailbox = build_message(rendered, sender=SENDER, recipient="josé@exämple.com", name=None)
+    assert (mailbox.recipient, mailbox.smtputf8) == ("josé@xn--exmple-cua.com", True)
+    assert mailbox.mail_options == ["SMTPUTF8"]
+    assert "To: josé@xn--exmple-cua.com\r\n".encode() in mailbox.data  # UTF-8 header
+    domain = build_message(rendered, sender=SENDER, recipient="jose@exämple.com", name=None)
+    assert (domain.recipient, domain.smtputf8, domain.mail_options) == (
+        "jose@xn--exmple-cua.com",
+        False,
+        [],
+    )
+    assert domain.data.isascii()
+
+
+@pytest.mark.parametrize("recipient", ["no-at-sign", "a@" + "ä" * 70 + ".com", "a@b\u200d.com"])
+def test_an_address_no_encoding_can_carry_cannot_be_built(recipient: str) -> None:
+    with pytest.raises(MessageBuildError):
+        build_message(
+            render_notice("password_changed", None), sender=SENDER, recipient=recipient, name=None
+        )

@@ -345,12 +345,17 @@ def email_request(user_id: str | None = None) -> SendEmailInput:
     )
 
 
-async def test_an_email_is_recorded_then_sent(env: WorkflowEnvironment) -> None:
-    fakes = FakeActivities(send_failures=2)
+async def send_one_email(env: WorkflowEnvironment, fakes: FakeActivities) -> str:
     async with worker(env, fakes):
-        result = await env.client.execute_workflow(
+        result: str = await env.client.execute_workflow(
             SendEmailWorkflow.run, email_request(), id=f"unit-{uuid.uuid4()}", task_queue=QUEUE
         )
+    return result
+
+
+async def test_an_email_is_recorded_then_sent(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(send_failures=2)
+    result = await send_one_email(env, fakes)
     assert result == "delivered"
     [created] = fakes.created
     assert (created.email_type, created.context) == ("password_changed", {"n": 1})
@@ -361,10 +366,7 @@ async def test_an_email_is_recorded_then_sent(env: WorkflowEnvironment) -> None:
 
 async def test_an_email_refused_for_good_is_settled_failed(env: WorkflowEnvironment) -> None:
     fakes = FakeActivities(permanent=True)
-    async with worker(env, fakes):
-        result = await env.client.execute_workflow(
-            SendEmailWorkflow.run, email_request(), id=f"unit-{uuid.uuid4()}", task_queue=QUEUE
-        )
+    result = await send_one_email(env, fakes)
     assert result == "failed"
     assert len(fakes.sends) == 1
     assert fakes.settled == [
@@ -374,9 +376,6 @@ async def test_an_email_refused_for_good_is_settled_failed(env: WorkflowEnvironm
 
 async def test_no_email_for_a_user_that_is_gone(env: WorkflowEnvironment) -> None:
     fakes = FakeActivities(user_gone=True)
-    async with worker(env, fakes):
-        result = await env.client.execute_workflow(
-            SendEmailWorkflow.run, email_request(), id=f"unit-{uuid.uuid4()}", task_queue=QUEUE
-        )
+    result = await send_one_email(env, fakes)
     assert result == "skipped"
     assert fakes.sends == []
