@@ -22,6 +22,7 @@ from authflow.announcements.states import AnnouncementState, RecipientState
 from authflow.db import Database
 from authflow.deliveries import DeliveryLedger
 from authflow.models import EmailDelivery, EmailPreference, User, UserStatus, utcnow
+from authflow.policies import DeliveryState
 from workflows.announcement_inputs import (
     AnnouncementRef,
     BroadcastStarted,
@@ -40,6 +41,12 @@ _DONE = {
     RecipientState.CANCELLED,
 }
 
+
+# A delivery record's final state -> its recipient's.
+_FROM_DELIVERY = {
+    DeliveryState.DELIVERED.value: RecipientState.SENT,
+    DeliveryState.FAILED.value: RecipientState.FAILED,
+}
 
 CLAIMED = "claimed"
 HELD = "held"
@@ -133,13 +140,17 @@ class AnnouncementActivities:
 
     @activity.defn(name="settle_recipient")
     async def settle_recipient(self, request: SettleRecipientInput) -> None:
+        """The recipient's outcome, read from their email's delivery record when there is
+        one (the record knows "delivered" even when a retried send reported "skipped")."""
+        state = RecipientState(request.state)
         async with self._db.session() as session:
+            if request.delivery_id is not None:
+                recorded = await session.scalar(
+                    select(EmailDelivery.state).where(EmailDelivery.id == request.delivery_id)
+                )
+                state = _FROM_DELIVERY.get(recorded or "", state)
             await repo.settle(
-                session,
-                request.announcement_id,
-                request.user_id,
-                RecipientState(request.state),
-                request.error,
+                session, request.announcement_id, request.user_id, state, request.error
             )
 
     @activity.defn(name="finish_broadcast")

@@ -75,6 +75,9 @@ class SettleRecipientInput:
     user_id: str
     state: str
     error: str | None = None
+    # The recipient's email: its record's state wins over ``state`` (a send retried
+    # after its worker died reports "skipped" for a record already delivered).
+    delivery_id: str | None = None
 
 
 @dataclass(frozen=True)

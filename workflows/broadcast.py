@@ -211,7 +211,9 @@ class BroadcastWorkflow:
             status = _RECIPIENT_STATE.get(outcome, RecipientState.SKIPPED).value
             await workflow.execute_local_activity(
                 "settle_recipient",
-                SettleRecipientInput(job.announcement_id, user_id, status),
+                SettleRecipientInput(
+                    job.announcement_id, user_id, status, delivery_id=claim.delivery_id
+                ),
                 start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
             )
         self._count(status)
