@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, update
+from sqlalchemy import ColumnElement, Table, bindparam, case, func, or_, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,13 +75,30 @@ def _move_statement(target: S) -> Any:
         values["last_error"] = func.coalesce(
             bindparam("error", type_=text), _C.last_error, bindparam("summary", type_=text)
         )
-    if target == S.DELIVERED:
-        values["last_error"] = None
     return (
         update(_T)
         .where(_C.id == bindparam("delivery_id"), _C.state.in_([s.value for s in sources(target)]))
         .values(**values)
     )
+
+
+# "Delivered" in ONE statement: the provider has the email whatever the state says (a code
+# used before this ran, a code replaced meanwhile), so its time is kept in any case, for
+# the live page and the metrics; only an open attempt becomes "delivered".  One
+# statement, not two: PostgreSQL checks the foreign key again on a second update of a row
+# in one transaction (a KEY SHARE lock on the user), which deadlocked with a verification
+# holding that user's row and waiting for this one.
+_ATTEMPT_OPEN = _C.state.in_([s.value for s in sources(S.DELIVERED)])
+_DELIVERED = (
+    update(_T)
+    .where(_C.id == bindparam("delivery_id"))
+    .values(
+        state=case((_ATTEMPT_OPEN, S.DELIVERED.value), else_=_C.state),
+        delivered_at=func.coalesce(_C.delivered_at, bindparam("now")),
+        last_error=case((_ATTEMPT_OPEN, None), else_=_C.last_error),
+        updated_at=bindparam("now"),
+    )
+)
 
 
 class DeliveryLedger:
@@ -139,18 +156,12 @@ class DeliveryLedger:
         params: dict[str, Any] = {"delivery_id": delivery_id, "now": utcnow()}
         if target in (S.RETRYING, S.FAILED):
             params |= {"error": error, "summary": summary}
+        if target == S.DELIVERED:
+            await session.execute(_DELIVERED, params)
+            return True
         result = await session.execute(_move_statement(target), params)
         assert isinstance(result, CursorResult)
-        moved = result.rowcount == 1
-        if target == S.DELIVERED:
-            # The provider has it, whatever the state says (a code used before this ran,
-            # a code replaced meanwhile): the time counts for the live page and metrics.
-            await session.execute(
-                update(_T)
-                .where(_C.id == delivery_id, _C.delivered_at.is_(None))
-                .values(delivered_at=params["now"])
-            )
-        return moved
+        return result.rowcount == 1
 
     @staticmethod
     def apply(delivery: EmailDelivery, target: S) -> bool:
@@ -161,11 +172,17 @@ class DeliveryLedger:
         return True
 
     @staticmethod
-    async def move_all(session: AsyncSession, where: list[ColumnElement[bool]], target: S) -> None:
-        """Move every record matching ``where`` whose state allows it (one statement)."""
+    async def supersede(session: AsyncSession, where: list[ColumnElement[bool]]) -> None:
+        """Stamp every record matching ``where`` replaced and move those whose state allows
+        it to ``superseded``, in one statement (see ``_DELIVERED`` for why one)."""
+        movable = _C.state.in_([s.value for s in sources(S.SUPERSEDED)])
+        now = utcnow()
         await session.execute(
-            update(EmailDelivery)
-            .where(*where, EmailDelivery.state.in_([s.value for s in sources(target)]))
-            .values(state=target.value, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
+            update(_T)
+            .where(*where, or_(_C.superseded_at.is_(None), movable))
+            .values(
+                superseded_at=func.coalesce(_C.superseded_at, now),
+                state=case((movable, S.SUPERSEDED.value), else_=_C.state),
+                updated_at=now,
+            )
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authflow import emails
@@ -38,21 +38,16 @@ class CodeCheck:
 
 
 async def supersede_live_codes(session: AsyncSession, user_id: str, purpose: str) -> None:
-    """The previous codes of this user and purpose stop working at once (two statements:
-    stamp them replaced, and move their deliveries to ``superseded`` where allowed)."""
-    mine = [
-        EmailDelivery.user_id == user_id,
-        EmailDelivery.purpose == purpose,
-        EmailDelivery.used_at.is_(None),
-    ]
-    await session.execute(
-        update(EmailDelivery)
-        .where(*mine, EmailDelivery.superseded_at.is_(None))
-        .values(superseded_at=utcnow())
-        # Loaded deliveries are not refreshed: callers do not read them afterwards.
-        .execution_options(synchronize_session=False)
+    """The previous codes of this user and purpose stop working at once (one statement:
+    stamp them replaced, their deliveries ``superseded`` where the state allows)."""
+    await DeliveryLedger.supersede(
+        session,
+        [
+            EmailDelivery.user_id == user_id,
+            EmailDelivery.purpose == purpose,
+            EmailDelivery.used_at.is_(None),
+        ],
     )
-    await DeliveryLedger.move_all(session, mine, DeliveryState.SUPERSEDED)
 
 
 async def issue_code(
