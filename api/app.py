@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from api.admin.endpoints import router as admin_router
 from api.admission import HashingAdmissionMiddleware
+from api.announcements.endpoints import router as announcements_router
 from api.auth.endpoints import router as auth_router
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import router as codec_router
@@ -27,6 +28,8 @@ from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.ops import router as ops_router
 from api.ops import static_router
+from api.preferences.endpoints import pages as preference_pages
+from api.preferences.endpoints import router as preferences_router
 from api.quizzes.endpoints import router as quizzes_router
 from api.rate_limit import ClientRateLimiter, ClientRateLimitMiddleware
 from api.services import Services
@@ -68,6 +71,9 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(admin_router)
+    app.include_router(preferences_router)
+    app.include_router(announcements_router)
+    app.include_router(preference_pages)
     app.include_router(courses_router)
     app.include_router(content_router)
     app.include_router(enrollments_router)

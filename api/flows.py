@@ -85,6 +85,12 @@ class FlowStarter:
         self._policies = policies
         self._rules = rules
 
+    def route(self, kind: EmailKind) -> EmailRoute:
+        """The route (queue, retries) of a kind whose emails carry no code: for the flows
+        that send emails of their own (learning reminders, broadcasts)."""
+        email = next(e for e in emails.declared() if e.kind == kind and e.code is None)
+        return email_route(email)
+
     def code_route(self, purpose: OtpPurpose) -> EmailRoute:
         """A code email's route: retried while its code lives."""
         return email_route(emails.code_email(purpose), code_ttl_seconds=self._rules.ttl_seconds)

@@ -160,6 +160,21 @@ class UnknownPermission(AppError):
     default_message = "Unknown permission."
 
 
+class InvalidUnsubscribeToken(AppError):
+    status, code = 400, "invalid_token"
+    default_message = "This unsubscribe link is not valid."
+
+
+class InvalidState(AppError):
+    status, code = 409, "invalid_state"
+    default_message = "This action is not possible in the current state."
+
+
+class UnknownCourse(AppError):
+    status, code = 422, "unknown_course"
+    default_message = "No course has this id."
+
+
 # --- learning -------------------------------------------------------------------------
 
 

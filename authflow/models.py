@@ -75,6 +75,20 @@ class User(Base):
     roles: Mapped[list[Role]] = relationship(secondary="user_roles", lazy="selectin")
 
 
+class EmailPreference(Base):
+    """Which optional kinds of email a user receives; no row means all of them."""
+
+    __tablename__ = "email_preferences"
+
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    announcements: Mapped[bool] = mapped_column(Boolean, default=True)
+    course_updates: Mapped[bool] = mapped_column(Boolean, default=True)
+    reminders: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
 class Role(Base):
     __tablename__ = "roles"
 
@@ -259,5 +273,6 @@ class PendingFlow(Base):
 
 # Every domain's tables on the one metadata (migrations, tests and relationships see
 # them whoever imports ``Base``).  At the end: the domain modules import ``Base`` from here.
+import authflow.announcements.models  # noqa: E402
 import authflow.courses.models  # noqa: E402
 import authflow.quizzes.models  # noqa: E402, F401

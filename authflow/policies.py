@@ -29,19 +29,24 @@ class EmailKind(StrEnum):
     ANNOUNCEMENT = "announcement"
 
 
-class Preference(StrEnum):
-    """The email categories a user may turn off (``/me/email-preferences``)."""
+class OtpPurpose(StrEnum):
+    """The purposes a one-time code can serve; codes of one purpose never verify another."""
+
+    REGISTER = "register"
+    PASSWORD_RESET = "password_reset"
+
+
+class PreferenceCategory(StrEnum):
+    """The kinds of email a user may turn off (``/me/email-preferences``).  Codes and
+    security notices belong to none: they can never be turned off."""
 
     ANNOUNCEMENTS = "announcements"
     COURSE_UPDATES = "course_updates"
     REMINDERS = "reminders"
 
 
-class OtpPurpose(StrEnum):
-    """The purposes a one-time code can serve; codes of one purpose never verify another."""
-
-    REGISTER = "register"
-    PASSWORD_RESET = "password_reset"
+# The email pipeline's name for the same categories (``EmailType.opt_out``).
+Preference = PreferenceCategory
 
 
 class DeliveryState(StrEnum):

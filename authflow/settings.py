@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     otp_max_attempts: int = Field(default=5, ge=1)
     otp_resend_cooldown_seconds: int = Field(default=60, ge=0)
     require_approval: bool = False
+    # Where users reach the product: links in emails (unsubscribe, certificates) start here.
+    public_base_url: str = "http://127.0.0.1:8000"
     otp_max_failures_per_day: int = Field(default=10, ge=1)
     client_rate_limit_per_minute: int = Field(default=60, ge=1)
     # Comma-separated addresses whose X-Forwarded-For / X-Forwarded-Proto are believed.
@@ -120,8 +122,9 @@ class Settings(BaseSettings):
     email_rate_limits: Annotated[dict[EmailKind, PositiveFloat], NoDecode] = Field(
         default_factory=dict
     )
-    # The address users reach the product at: links in emails (unsubscribe) start with it.
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Recipients one run of a broadcast workflow sends before it continues as new (its
+    # history stays bounded whatever the audience's size).
+    announcement_page_size: int = Field(100, ge=1, le=1000)
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_api_key: str = ""
     temporal_tls_cert: str = ""

@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.announcements import AnnouncementActivities
 from activities.codes import CodeActivities
 from activities.email import EmailActivities
 from activities.learning import LearningActivities
@@ -30,6 +31,7 @@ from activities.pacer import Pacer
 from activities.quizzes import QuizActivities
 from authflow.db import Database
 from authflow.policies import QUIZ_ATTEMPTS, EmailKind, EmailPolicy, resolve_email_policies
+from authflow.preferences import UNSUBSCRIBE_KEY_LABEL
 from authflow.security.otp import CodeVault
 from authflow.settings import Settings
 from workflows.catalog import ALL_WORKFLOWS, QUIZ_WORKFLOWS
@@ -48,6 +50,7 @@ class QueueDeps:
     codes: CodeActivities
     email: EmailActivities
     mailer: Mailer
+    announcements: AnnouncementActivities
     learning: LearningActivities
 
 
@@ -94,13 +97,14 @@ class WorkerDeps:
                 pacer,
                 sender=settings.mail_from,
                 public_base_url=settings.public_base_url,
-                unsubscribe_key=settings.derived_key("unsubscribe"),
+                unsubscribe_key=settings.derived_key(UNSUBSCRIBE_KEY_LABEL),
             )
             queues[policy.task_queue] = QueueDeps(
                 db,
                 CodeActivities(db, vault),
                 email,
                 mailer,
+                AnnouncementActivities(db),
                 LearningActivities(db, settings.public_base_url),
             )
         # Quiz deadlines get connections of their own: a close must not queue behind
@@ -169,7 +173,15 @@ def build_workers(
             own.codes.mark_delivery,
             own.email.send_code,
             own.email.send_notification,
+            # The learning flows' (a plan read when a workflow wakes).
             own.learning.load_enrollment_plan,
+            # The broadcasts' (audience, pages, claims, sends, figures).
+            own.announcements.begin_broadcast,
+            own.announcements.announcement_state,
+            own.announcements.recipients_page,
+            own.announcements.claim_recipient,
+            own.announcements.settle_recipient,
+            own.announcements.finish_broadcast,
         ]
         workers.append(
             Worker(

@@ -1,6 +1,7 @@
 """Every workflow type, for the workers to register: ``ALL_WORKFLOWS`` on every email
 queue, ``QUIZ_WORKFLOWS`` on the quiz-attempts queue."""
 
+from workflows.broadcast import BroadcastWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
@@ -14,6 +15,7 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     SendEmailWorkflow,
     NotificationWorkflow,
     EnrollmentWorkflow,
+    BroadcastWorkflow,
 )
 
 # The quiz-attempts queue's own worker runs only these (no workflow cache: a deadline

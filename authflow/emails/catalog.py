@@ -33,7 +33,8 @@ ACCOUNT_APPROVED = declare(
     EmailType("account_approved", EmailKind.NOTIFICATION, "Your authflow account was approved")
 )
 
-# A broadcast (``POST /announcements``): the sender's subject and body, as plain text.
+# A broadcast (``POST /announcements``): the sender's subject, Markdown body (the text
+# part) and its sanitised HTML (``body_html``).
 ANNOUNCEMENT = declare(
     EmailType(
         "announcement",

@@ -1,0 +1,1 @@
+"""Announcements: broadcasts to all users, a role or a course's learners."""

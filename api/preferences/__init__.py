@@ -1,0 +1,1 @@
+"""Email preferences and one-click unsubscribe."""
