@@ -1,11 +1,11 @@
 """announcements and their recipients
 
 Revision ID: 0012
-Revises: 0005, 0007, 0011
+Revises: 0011
 Create Date: 2026-11-30 05:00:00
 
-Merges the email-delivery (0005), courses (0007: a course audience refers to a course)
-and email-preference (0011) branches of the schema.
+A course audience refers to a course (0007); recipients' emails are delivery records
+(0005); opted-out users (0011) are skipped.
 """
 
 from collections.abc import Sequence
