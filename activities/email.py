@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Table, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
@@ -36,9 +37,9 @@ from authflow.db import Database
 from authflow.deliveries import OPEN_STATES, DeliveryLedger
 from authflow.emails import EmailType, UnknownEmailType
 from authflow.emails.unsubscribe import make_token, unsubscribe_headers
-from authflow.models import EmailDelivery, User
+from authflow.models import EmailDelivery, EmailPreference, User
 from authflow.otp_store import is_live
-from authflow.policies import DeliveryState
+from authflow.policies import DeliveryState, EmailKind
 from authflow.security.otp import CodeVault
 from workflows.inputs import (
     DeliveryOutcome,
@@ -217,6 +218,10 @@ class EmailActivities:
                 raise ApplicationError(
                     failure, type=type(exc).__name__, non_retryable=True
                 ) from None
+            if await _turned_off(session, email, row.user_id):
+                # The user turned this kind off after it was queued: never send it.
+                await DeliveryLedger.move(session, delivery_id, DeliveryState.CANCELLED)
+                return None
             await DeliveryLedger.move(session, delivery_id, DeliveryState.SENDING)
         return _Attempt(delivery_id, email, message, row.requested_at.timestamp())
 
@@ -300,6 +305,20 @@ def next_retry_delay(info: activity.Info, exc: DeliveryError) -> float | None:
     if policy.maximum_interval is not None:
         delay = min(delay, policy.maximum_interval.total_seconds())
     return delay
+
+
+async def _turned_off(session: AsyncSession, email: EmailType, user_id: str) -> bool:
+    """Whether the user turned this email's kind off (``/me/email-preferences`` or its
+    unsubscribe link).  Broadcasts skip such users when they resolve their audience and
+    count them there, so an announcement is not checked again here."""
+    if email.opt_out is None or email.kind == EmailKind.ANNOUNCEMENT:
+        return False
+    wanted = await session.scalar(
+        select(getattr(EmailPreference, email.opt_out.value)).where(
+            EmailPreference.user_id == user_id
+        )
+    )
+    return wanted is False
 
 
 def log_failed_attempt(kind: str, delivery_id: str | None, exc: DeliveryError) -> None:

@@ -162,3 +162,26 @@ async def test_an_email_that_cannot_be_built_fails_for_good(stack: Stack) -> Non
     again = await _record(stack, user_id, COURSE_WELCOME.name)
     assert again is not None and again.attempts == 0  # never retried, never sent
     assert not [m for m in stack.sink.messages if m.id > mark and m.is_to(email)]
+
+
+async def test_a_kind_the_user_turned_off_is_never_sent(stack: Stack) -> None:
+    from authflow.courses.emails import INACTIVITY_REMINDER, LESSON_OPENED
+
+    email, password = await stack.register_and_verify()
+    user_id = await _user_id(stack, email)
+    tokens = await stack.login(email, password)
+    turned_off = await stack.http.put(
+        "/api/v1/me/email-preferences", headers=stack.bearer(tokens), json={"reminders": False}
+    )
+    assert turned_off.status_code == 200, turned_off.text
+    mark = stack.sink.last_id
+    context = {"course_title": "Knots", "course_url": "https://example.test/c", "lessons": "x"}
+    for kind in (INACTIVITY_REMINDER, LESSON_OPENED):
+        await stack.app.state.services.flows.send_email(
+            SendEmail(kind, user_id, key=uuid.uuid4().hex, context=context)
+        )
+    # Course updates are still on: that one arrives; the reminder is cancelled, unsent.
+    await _settled(stack, user_id, LESSON_OPENED.name, "delivered")
+    await _settled(stack, user_id, INACTIVITY_REMINDER.name, "cancelled")
+    subjects = [m.subject for m in stack.sink.messages if m.id > mark and m.is_to(email)]
+    assert len(subjects) == 1 and "New lessons" in subjects[0]
