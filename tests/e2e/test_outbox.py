@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.outbox import Outbox
-from api.unit_of_work import Notify, encode
+from authflow.commands import Notify, encode
 from authflow.models import PendingFlow, User, utcnow
 from tests.stack import Stack
 
