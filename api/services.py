@@ -11,7 +11,7 @@ from api.flows import FlowStarter
 from api.outbox import Outbox
 from authflow.courses.storage import Storage, storage_from_url
 from authflow.db import Database
-from authflow.policies import EmailKind, OtpRules, resolve_email_policies
+from authflow.policies import OtpRules, resolve_email_policies
 from authflow.security.otp import CodeVault
 from authflow.security.passwords import PasswordHasher
 from authflow.security.tokens import TokenService
@@ -39,8 +39,9 @@ class Services:
         learning = LearningFlows(
             self.temporal,
             self.db,
-            self.settings.inactivity_reminder_days,
-            self.flows.route(EmailKind.NOTIFICATION),
+            self.flows,
+            reminder_days=self.settings.inactivity_reminder_days,
+            base_url=self.settings.public_base_url,
         )
         self.outbox = Outbox(self.db, self.flows, learning)
 

@@ -92,9 +92,7 @@ class WorkerDeps:
                 unsubscribe_key=settings.derived_key(UNSUBSCRIBE_KEY_LABEL),
             )
             announcements = AnnouncementActivities(db)
-            learning = LearningActivities(
-                db, mailer, pacer, sender=settings.mail_from, base_url=settings.public_base_url
-            )
+            learning = LearningActivities(db, settings.public_base_url)
             queues[policy.task_queue] = QueueDeps(
                 db, CodeActivities(db, vault), email, announcements, learning
             )
@@ -152,7 +150,6 @@ def build_workers(
             own.email.send_notification,
             # The learning flows' (a plan read when a workflow wakes, their emails).
             own.learning.load_enrollment_plan,
-            own.learning.send_learning_email,
             # The broadcasts' (audience, pages, claims, sends, figures).
             own.announcements.begin_broadcast,
             own.announcements.announcement_state,

@@ -1,7 +1,7 @@
 """Every workflow type, for the workers to register (on every email queue)."""
 
 from workflows.broadcast import BroadcastWorkflow
-from workflows.enrollment import CertificateWorkflow, EnrollmentWorkflow
+from workflows.enrollment import EnrollmentWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
 from workflows.registration import RegistrationWorkflow
@@ -13,6 +13,5 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     SendEmailWorkflow,
     NotificationWorkflow,
     EnrollmentWorkflow,
-    CertificateWorkflow,
     BroadcastWorkflow,
 )

@@ -17,17 +17,16 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import search_attributes as sa
-    from workflows.inputs import EmailRoute
+    from authflow.courses import emails
+    from authflow.emails import EmailType
+    from workflows.emails import send_email
     from workflows.learning_inputs import (
-        CertificateFlowInput,
         DripState,
         EnrollmentFlowInput,
         EnrollmentPlan,
         EnrollmentPlanRequest,
-        LearningEmail,
-        LearningEmailInput,
     )
+    from workflows.names import ActivityName, SignalName, WorkflowName
 
 DAY = 86_400.0
 MAX_REMINDERS = 3
@@ -37,29 +36,17 @@ ROUNDS_PER_RUN = 40
 PLAN_TIMEOUT = timedelta(seconds=30)
 
 
-async def send_learning_email(route: EmailRoute, email: LearningEmailInput) -> None:
-    """One learning email on its kind's queue (``email-notification``), with its retries."""
-    await workflow.execute_activity(
-        "send_learning_email",
-        email,
-        task_queue=route.task_queue,
-        start_to_close_timeout=timedelta(seconds=route.retry.attempt_timeout_seconds),
-        schedule_to_close_timeout=timedelta(seconds=route.retry.schedule_to_close_seconds),
-        retry_policy=route.retry.retry_policy(),
-    )
-
-
-@workflow.defn(name="EnrollmentWorkflow")
+@workflow.defn(name=WorkflowName.ENROLLMENT)
 class EnrollmentWorkflow:
     def __init__(self) -> None:
         self._woken = False
         self._ended = False
 
-    @workflow.signal(name="lessons_changed")
+    @workflow.signal(name=SignalName.LESSONS_CHANGED)
     def lessons_changed(self) -> None:
         self._woken = True
 
-    @workflow.signal(name="ended")
+    @workflow.signal(name=SignalName.ENDED)
     def ended(self) -> None:
         self._ended = True
 
@@ -70,7 +57,7 @@ class EnrollmentWorkflow:
             plan = await self._plan(flow)
             if not plan.active:
                 return "left"
-            await self._email(flow, LearningEmail.ENROLLED)
+            await self._email(flow, emails.COURSE_ENROLLED, plan, "enrolled")
             # Lessons already open at enrolment are not announced again.
             state = DripState(announced_through_day=self._day_now(plan))
         for _ in range(ROUNDS_PER_RUN):
@@ -99,7 +86,7 @@ class EnrollmentWorkflow:
 
     async def _plan(self, flow: EnrollmentFlowInput) -> EnrollmentPlan:
         plan: EnrollmentPlan = await workflow.execute_activity(
-            "load_enrollment_plan",
+            ActivityName.LOAD_ENROLLMENT_PLAN,
             EnrollmentPlanRequest(flow.enrollment_id),
             result_type=EnrollmentPlan,
             task_queue=flow.email.task_queue,
@@ -107,17 +94,19 @@ class EnrollmentWorkflow:
         )
         return plan
 
-    async def _email(self, flow: EnrollmentFlowInput, template: str, day: int = 0) -> None:
-        await send_learning_email(
-            flow.email,
-            LearningEmailInput(
-                template=template,
-                user_id=flow.user_id,
-                course_id=flow.course_id,
-                enrollment_id=flow.enrollment_id,
-                day=day,
-            ),
-        )
+    async def _email(
+        self,
+        flow: EnrollmentFlowInput,
+        email: EmailType,
+        plan: EnrollmentPlan,
+        key: str,
+        **extra: str,
+    ) -> None:
+        """One email through the pipeline (a child ``SendEmailWorkflow``, its own record
+        and retries); ``key`` makes it once per enrollment run and event."""
+        context = {"course_title": plan.course_title, "course_url": plan.course_url, **extra}
+        run = workflow.info().first_execution_run_id or workflow.info().run_id
+        await send_email(email, flow.user_id, context, key=f"{flow.enrollment_id}-{run}-{key}")
 
     async def _drip(
         self, flow: EnrollmentFlowInput, plan: EnrollmentPlan, state: DripState
@@ -128,7 +117,14 @@ class EnrollmentWorkflow:
         opened = [d for d in plan.release_days if state.announced_through_day < d <= today]
         if not opened or now - state.last_drip_email_epoch < DAY:
             return state
-        await self._email(flow, LearningEmail.LESSON_OPENED, day=max(opened))
+        titles = [plan.titles_by_day.get(str(d), "") for d in opened]
+        await self._email(
+            flow,
+            emails.LESSON_OPENED,
+            plan,
+            f"day-{max(opened)}",
+            lessons=", ".join(t for t in titles if t),
+        )
         return replace(state, announced_through_day=today, last_drip_email_epoch=now)
 
     async def _remind(
@@ -140,7 +136,9 @@ class EnrollmentWorkflow:
         quiet_since = max(plan.last_activity_epoch, state.last_reminder_epoch)
         if now - quiet_since < flow.reminder_days * DAY:
             return state
-        await self._email(flow, LearningEmail.REMINDER)
+        await self._email(
+            flow, emails.INACTIVITY_REMINDER, plan, f"reminder-{state.reminders_sent + 1}"
+        )
         return replace(state, reminders_sent=state.reminders_sent + 1, last_reminder_epoch=now)
 
     def _next_wake(
@@ -155,22 +153,3 @@ class EnrollmentWorkflow:
             quiet_since = max(plan.last_activity_epoch, state.last_reminder_epoch)
             times.append(quiet_since + flow.reminder_days * DAY)
         return min(times) if times else None
-
-
-@workflow.defn(name="CertificateWorkflow")
-class CertificateWorkflow:
-    """The certificate email of a completed course (once: its id is the certificate's)."""
-
-    @workflow.run
-    async def run(self, flow: CertificateFlowInput) -> str:
-        workflow.upsert_search_attributes([sa.KIND.value_set("certificate")])
-        await send_learning_email(
-            flow.email,
-            LearningEmailInput(
-                template=LearningEmail.CERTIFICATE,
-                user_id=flow.user_id,
-                course_id=flow.course_id,
-                certificate_id=flow.certificate_id,
-            ),
-        )
-        return "delivered"

@@ -1,21 +1,13 @@
 """Inputs, results and signals of the learning workflows (one frozen dataclass each).
 
-Ids and policy numbers only: never an email address, a name or a lesson's text.
+Ids, policy numbers and what an email's template shows (a course title, lesson titles):
+never an email address or a secret.
 """
 
 # No ``from __future__ import annotations``: see workflows/inputs.py.
 from dataclasses import dataclass, field
 
 from workflows.inputs import EmailRoute
-
-
-class LearningEmail:
-    """The learning emails (template names; a user may turn off the last two)."""
-
-    ENROLLED = "course_enrolled"
-    LESSON_OPENED = "lesson_opened"
-    REMINDER = "inactivity_reminder"
-    CERTIFICATE = "course_certificate"
 
 
 @dataclass(frozen=True)
@@ -35,6 +27,7 @@ class EnrollmentFlowInput:
     course_id: str
     user_id: str
     reminder_days: int
+    # The notification queue: where this workflow and its plan activity run.
     email: EmailRoute
     # None on the first run (it sends the enrolment email); set when continued as new.
     state: DripState | None = None
@@ -55,22 +48,7 @@ class EnrollmentPlan:
     last_activity_epoch: float
     # Distinct ``release_after_days`` of the course's lessons, ascending.
     release_days: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LearningEmailInput:
-    template: str
-    user_id: str
-    course_id: str
-    enrollment_id: str = ""
-    certificate_id: str = ""
-    # lesson_opened: the drip day whose lessons are announced.
-    day: int = 0
-
-
-@dataclass(frozen=True)
-class CertificateFlowInput:
-    certificate_id: str
-    user_id: str
-    course_id: str
-    email: EmailRoute
+    course_title: str = ""
+    course_url: str = ""
+    # Release day (as a string: JSON keys) -> the titles of the lessons opening then.
+    titles_by_day: dict[str, str] = field(default_factory=dict)

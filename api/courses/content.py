@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Header, Path, Response, UploadFile, status
 from sqlalchemy import select
 
-from api.courses.deps import IfMatch, SignedIn
+from api.courses.deps import ID_PATTERN, IfMatch, SignedIn
 from api.courses.flows import lessons_changed
 from api.courses.schemas import (
     AttachmentOut,
@@ -34,7 +34,7 @@ from authflow.errors import FileTooLarge, NotFound, RangeNotSatisfiable, Unsuppo
 from authflow.models import new_id
 
 router = APIRouter(prefix="/api/v1", tags=["course content"])
-ItemId = Annotated[str, Path(min_length=1, max_length=64)]
+ItemId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 # Uploads may be far larger than other bodies (BodyLimitMiddleware lets these through).
 UPLOAD_PATH = re.compile(r"^/api/v1/lessons/[^/]+/attachments/?$")
 

@@ -9,7 +9,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import and_, or_, select
 
-from api.courses.deps import Creator, Cursor, IfMatch, Limit, MaybeSignedIn, SignedIn
+from api.courses.deps import (
+    ID_PATTERN,
+    NO_CONTROLS,
+    Creator,
+    Cursor,
+    IfMatch,
+    Limit,
+    MaybeSignedIn,
+    SignedIn,
+)
 from api.courses.schemas import (
     CourseCreate,
     CourseDetailOut,
@@ -38,8 +47,8 @@ from authflow.errors import InvalidCursor
 from authflow.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["courses"])
-CourseKey = Annotated[str, Path(min_length=1, max_length=120)]
-SearchText = Annotated[str | None, Query(max_length=200)]
+CourseKey = Annotated[str, Path(min_length=1, max_length=120, pattern=ID_PATTERN)]
+SearchText = Annotated[str | None, Query(max_length=200, pattern=NO_CONTROLS)]
 
 
 @router.post(
@@ -58,7 +67,7 @@ async def create_course(body: CourseCreate, actor: Creator, db: DbSession) -> Co
 async def list_courses(
     db: DbSession,
     q: SearchText = None,
-    tag: Annotated[str | None, Query(max_length=40)] = None,
+    tag: Annotated[str | None, Query(max_length=40, pattern=NO_CONTROLS)] = None,
     level: Literal["beginner", "intermediate", "advanced"] | None = None,
     sort: Literal["newest", "title", "popular"] = "newest",
     limit: Limit = 20,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy import and_, or_, select
 
-from api.courses.deps import Cursor, Limit, SignedIn
+from api.courses.deps import ID_PATTERN, Cursor, Limit, SignedIn
 from api.courses.flows import certificate_issued, enrollment_activated, enrollment_left
 from api.courses.schemas import (
     CertificateOut,
@@ -33,7 +33,7 @@ from authflow.errors import InvalidCursor, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["enrollment and progress"])
 pages = APIRouter(tags=["enrollment and progress"])
-Key = Annotated[str, Path(min_length=1, max_length=120)]
+Key = Annotated[str, Path(min_length=1, max_length=120, pattern=ID_PATTERN)]
 
 
 @router.post(

@@ -55,6 +55,7 @@ async def certificate_issued(
         user_id=certificate.user_id,
         certificate_id=certificate.id,
         course_id=certificate.course_id,
+        course_title=certificate.course_title,
         enrollment_id=certificate.enrollment_id,
     )
 

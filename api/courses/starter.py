@@ -14,13 +14,15 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.flows import FlowStarter, SendEmail
+from authflow.courses import emails
 from authflow.courses.models import Enrollment, EnrollmentStatus
 from authflow.db import Database
 from authflow.errors import ServiceUnavailable
 from workflows import search_attributes as sa
-from workflows.enrollment import CertificateWorkflow, EnrollmentWorkflow
-from workflows.inputs import EmailRoute
-from workflows.learning_inputs import CertificateFlowInput, EnrollmentFlowInput
+from workflows.emails import email_route
+from workflows.learning_inputs import EnrollmentFlowInput
+from workflows.names import SignalName, WorkflowName
 
 PREFIX = "learning."
 ENROLLED = "learning.enrolled"
@@ -36,11 +38,16 @@ def enrollment_workflow_id(enrollment_id: str) -> str:
 class LearningFlows:
     """Runs the outbox's learning entries against Temporal."""
 
-    def __init__(self, client: Client, db: Database, reminder_days: int, route: EmailRoute) -> None:
+    def __init__(
+        self, client: Client, db: Database, flows: FlowStarter, *, reminder_days: int, base_url: str
+    ) -> None:
         self._client = client
         self._db = db
+        self._flows = flows
         self._reminder_days = reminder_days
-        self._route = route
+        self._base_url = base_url.rstrip("/")
+        # The enrollment workflow lives on its emails' queue (notification).
+        self._route = email_route(emails.COURSE_ENROLLED)
 
     async def run(self, action: str, args: dict[str, Any]) -> None:
         try:
@@ -52,10 +59,10 @@ class LearningFlows:
         if action == ENROLLED:
             await self._start_enrollment(args)
         elif action == LEFT:
-            await self._signal(enrollment_workflow_id(str(args["enrollment_id"])), "ended")
+            await self._signal(enrollment_workflow_id(str(args["enrollment_id"])), SignalName.ENDED)
         elif action == CERTIFICATE:
             await self._certificate(args)
-            await self._signal(enrollment_workflow_id(str(args["enrollment_id"])), "ended")
+            await self._signal(enrollment_workflow_id(str(args["enrollment_id"])), SignalName.ENDED)
         elif action == LESSONS:
             async with self._db.session() as session:
                 ids = (
@@ -68,13 +75,15 @@ class LearningFlows:
                     )
                 ).all()
             for enrollment_id in ids:
-                await self._signal(enrollment_workflow_id(enrollment_id), "lessons_changed")
+                await self._signal(
+                    enrollment_workflow_id(enrollment_id), SignalName.LESSONS_CHANGED
+                )
 
     async def _start_enrollment(self, args: dict[str, Any]) -> None:
         enrollment_id, course_id = str(args["enrollment_id"]), str(args["course_id"])
         user_id = str(args["user_id"])
         await self._client.start_workflow(
-            EnrollmentWorkflow.run,
+            WorkflowName.ENROLLMENT,
             EnrollmentFlowInput(
                 enrollment_id=enrollment_id,
                 course_id=course_id,
@@ -91,20 +100,22 @@ class LearningFlows:
         )
 
     async def _certificate(self, args: dict[str, Any]) -> None:
-        certificate_id, user_id = str(args["certificate_id"]), str(args["user_id"])
-        course_id = str(args["course_id"])
-        await self._client.start_workflow(
-            CertificateWorkflow.run,
-            CertificateFlowInput(certificate_id, user_id, course_id, self._route),
-            id=f"certificate-{certificate_id}",
-            task_queue=self._route.task_queue,
-            # One certificate, one email, whatever retries happen.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=_attributes("certificate", user_id, course_id),
+        """The certificate email, once (keyed by the certificate), on the notification
+        queue, linking to the public certificate page."""
+        certificate_id = str(args["certificate_id"])
+        await self._flows.send_email(
+            SendEmail(
+                emails.COURSE_CERTIFICATE,
+                str(args["user_id"]),
+                key=certificate_id,
+                context={
+                    "course_title": str(args.get("course_title", "")),
+                    "certificate_url": f"{self._base_url}/certificates/{certificate_id}",
+                },
+            )
         )
 
-    async def _signal(self, workflow_id: str, name: str) -> None:
+    async def _signal(self, workflow_id: str, name: SignalName) -> None:
         try:
             await self._client.get_workflow_handle(workflow_id).signal(name)
         except RPCError as exc:

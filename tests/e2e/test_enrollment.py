@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from authflow.courses.models import Certificate
 from tests.learning_calls import API, enroll, instructor, learner, published_course
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +30,13 @@ async def test_enroll_is_idempotent_and_refuses_drafts_and_paid_courses(stack: S
     # The enrolment email (the enrollment's workflow sends it).
     mail = await stack.wait_for_mail(student.email, subject="You are enrolled")
     assert course["title"] in mail.text
+
+    async def enrollment_flows() -> list[str]:
+        query = f'AuthflowKind="enrollment" AND AuthflowCourseId="{course["id"]}"'
+        return [w.id async for w in stack.client.list_workflows(query)]
+
+    # Searchable in the Web UI by course: exactly one flow for the one enrollment.
+    assert await eventually(enrollment_flows) == [f"enrollment-{first.json()['id']}"]
 
     draft = (
         await stack.http.post(f"{API}/courses", json={"title": "Draft"}, headers=owner.headers)

@@ -2,7 +2,7 @@
 the learning roles and permissions
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005 (was 0004 before the pipeline branch was merged in; the integrator chains it)
 
 The permissions and the INSTRUCTOR role are also granted here, once, so that an
 existing database gets them (``seed`` only creates what is missing, and never touches
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,11 +1,11 @@
 """announcements and their recipients
 
 Revision ID: 0012
-Revises: 0005, 0007, 0011
+Revises: 0007, 0011
 Create Date: 2026-11-30 05:00:00
 
-Merges the email-delivery (0005), courses (0007: a course audience refers to a course)
-and email-preference (0011) branches of the schema.
+Merges the courses (0007, after the email deliveries' 0005: a course audience refers to
+a course) and email-preference (0011) branches of the schema.
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | Sequence[str] | None = ("0005", "0007", "0011")
+down_revision: str | Sequence[str] | None = ("0007", "0011")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
