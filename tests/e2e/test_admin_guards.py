@@ -164,7 +164,8 @@ async def test_role_lifecycle(stack: Stack) -> None:
     permissions = (await stack.http.get(f"{ADMIN_PREFIX}/permissions", headers=admin)).json()
     assert set(permissions) == {
         "users:read", "users:update", "users:delete", "users:approve", "otp:manage",
-        "roles:manage",
+        "roles:manage", "courses:create", "courses:manage", "announcements:send",
+        "announcements:send_own",
     }  # fmt: skip
     role = await _role(stack, ["users:read", "otp:manage"])
     clash = await stack.http.post(

@@ -90,6 +90,9 @@ CASES = [
         {**dict.fromkeys(CALLERS, 404), "learner": 0, "anonymous": 401},
     ),
     Case("GET", "/me/enrollments", SIGNED_IN),
+    # Every signed-in user's own email preferences (tests/e2e/test_email_preferences.py).
+    Case("GET", "/me/email-preferences", SIGNED_IN),
+    Case("PUT", "/me/email-preferences", SIGNED_IN, {"reminders": True}),
     Case("GET", "/certificates/{certificate}", dict.fromkeys(CALLERS, 404)),
     # The quiz of a lesson (this world's lesson is no quiz lesson: its quiz routes answer
     # 409 and 404 to those allowed; the quiz matrix is in test_quiz_rbac.py).

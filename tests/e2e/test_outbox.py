@@ -30,7 +30,7 @@ async def test_notification_survives_a_temporal_outage(stack: Stack) -> None:
         action, args = encode(Notify(user.id, "password_changed"))
         entry = PendingFlow(action=action, args=args, created_at=utcnow(), attempts=0)
         session.add(entry)
-    down = Outbox(stack.db, _TemporalDown())  # type: ignore[arg-type]
+    down = Outbox(stack.db, _TemporalDown(), _TemporalDown())  # type: ignore[arg-type]
     assert await down.dispatch(entry) is False  # kept for the relay
 
     async with stack.db.session() as session:
