@@ -23,6 +23,7 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from authflow import emails
+from authflow.commands import ControlBroadcast, StartBroadcast
 from authflow.emails import EmailType
 from authflow.errors import ServiceUnavailable
 from authflow.policies import (
@@ -33,6 +34,7 @@ from authflow.policies import (
     OtpRules,
 )
 from workflows import search_attributes as sa
+from workflows.announcement_inputs import BroadcastInput, ControlSignal
 from workflows.emails import email_route, email_search_attributes, email_workflow_id
 from workflows.inputs import (
     CodeFlowInput,
@@ -71,6 +73,14 @@ class SendEmail:
 
 
 _ID_PREFIX = {OtpPurpose.REGISTER: "register", OtpPurpose.PASSWORD_RESET: "password-reset"}
+
+
+BROADCAST_WORKFLOW = "BroadcastWorkflow"
+BROADCAST_CONTROL = "control"
+
+
+def broadcast_workflow_id(announcement_id: str) -> str:
+    return f"announcement-{announcement_id}"
 
 
 def code_workflow_id(purpose: OtpPurpose | str, user_id: str) -> str:
@@ -185,6 +195,33 @@ class FlowStarter:
             )
         )
         return workflow_id
+
+    async def start_broadcast(self, command: StartBroadcast) -> None:
+        """An announcement's broadcast (id ``announcement-<id>``: a retried start finds it)."""
+        attributes = [SearchAttributePair(sa.KIND, EmailKind.ANNOUNCEMENT.value)]
+        if command.course_id:
+            attributes.append(SearchAttributePair(sa.COURSE_ID, command.course_id))
+        route = self.route(EmailKind.ANNOUNCEMENT)
+        await self._call(
+            self._client.start_workflow(
+                BROADCAST_WORKFLOW,
+                BroadcastInput(
+                    announcement_id=command.announcement_id,
+                    route=route,
+                    send_at_epoch=command.send_at_epoch,
+                    page_size=command.page_size,
+                ),
+                id=broadcast_workflow_id(command.announcement_id),
+                task_queue=route.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=TypedSearchAttributes(attributes),
+            )
+        )
+
+    async def control_broadcast(self, command: ControlBroadcast) -> None:
+        """Wake the broadcast; one that has ended needs nothing."""
+        handle = self._client.get_workflow_handle(broadcast_workflow_id(command.announcement_id))
+        await self._ignore_gone(handle.signal(BROADCAST_CONTROL, ControlSignal(command.action)))
 
     async def cancel_user_flows(self, user_id: str) -> None:
         """Cancel every running flow of a deleted user (a pending approval wait included)."""

@@ -29,11 +29,13 @@ from authflow.commands import (
     CancelUserFlows,
     CertificateIssued,
     Command,
+    ControlBroadcast,
     EndEnrollment,
     LessonsChanged,
     Notify,
     SignalApproved,
     SignalVerified,
+    StartBroadcast,
     StartCodeFlow,
     StartEnrollment,
     pending_entry,
@@ -104,6 +106,10 @@ async def run_command(
             await learning.certificate_issued(command)
         case LessonsChanged():
             await learning.lessons_changed(command.course_id)
+        case StartBroadcast():
+            await flows.start_broadcast(command)
+        case ControlBroadcast():
+            await flows.control_broadcast(command)
 
 
 # --- the unit of work --------------------------------------------------------------------

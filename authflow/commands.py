@@ -88,6 +88,25 @@ class LessonsChanged:
     course_id: str
 
 
+@dataclass(frozen=True)
+class StartBroadcast:
+    """Start an announcement's broadcast workflow (it waits for ``send_at`` itself)."""
+
+    announcement_id: str
+    course_id: str | None
+    send_at_epoch: float | None
+    page_size: int
+
+
+@dataclass(frozen=True)
+class ControlBroadcast:
+    """Wake a broadcast with ``pause``, ``resume`` or ``cancel`` (the database already
+    holds the new state: the signal only makes the workflow see it at once)."""
+
+    announcement_id: str
+    action: str
+
+
 Command = (
     StartCodeFlow
     | SignalVerified
@@ -98,6 +117,8 @@ Command = (
     | EndEnrollment
     | CertificateIssued
     | LessonsChanged
+    | StartBroadcast
+    | ControlBroadcast
 )
 COMMAND_TYPES: dict[str, type[Command]] = {
     t.__name__: t
@@ -111,6 +132,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         EndEnrollment,
         CertificateIssued,
         LessonsChanged,
+        StartBroadcast,
+        ControlBroadcast,
     )
 }
 

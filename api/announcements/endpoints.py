@@ -13,12 +13,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.announcements.schemas import (
     AnnouncementCreate,
@@ -28,18 +22,16 @@ from api.announcements.schemas import (
     CourseLearners,
     RoleMembers,
 )
-from api.deps import CurrentPrincipal, DbSession, ServicesDep
+from api.deps import CurrentPrincipal, DbSession, ServicesDep, require_workflows
 from api.openapi import responses
-from api.services import Services
+from api.unit_of_work import after_commit
 from authflow.announcements import repository as repo
 from authflow.announcements import service
 from authflow.announcements.models import Announcement
 from authflow.announcements.repository import Audience
 from authflow.announcements.states import AudienceKind, Control
-from authflow.errors import Forbidden, InvalidCursor, ServiceUnavailable
-from authflow.policies import EmailKind
-from workflows import search_attributes as sa
-from workflows.announcement_inputs import BroadcastInput, ControlSignal
+from authflow.commands import ControlBroadcast, StartBroadcast
+from authflow.errors import Forbidden, InvalidCursor
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])
 
@@ -53,15 +45,13 @@ async def _sender(principal: CurrentPrincipal) -> service.Sender:
 SenderDep = Annotated[service.Sender, Depends(_sender)]
 
 
-def workflow_id(announcement_id: str) -> str:
-    return f"announcement-{announcement_id}"
-
-
 @router.post(
     "",
     status_code=202,
     response_model=AnnouncementCreated,
     responses=responses(401, 403, 422, 503),
+    # Temporal down: 503 before anything is written (the broadcast starts after commit).
+    dependencies=[Depends(require_workflows)],
 )
 async def create_announcement(
     body: AnnouncementCreate, sender: SenderDep, db: DbSession, services: ServicesDep
@@ -73,14 +63,15 @@ async def create_announcement(
     announcement = await service.create(
         db, sender, audience, subject=body.subject, body=body.body, send_at=body.send_at
     )
-    await db.commit()
-    try:
-        await _start(services, announcement)
-    except ServiceUnavailable:
-        # Nothing half-done: without its workflow the announcement would never be sent.
-        await db.delete(announcement)
-        await db.commit()
-        raise
+    after_commit(
+        db,
+        StartBroadcast(
+            announcement_id=announcement.id,
+            course_id=announcement.audience_course_id,
+            send_at_epoch=announcement.send_at.timestamp() if announcement.send_at else None,
+            page_size=services.settings.announcement_page_size,
+        ),
+    )
     return AnnouncementCreated(
         id=announcement.id, state=announcement.state, total=announcement.total
     )
@@ -118,13 +109,10 @@ async def read_announcement(
 
 
 def _control_route(action: Control) -> Any:
-    async def route(
-        announcement_id: str, sender: SenderDep, db: DbSession, services: ServicesDep
-    ) -> AnnouncementOut:
+    async def route(announcement_id: str, sender: SenderDep, db: DbSession) -> AnnouncementOut:
         announcement = await service.visible(db, sender, announcement_id)
         await service.control(db, announcement, action)
-        await db.commit()
-        await _signal(services, announcement.id, action)
+        after_commit(db, ControlBroadcast(announcement.id, action.value))
         return await _out(db, announcement)
 
     route.__name__ = f"{action.value}_announcement"
@@ -144,6 +132,7 @@ for _action in Control:
         methods=["POST"],
         response_model=AnnouncementOut,
         responses=responses(401, 404, 409, 503),
+        dependencies=[Depends(require_workflows)],
     )
 
 
@@ -154,42 +143,6 @@ def _audience(body: AnnouncementCreate) -> Audience:
     if isinstance(chosen, CourseLearners):
         return Audience(AudienceKind.COURSE, course_id=chosen.course_id)
     return Audience(AudienceKind.ALL)
-
-
-async def _start(services: Services, announcement: Announcement) -> None:
-    attributes = [SearchAttributePair(sa.KIND, EmailKind.ANNOUNCEMENT.value)]
-    if announcement.audience_course_id:
-        attributes.append(SearchAttributePair(sa.COURSE_ID, announcement.audience_course_id))
-    route = services.flows.route(EmailKind.ANNOUNCEMENT)
-    job = BroadcastInput(
-        announcement_id=announcement.id,
-        route=route,
-        send_at_epoch=announcement.send_at.timestamp() if announcement.send_at else None,
-        page_size=services.settings.announcement_page_size,
-    )
-    try:
-        await services.temporal.start_workflow(
-            "BroadcastWorkflow",
-            job,
-            id=workflow_id(announcement.id),
-            task_queue=route.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(attributes),
-        )
-    except RPCError as exc:
-        raise ServiceUnavailable("The workflow service is unavailable; try again.") from exc
-
-
-async def _signal(services: Services, announcement_id: str, action: Control) -> None:
-    """Wake the workflow.  The database already holds the new state, and the workflow
-    reads it when a send finds the announcement no longer sending, or every minute while
-    paused: a signal lost here delays the change, never loses it."""
-    handle = services.temporal.get_workflow_handle(workflow_id(announcement_id))
-    try:
-        await handle.signal("control", ControlSignal(action.value))
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise ServiceUnavailable("The workflow service is unavailable; try again.") from exc
 
 
 async def _out(db: DbSession, announcement: Announcement) -> AnnouncementOut:
