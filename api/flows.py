@@ -196,6 +196,10 @@ class FlowStarter:
         )
         return workflow_id
 
+    @property
+    def client(self) -> Client:
+        return self._client
+
     async def start_broadcast(self, command: StartBroadcast) -> None:
         """An announcement's broadcast (id ``announcement-<id>``: a retried start finds it)."""
         attributes = [SearchAttributePair(sa.KIND, EmailKind.ANNOUNCEMENT.value)]

@@ -24,6 +24,7 @@ from temporalio.client import Client
 
 from api.courses.starter import LearningFlows
 from api.flows import FlowStarter
+from api.quizzes.flows import signal_submitted, start_attempt_workflow
 from authflow.commands import (
     COMMAND_TYPES,
     CancelUserFlows,
@@ -33,11 +34,13 @@ from authflow.commands import (
     EndEnrollment,
     LessonsChanged,
     Notify,
+    QuizSubmitted,
     SignalApproved,
     SignalVerified,
     StartBroadcast,
     StartCodeFlow,
     StartEnrollment,
+    StartQuizAttempt,
     pending_entry,
 )
 from authflow.errors import ServiceUnavailable
@@ -110,6 +113,10 @@ async def run_command(
             await flows.start_broadcast(command)
         case ControlBroadcast():
             await flows.control_broadcast(command)
+        case StartQuizAttempt():
+            await start_attempt_workflow(flows.client, command)
+        case QuizSubmitted():
+            await signal_submitted(flows.client, command.attempt_id)
 
 
 # --- the unit of work --------------------------------------------------------------------

@@ -107,6 +107,23 @@ class ControlBroadcast:
     action: str
 
 
+@dataclass(frozen=True)
+class StartQuizAttempt:
+    """Start a timed attempt's deadline workflow (a late start closes it at once)."""
+
+    attempt_id: str
+    deadline_epoch: float
+    user_id: str
+    course_id: str
+
+
+@dataclass(frozen=True)
+class QuizSubmitted:
+    """Tell a timed attempt's workflow its learner submitted (it ends early)."""
+
+    attempt_id: str
+
+
 Command = (
     StartCodeFlow
     | SignalVerified
@@ -119,6 +136,8 @@ Command = (
     | LessonsChanged
     | StartBroadcast
     | ControlBroadcast
+    | StartQuizAttempt
+    | QuizSubmitted
 )
 COMMAND_TYPES: dict[str, type[Command]] = {
     t.__name__: t
@@ -134,6 +153,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         LessonsChanged,
         StartBroadcast,
         ControlBroadcast,
+        StartQuizAttempt,
+        QuizSubmitted,
     )
 }
 

@@ -1,5 +1,6 @@
-"""Temporal calls of the quiz routes: start a timed attempt's workflow (deterministic id
-from the attempt's), and tell it its learner submitted."""
+"""Temporal calls of the quiz routes, run after the commit by the unit of work
+(``authflow.commands``: StartQuizAttempt, QuizSubmitted): start a timed attempt's
+workflow (deterministic id from the attempt's), and tell it its learner submitted."""
 
 from __future__ import annotations
 
@@ -14,45 +15,43 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
+from authflow.commands import StartQuizAttempt
 from authflow.errors import ServiceUnavailable
 from authflow.policies import QUIZ_ATTEMPTS
-from authflow.quizzes.models import QuizAttempt
+from authflow.quizzes.emails import QUIZ_RESULT
 from workflows import search_attributes as sa
-from workflows.inputs import EmailRoute, QuizAttemptInput
-from workflows.quiz_attempt import (
-    SUBMITTED_SIGNAL,
-    QuizAttemptWorkflow,
-    quiz_attempt_workflow_id,
-)
+from workflows.emails import email_route
+from workflows.inputs import QuizAttemptInput
+from workflows.quiz_attempt import SUBMITTED_SIGNAL, quiz_attempt_workflow_id
 
 log = logging.getLogger(__name__)
 KIND = "quiz_attempt"
+WORKFLOW = "QuizAttemptWorkflow"
 
 
-async def start_attempt_workflow(
-    client: Client, attempt: QuizAttempt, course_id: str, result_email: EmailRoute
-) -> None:
-    """Start the deadline's workflow; an existing one (a retried request) is kept."""
-    assert attempt.deadline is not None
+async def start_attempt_workflow(client: Client, command: StartQuizAttempt) -> None:
+    """Start the deadline's workflow; an existing one (a retried dispatch) is kept.
+    Started late (Temporal was down), it closes the attempt at once if the deadline
+    passed meanwhile; the API refuses answers after the deadline in any case."""
     try:
         await client.start_workflow(
-            QuizAttemptWorkflow.run,
+            WORKFLOW,
             QuizAttemptInput(
-                attempt.id,
-                attempt.deadline.timestamp(),
-                user_id=attempt.user_id,
-                course_id=course_id,
-                result_email=result_email,
+                command.attempt_id,
+                command.deadline_epoch,
+                user_id=command.user_id,
+                course_id=command.course_id,
+                result_email=email_route(QUIZ_RESULT),
             ),
-            id=quiz_attempt_workflow_id(attempt.id),
+            id=quiz_attempt_workflow_id(command.attempt_id),
             task_queue=QUIZ_ATTEMPTS.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.KIND, KIND),
-                    SearchAttributePair(sa.COURSE_ID, course_id),
-                    SearchAttributePair(sa.USER_ID, attempt.user_id),
+                    SearchAttributePair(sa.COURSE_ID, command.course_id),
+                    SearchAttributePair(sa.USER_ID, command.user_id),
                 ]
             ),
         )
