@@ -127,9 +127,7 @@ async def save_answers(
     summary="Submit and grade an attempt",
     responses=responses(401, 404, 409),
 )
-async def submit(
-    attempt_id: ResourceId, actor: SignedIn, db: DbSession
-) -> SubmitOut:
+async def submit(attempt_id: ResourceId, actor: SignedIn, db: DbSession) -> SubmitOut:
     """Each question's right answer is included only when ``show_answers`` allows."""
     record = await service.submit(db, actor, attempt_id)
     if record.certificate is not None:
