@@ -8,7 +8,9 @@ Every wait here polls for an outcome with a deadline; nothing sleeps a fixed tim
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -241,11 +243,23 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     (same database, Temporal namespace, SMTP sink, JWT secret and so codec key)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHFLOW_", "PYTEST"))}
     for name, value in settings.model_dump().items():
-        if value is None:
+        if value is None or value == () or value == {}:
             continue
-        env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[name.upper()] = _as_env_value(name, value)
     env.update(extra)
     return env
+
+
+def _as_env_value(name: str, value: object) -> str:
+    """A typed setting written back in its variable's format."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if name == "codec_keys":  # ((key id, key bytes), ...) -> "keyid:base64,..."
+        pairs = value if isinstance(value, tuple | list) else ()
+        return ",".join(f"{kid}:{base64.b64encode(key).decode()}" for kid, key in pairs)
+    if isinstance(value, dict):  # EMAIL_RATE_LIMITS: a JSON object is accepted
+        return json.dumps({str(getattr(k, "value", k)): v for k, v in value.items()})
+    return str(value)
 
 
 @dataclass
