@@ -82,6 +82,11 @@ def _dev_environment(options: DevOptions) -> dict[str, str]:
         env["ADMIN_PASSWORD"] = generated["DEV_ADMIN_PASSWORD"]
     if options.api_port is not None:
         env["API_PORT"] = str(options.api_port)
+    # Links in emails (certificates, unsubscribe) reach the API this run serves, unless
+    # PUBLIC_BASE_URL says otherwise.
+    if "PUBLIC_BASE_URL" not in env:
+        host = env.get("API_HOST", "127.0.0.1")
+        env["PUBLIC_BASE_URL"] = f"http://{host}:{env.get('API_PORT', '8000')}"
     env["TEMPORAL_ADDRESS"] = f"127.0.0.1:{options.temporal_port}"
     env["TEMPORAL_UI_URL"] = f"http://127.0.0.1:{options.ui_port}"
     metrics_dir = VAR / "prometheus"

@@ -119,3 +119,19 @@ def test_dev_reports_busy_ports_on_the_command_line(
     assert "Traceback" not in result.stderr
     assert f"port {api} " in result.stderr and "--api-port" in result.stderr
     assert f"port {ui} " in result.stderr and "--ui-port" in result.stderr
+
+
+def test_dev_links_in_emails_follow_the_api_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devtools.dev import DevOptions, _dev_environment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    monkeypatch.delenv("API_HOST", raising=False)
+    env = _dev_environment(DevOptions(api_port=18001))
+    assert env["PUBLIC_BASE_URL"] == "http://127.0.0.1:18001"
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://learn.example.com")
+    assert _dev_environment(DevOptions(api_port=18001))["PUBLIC_BASE_URL"] == (
+        "https://learn.example.com"
+    )
