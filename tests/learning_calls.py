@@ -68,3 +68,10 @@ async def enroll(stack: Stack, member: Member, course_id: str) -> dict[str, Any]
     assert r.status_code in (200, 201), r.text
     enrollment: dict[str, Any] = r.json()
     return enrollment
+
+
+async def complete(stack: Stack, member: Member, lesson_id: str) -> dict[str, Any]:
+    r = await stack.http.post(f"{API}/lessons/{lesson_id}/complete", headers=member.headers)
+    assert r.status_code == 200, r.text
+    progress: dict[str, Any] = r.json()
+    return progress

@@ -156,6 +156,7 @@ NAV = (
     NavItem(f"{PREFIX}/roles", "Roles", "roles:manage"),
     NavItem(f"{PREFIX}/deliveries", "Deliveries", "otp:manage"),
     NavItem(f"{PREFIX}/live", "Live", "otp:manage"),
+    NavItem(f"{PREFIX}/courses", "Courses", "courses:manage"),
     NavItem(f"{PREFIX}/audit", "Audit log", "users:read"),
 )
 
