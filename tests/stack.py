@@ -238,6 +238,12 @@ def stack_settings(
         # The suite makes every call from 127.0.0.1; the per-client limit has tests of
         # its own (on other loopback addresses).
         "client_rate_limit_per_minute": 100_000,
+        # The learning tests enrol hundreds of learners, each with an email on the
+        # notification queue: at its default 5/s the account tests' notices would wait
+        # minutes behind them in this shared stack.  Rate-limit tests use stacks of their
+        # own (tests/e2e/test_rate_limit.py, the bench); the defaults are tested in
+        # tests/unit/test_email_types.py.
+        "email_rate_limits": "notification=50",
     }
     values.update(overrides)
     return Settings(**values)

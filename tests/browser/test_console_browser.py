@@ -200,5 +200,5 @@ async def test_audit_log_and_live_view(stack: Stack, page: Any) -> None:
     await expect(register.locator(".rate")).to_contain_text("/ 20.0 per s")
     await expect(register.locator(".spark .bar")).to_have_count(60)
     notification = page.locator('.queue[data-kind="notification"]')
-    await expect(notification.locator(".rate")).to_contain_text("/ 5.0 per s")
+    await expect(notification.locator(".rate")).to_contain_text("/ 50.0 per s")  # tests/stack.py
     await screenshot(page, stack, "live")
