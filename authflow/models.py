@@ -186,7 +186,7 @@ class EmailDelivery(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    workflow_id: Mapped[str] = mapped_column(String(120))
+    workflow_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -35,6 +35,13 @@ def upgrade() -> None:
         batch_op.alter_column("purpose", existing_type=sa.String(length=32), nullable=True)
         batch_op.alter_column("code_hash", existing_type=sa.String(length=64), nullable=True)
         batch_op.alter_column("sealed_code", existing_type=sa.LargeBinary(), nullable=True)
+        # Ids of the child workflows that send learning emails run past 120 characters.
+        batch_op.alter_column(
+            "workflow_id",
+            existing_type=sa.String(length=120),
+            type_=sa.String(length=255),
+            existing_nullable=False,
+        )
     # Existing rows are codes: their email type is named like their kind.
     op.execute("UPDATE email_deliveries SET email_type = kind")
     op.execute("UPDATE email_deliveries SET state = 'delivered' WHERE state = 'used'")
@@ -56,6 +63,12 @@ def downgrade() -> None:
         "UPDATE email_deliveries SET state = 'expired' WHERE state IN ('superseded', 'cancelled')"
     )
     with op.batch_alter_table("email_deliveries", schema=None) as batch_op:
+        batch_op.alter_column(
+            "workflow_id",
+            existing_type=sa.String(length=255),
+            type_=sa.String(length=120),
+            existing_nullable=False,
+        )
         batch_op.drop_index("ix_email_deliveries_kind")
         batch_op.drop_index("ix_email_deliveries_state")
         batch_op.drop_index("ix_email_deliveries_delivered_at")
