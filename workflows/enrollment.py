@@ -62,10 +62,12 @@ class EnrollmentWorkflow:
             state = DripState(announced_through_day=self._day_now(plan))
         for _ in range(ROUNDS_PER_RUN):
             plan = await self._plan(flow)
-            if self._ended or not plan.active:
-                return "left"
+            # Completed first: the certificate's "ended" signal may arrive before this
+            # wakes, and the enrollment was completed, not left (no command changes).
             if plan.completed:
                 return "completed"
+            if self._ended or not plan.active:
+                return "left"
             state = await self._drip(flow, plan, state)
             state = await self._remind(flow, plan, state)
             wake = self._next_wake(flow, plan, state)
