@@ -45,10 +45,6 @@ class PreferenceCategory(StrEnum):
     REMINDERS = "reminders"
 
 
-# The email pipeline's name for the same categories (``EmailType.opt_out``).
-Preference = PreferenceCategory
-
-
 class DeliveryState(StrEnum):
     """The states of one email's delivery record (every kind).  The allowed moves
     between them are data (``authflow.deliveries.TRANSITIONS``)."""

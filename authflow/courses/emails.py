@@ -8,7 +8,7 @@ Standard library and ``authflow.emails`` only: workflows import these declaratio
 from pathlib import Path
 
 from authflow.emails import EmailType, declare
-from authflow.policies import EmailKind, Preference
+from authflow.policies import EmailKind, PreferenceCategory
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -25,7 +25,7 @@ LESSON_OPENED = declare(
         "lesson_opened",
         EmailKind.NOTIFICATION,
         "New lessons are open in {{ course_title }}",
-        opt_out=Preference.COURSE_UPDATES,
+        opt_out=PreferenceCategory.COURSE_UPDATES,
         templates=TEMPLATES,
     )
 )
@@ -34,7 +34,7 @@ INACTIVITY_REMINDER = declare(
         "inactivity_reminder",
         EmailKind.NOTIFICATION,
         "Pick up where you left off in {{ course_title }}",
-        opt_out=Preference.REMINDERS,
+        opt_out=PreferenceCategory.REMINDERS,
         templates=TEMPLATES,
     )
 )

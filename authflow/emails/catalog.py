@@ -2,7 +2,7 @@
 module) and its two template files."""
 
 from authflow.emails.registry import EmailType, declare
-from authflow.policies import EmailKind, OtpPurpose, Preference
+from authflow.policies import EmailKind, OtpPurpose, PreferenceCategory
 
 # The codes keep the names of their kinds (the contract's ``kind`` of ``/admin/otp``).
 REGISTER_CODE = declare(
@@ -40,6 +40,6 @@ ANNOUNCEMENT = declare(
         "announcement",
         EmailKind.ANNOUNCEMENT,
         "{{ subject }}",
-        opt_out=Preference.ANNOUNCEMENTS,
+        opt_out=PreferenceCategory.ANNOUNCEMENTS,
     )
 )

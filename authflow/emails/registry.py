@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from authflow.policies import EMAIL_POLICIES, EmailKind, EmailPolicy, OtpPurpose, Preference
+from authflow.policies import EMAIL_POLICIES, EmailKind, EmailPolicy, OtpPurpose, PreferenceCategory
 
 # (No ``resolve()``: workflow code imports this module inside the SDK sandbox.)
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
@@ -28,7 +28,7 @@ class EmailType:
     name: str
     kind: EmailKind
     subject: str
-    opt_out: Preference | None = None
+    opt_out: PreferenceCategory | None = None
     code: OtpPurpose | None = None
     templates: Path = BUILTIN_TEMPLATES
 

@@ -18,7 +18,7 @@ from api.flows import SendEmail
 from authflow import emails
 from authflow.emails.unsubscribe import read_token
 from authflow.models import EmailDelivery, User, new_id
-from authflow.policies import Preference
+from authflow.policies import PreferenceCategory
 from tests.e2e.course_emails import COURSE_WELCOME
 from tests.e2e.enrollment_workflow import EnrollmentWorkflow
 from tests.stack import Stack, eventually
@@ -67,7 +67,7 @@ async def test_a_kind_declared_by_a_test_module_is_sent_from_the_api(stack: Stac
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     token = url.rpartition("token=")[2]
     key = stack.settings.derived_key("unsubscribe")
-    assert read_token(key, token) == (user_id, Preference.COURSE_UPDATES)
+    assert read_token(key, token) == (user_id, PreferenceCategory.COURSE_UPDATES)
 
     record = await _settled(stack, user_id, COURSE_WELCOME.name, "delivered")
     assert (record.kind, record.attempts, record.purpose) == ("notification", 1, None)

@@ -14,7 +14,13 @@ from api.flows import NOTICES
 from authflow import emails
 from authflow.deliveries import FINAL_STATES, OPEN_STATES, TRANSITIONS, allowed, sources
 from authflow.emails import EmailType, UnknownEmailType, declare
-from authflow.policies import EMAIL_POLICIES, DeliveryState, EmailKind, OtpPurpose, Preference
+from authflow.policies import (
+    EMAIL_POLICIES,
+    DeliveryState,
+    EmailKind,
+    OtpPurpose,
+    PreferenceCategory,
+)
 from authflow.settings import Settings
 from tests.secret import TEST_SECRET
 
@@ -51,7 +57,7 @@ def test_the_contracts_kinds_and_queues() -> None:
     }
     assert EMAIL_POLICIES[EmailKind.ANNOUNCEMENT].retry.give_up_after_seconds == 24 * 3600
     assert EMAIL_POLICIES[EmailKind.NOTIFICATION].retry.give_up_after_seconds == 3600
-    assert emails.ANNOUNCEMENT.opt_out == Preference.ANNOUNCEMENTS
+    assert emails.ANNOUNCEMENT.opt_out == PreferenceCategory.ANNOUNCEMENTS
     assert emails.code_email(OtpPurpose.REGISTER) is emails.REGISTER_CODE
 
 
@@ -73,7 +79,7 @@ def test_a_name_is_declared_once() -> None:
                 EmailKind.REGISTER,
                 "x",
                 code=OtpPurpose.REGISTER,
-                opt_out=Preference.REMINDERS,
+                opt_out=PreferenceCategory.REMINDERS,
             )
         )
     with pytest.raises(UnknownEmailType):

@@ -9,7 +9,7 @@ import pytest
 from activities.templates import render
 from authflow.courses import emails
 from authflow.emails import EmailType, email_type
-from authflow.policies import EmailKind, Preference
+from authflow.policies import EmailKind, PreferenceCategory
 
 CONTEXT = {
     "name": "Ada <b>",
@@ -25,12 +25,12 @@ CONTEXT = {
     ("email", "opt_out"),
     [
         (emails.COURSE_ENROLLED, None),
-        (emails.LESSON_OPENED, Preference.COURSE_UPDATES),
-        (emails.INACTIVITY_REMINDER, Preference.REMINDERS),
+        (emails.LESSON_OPENED, PreferenceCategory.COURSE_UPDATES),
+        (emails.INACTIVITY_REMINDER, PreferenceCategory.REMINDERS),
         (emails.COURSE_CERTIFICATE, None),
     ],
 )
-def test_each_learning_email(email: EmailType, opt_out: Preference | None) -> None:
+def test_each_learning_email(email: EmailType, opt_out: PreferenceCategory | None) -> None:
     assert email_type(email.name) is email
     assert email.kind == EmailKind.NOTIFICATION
     assert email.task_queue == "email-notification"
