@@ -7,7 +7,7 @@ from typing import Any
 from api.schemas_common import ErrorResponse
 
 _DESCRIPTIONS = {
-    400: "Invalid or expired code / wrong current password",
+    400: "Bad request: an invalid or expired code, a wrong current password, a malformed body",
     401: "Missing, invalid, expired or revoked credentials",
     402: "Payment required (a paid course)",
     403: "Not allowed",

@@ -155,7 +155,8 @@ def _safe_filename(name: str | None) -> str:
     "/lessons/{lesson_id}/attachments",
     status_code=status.HTTP_201_CREATED,
     response_model=AttachmentOut,
-    responses=responses(401, 403, 404, 413, 415, 422),
+    # 400: a body that is not multipart at all (Starlette refuses it before the route).
+    responses=responses(400, 401, 403, 404, 413, 415, 422),
 )
 async def upload_attachment(
     lesson_id: ItemId,
@@ -165,7 +166,8 @@ async def upload_attachment(
     services: ServicesDep,
 ) -> AttachmentOut:
     """413 `file_too_large` over `MAX_UPLOAD_BYTES`; 415 `unsupported_type` unless the
-    bytes are an accepted document, image, audio, video or plain text."""
+    bytes are an accepted document, image, audio, video or plain text; 400 `bad_request`
+    for a body that is not valid multipart data."""
     lesson, course = await service.managed_lesson(db, actor, lesson_id)
     limit = services.settings.max_upload_bytes
     data = await file.read(limit + 1)

@@ -150,3 +150,21 @@ async def test_no_reading_another_courses_files(stack: Stack) -> None:
     other = await instructor(stack)
     r = await _upload(stack, other.headers, theirs[0]["id"], PDF, "x.pdf", "application/pdf")
     assert r.status_code == 403
+
+
+async def test_a_body_that_is_not_multipart_is_a_documented_400(stack: Stack) -> None:
+    """Found by the schema fuzzer: a broken multipart body is answered 400 in the
+    contract's error shape, and the schema documents that answer."""
+    owner = await instructor(stack)
+    _, lessons = await published_course(stack, owner)
+    boundary = "9cc651cd2c8d168349f50fede4c361ac"
+    r = await stack.http.post(
+        f"{API}/lessons/{lessons[0]['id']}/attachments",
+        content=f"--{boundary}\r\nFalse--{boundary}--\r\n".encode(),
+        headers={**owner.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_request"
+    schema = (await stack.http.get("/openapi.json")).json()
+    documented = schema["paths"]["/api/v1/lessons/{lesson_id}/attachments"]["post"]["responses"]
+    assert "400" in documented
