@@ -16,6 +16,7 @@ in one place.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -51,6 +52,8 @@ from authflow.policies import (
     OtpPurpose,
 )
 from workflows.inputs import IssuedCode
+
+_log = logging.getLogger(__name__)
 
 
 def decode(action: str, args: dict[str, Any]) -> Command | None:
@@ -174,14 +177,19 @@ def after_commit(session: AsyncSession, command: Command) -> None:
 class WorkflowGate:
     """A quick, cached health check asked before a request commits work that needs
     Temporal: when it is down (or hung), the request answers 503 ``unavailable`` within
-    seconds and nothing is written; cooldowns and attempts are not consumed."""
+    seconds and nothing is written; cooldowns and attempts are not consumed.
+
+    Only a healthy answer is cached: a failed probe answers the requests that waited for
+    it, and the next request probes again. A reconnect blip (the server recycling a gRPC
+    connection, a moment of load) is retried by the client inside the probe's time
+    budget, so it does not turn into seconds of 503s for requests Temporal would have
+    taken."""
 
     RETRY_AFTER = 5
 
     def __init__(self, client: Client) -> None:
         self._client = client
         self._checked_at = -1e9
-        self._up = True
         self._probe: asyncio.Task[bool] | None = None
 
     async def ensure(self) -> None:
@@ -193,19 +201,28 @@ class WorkflowGate:
 
     async def reachable(self) -> bool:
         if time.monotonic() - self._checked_at < TEMPORAL_PROBE_CACHE_SECONDS:
-            return self._up
+            return True
         if self._probe is None or self._probe.done():
             # One probe at a time: a burst waits for the same answer.
             self._probe = asyncio.ensure_future(self._check())
         return await asyncio.shield(self._probe)
 
     async def _check(self) -> bool:
+        started = time.monotonic()
         try:
-            await asyncio.wait_for(
-                self._client.service_client.check_health(), TEMPORAL_PROBE_TIMEOUT_SECONDS
+            serving = await asyncio.wait_for(
+                self._client.service_client.check_health(retry=True),
+                TEMPORAL_PROBE_TIMEOUT_SECONDS,
             )
-            up = True
-        except Exception:  # unreachable, refused, hung, not yet connected: all "down"
-            up = False
-        self._up, self._checked_at = up, time.monotonic()
-        return up
+        except Exception as exc:  # unreachable, refused, hung, not yet connected: all "down"
+            _log.warning(
+                "Temporal health probe failed after %.2f s: %s",
+                time.monotonic() - started,
+                type(exc).__name__,
+            )
+            return False
+        if not serving:
+            _log.warning("Temporal answers but its workflow service is not serving")
+            return False
+        self._checked_at = time.monotonic()
+        return True
