@@ -387,5 +387,7 @@ async def test_health_stays_responsive_during_a_hashing_burst(stack: Stack) -> N
     assert loop_thread not in hash_threads, "a password was hashed on the event loop"
     assert answered_during_burst >= 3, answered_during_burst
     # Loose on purpose, the machine may be shared (the spy above is the exact check):
-    # hashing on the loop would hold every probe behind a queue of ~0.1 s hashes.
-    assert max(latencies) < 2.0, sorted(latencies)[-5:]
+    # hashing on the loop would hold every probe behind a queue of ~0.1 s hashes. The
+    # median, not the maximum: one probe caught behind a scheduler hiccup of a loaded CI
+    # machine says nothing about the loop.
+    assert statistics.median(latencies) < 1.0, sorted(latencies)[-5:]
