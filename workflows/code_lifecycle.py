@@ -25,7 +25,6 @@ from workflows.inputs import (
     CodeFlowInput,
     DeliveryOutcome,
     DeliveryProgressSignal,
-    DeliveryRef,
     EmailRoute,
     IssueCodeInput,
     IssuedCode,
@@ -200,15 +199,18 @@ class CodeLifecycle:
         route = self.flow.code_email
         try:
             if self.pipeline:
-                await send_email_activity(route, ActivityName.SEND_EMAIL, DeliveryRef(delivery_id))
+                await email_steps.send_with_retries(
+                    route,
+                    delivery_id,
+                    on_retry=lambda: self._show(delivery_id, DeliveryState.RETRYING),
+                )
             else:
                 await send_email_activity(
                     route,
                     ActivityName.SEND_CODE,
                     SendCodeInput(delivery_id, route.kind, workflow.info().workflow_id),
                 )
-            if delivery_id == self.delivery_id and self.state not in _FINAL_STATES:
-                self._set_state(DeliveryState.DELIVERED)
+            self._show(delivery_id, DeliveryState.DELIVERED)
         except asyncio.CancelledError:
             return  # the code was used, replaced or expired: this send no longer matters
         except ActivityError as err:
@@ -229,6 +231,11 @@ class CodeLifecycle:
             MarkDeliveryInput(delivery_id, state.value, error),
             start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
         )
+
+    def _show(self, delivery_id: str, state: DeliveryState) -> None:
+        """A send's progress, shown while it is the current code's and still open."""
+        if delivery_id == self.delivery_id and self.state not in _FINAL_STATES:
+            self._set_state(state)
 
     def _set_state(self, state: str) -> None:
         self.state = str(state)

@@ -12,13 +12,14 @@ Imports: the standard library, the SDK, the declarations and the inputs only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, CancelledError, RetryState
 
 from authflow.emails import EmailType
 from authflow.policies import DeliveryState, RetryRules
@@ -74,17 +75,68 @@ def activity_options(route: EmailRoute) -> dict[str, Any]:
     }
 
 
-async def deliver(route: EmailRoute, delivery_id: str) -> str:
+# The first attempt runs on its own, so the workflow learns that an email is being
+# retried (search attribute "retrying", the query docs/operations.md gives ops); before,
+# Temporal retried silently and the attribute went from "sending" to the outcome.
+SHOWS_RETRYING = "shows-retrying"
+
+
+async def send_with_retries(
+    route: EmailRoute, delivery_id: str, on_retry: Callable[[], None]
+) -> DeliveryOutcome:
+    """The send activity with the kind's retry policy, ``on_retry`` called once when the
+    first attempt failed and the next one is due.  The schedule is the policy's own:
+    the first retry waits the initial interval here, the rest are Temporal's with the
+    next interval, within what is left of the schedule-to-close budget."""
+    options = activity_options(route)
+    spec = route.retry
+    started = workflow.now()
+    policy = spec.retry_policy()
+    first = {**options, "retry_policy": replace(policy, maximum_attempts=1)}
+    try:
+        outcome: DeliveryOutcome = await workflow.execute_activity(
+            ActivityName.SEND_EMAIL, DeliveryRef(delivery_id), result_type=DeliveryOutcome, **first
+        )
+        return outcome
+    except ActivityError as err:
+        # Refused for good, timed out for good or cancelled: the caller's verdict. Runs
+        # whose activity had the whole policy (before the patch) never get here.
+        if err.retry_state != RetryState.MAXIMUM_ATTEMPTS_REACHED or not workflow.patched(
+            SHOWS_RETRYING
+        ):
+            raise
+    on_retry()
+    await workflow.sleep(spec.initial_interval_seconds)
+    spent = (workflow.now() - started).total_seconds()
+    rest = {
+        **options,
+        "schedule_to_close_timeout": timedelta(
+            seconds=max(spec.schedule_to_close_seconds - spent, spec.initial_interval_seconds)
+        ),
+        "retry_policy": replace(
+            policy,
+            initial_interval=timedelta(
+                seconds=min(
+                    spec.initial_interval_seconds * spec.backoff_coefficient,
+                    spec.maximum_interval_seconds,
+                )
+            ),
+        ),
+    }
+    outcome = await workflow.execute_activity(
+        ActivityName.SEND_EMAIL, DeliveryRef(delivery_id), result_type=DeliveryOutcome, **rest
+    )
+    return outcome
+
+
+async def deliver(
+    route: EmailRoute, delivery_id: str, on_retry: Callable[[], None] = lambda: None
+) -> str:
     """Send one recorded email; ``delivered``, ``skipped`` (no longer wanted) or
     ``failed`` (refused for good or out of retries: recorded so).  Cancellation
     propagates (the caller stopped caring)."""
     try:
-        outcome: DeliveryOutcome = await workflow.execute_activity(
-            ActivityName.SEND_EMAIL,
-            DeliveryRef(delivery_id),
-            result_type=DeliveryOutcome,
-            **activity_options(route),
-        )
+        outcome = await send_with_retries(route, delivery_id, on_retry)
         return outcome.status
     except ActivityError as err:
         if isinstance(err.cause, CancelledError):

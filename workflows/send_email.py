@@ -39,6 +39,8 @@ class SendEmailWorkflow:
                 set_delivery_state("skipped")
                 return "skipped"  # the user is gone
         set_delivery_state("sending")
-        outcome = await deliver(request.route, delivery_id)
+        outcome = await deliver(
+            request.route, delivery_id, on_retry=lambda: set_delivery_state("retrying")
+        )
         set_delivery_state(outcome)
         return outcome

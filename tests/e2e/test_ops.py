@@ -94,3 +94,29 @@ async def test_ops_find_a_registration_by_its_search_attributes(stack: Stack) ->
         return ids or None
 
     assert await eventually(found) == [code_workflow_id("register", user_id)]
+
+
+async def test_a_code_email_being_retried_shows_retrying(stack: Stack) -> None:
+    """docs/operations.md's query for codes whose email is being retried finds one
+    while the provider refuses it (451), and the same workflow shows delivered once the
+    provider takes it on the next attempt."""
+    email = stack.new_email("retried")
+    mark = stack.sink.last_id
+
+    async def states(user_id: str, state: DeliveryState) -> list[str] | None:
+        query = (
+            f'AuthflowKind="register" AND AuthflowUserId="{user_id}" '
+            f'AND AuthflowDeliveryState="{state}"'
+        )
+        ids = [wf.id async for wf in stack.client.list_workflows(query)]
+        return ids or None
+
+    stack.sink.faults.mode = "transient"
+    try:
+        user_id = (await stack.register(email)).json()["user_id"]
+        retrying = await eventually(lambda: states(user_id, DeliveryState.RETRYING))
+    finally:
+        stack.sink.faults.reset()
+    assert retrying == [code_workflow_id("register", user_id)]
+    await stack.wait_for_mail(email, after_id=mark)
+    assert await eventually(lambda: states(user_id, DeliveryState.DELIVERED)) == retrying

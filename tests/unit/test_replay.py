@@ -12,7 +12,7 @@ pipeline, the ``pipeline_`` ones after it.  Record a new generation (after an in
 versioned change) under a new prefix, keeping the older files::
 
     parser.add_argument("--prefix", default="pipeline_")
-    parser.add_argument("--only", choices=["quizzes"], help="record only these scenarios")
+    parser.add_argument("--only", choices=["quizzes", "retries"], help="record only these")
     args = parser.parse_args(argv)
     asyncio.run(record_histories(args.out, args.prefix, args.only))
 """
@@ -75,7 +75,15 @@ _PIPELINE = {
     "notification_delivered": "SendEmailWorkflow",
     "notification_failed": "SendEmailWorkflow",
 }
-SCENARIOS = _BEFORE_PIPELINE | {f"pipeline_{k}": v for k, v in _PIPELINE.items()} | _QUIZZES
+# Since a send's first attempt runs apart (``workflows.emails.SHOWS_RETRYING``): emails
+# that were retried (recorded apart: ``--only retries --prefix retrying_``).
+_RETRIES = {
+    "retrying_registration_retried": "RegistrationWorkflow",
+    "retrying_notification_retried": "SendEmailWorkflow",
+}
+SCENARIOS = (
+    _BEFORE_PIPELINE | {f"pipeline_{k}": v for k, v in _PIPELINE.items()} | _QUIZZES | _RETRIES
+)
 
 
 def replay_settings(**values: Any) -> Settings:
@@ -206,6 +214,8 @@ async def record_histories(out: Path, prefix: str = "", only: str | None = None)
             recorder = _Recorder(stack, out, eventually, prefix)
             if only == "quizzes":
                 await recorder.quizzes()
+            elif only == "retries":
+                await recorder.retries()
             else:
                 await recorder.run_all(ttl)
 
@@ -401,6 +411,33 @@ class _Recorder:
                 self.stack.sink.faults.reset()
             await self.save(name, wid)
 
+    async def retries(self) -> None:
+        self.admin = self.stack.bearer(await self.stack.admin_tokens())
+        await self.retried()
+        email, password = self.stack.new_email("replay"), f"pw-{secrets.token_hex(8)}"
+        mark = self.stack.sink.last_id
+        assert (await self.stack.register(email, password)).status_code == 202
+        await self.verify(email, await self.stack.wait_for_code(email, after_id=mark))
+        user_id = await self.user_id(email)
+        tokens = await self.stack.login(email, password)
+        self.stack.sink.faults.mode = "transient"
+        try:
+            r = await self.stack.http.post(
+                "/api/v1/auth/password/change",
+                json={"current_password": password, "new_password": "replay retried passphrase"},
+                headers=self.stack.bearer(tokens),
+            )
+            assert r.status_code == 204, r.text
+            wid = await self.newest_notification(user_id)
+
+            async def retrying() -> bool:
+                return await self.search_state(wid) == "retrying"
+
+            await self.eventually(retrying, timeout=30)
+        finally:
+            self.stack.sink.faults.reset()
+        await self.save("notification_retried", wid)
+
     async def quizzes(self) -> None:
         from tests.quiz_calls import ALL_RIGHT, quiz_body, quiz_course
 
@@ -446,7 +483,9 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--record", action="store_true", required=True)
     parser.add_argument("--out", type=Path, default=HISTORIES)
     parser.add_argument("--prefix", default="pipeline_")
-    parser.add_argument("--only", choices=["quizzes"], help="record only these scenarios")
+    parser.add_argument(
+        "--only", choices=["quizzes", "retries"], help="record only these scenarios"
+    )
     args = parser.parse_args(argv)
     asyncio.run(record_histories(args.out, args.prefix, args.only))
     return 0
