@@ -76,6 +76,7 @@ _ATTEMPT_ROW = (
         _D.used_at,
         _D.expires_at,
         _D.requested_at,
+        _D.attempts,
         _USERS.c.email,
         _USERS.c.full_name,
     )
@@ -98,6 +99,9 @@ class _Attempt:
     email: EmailType
     message: OutgoingEmail
     requested_at: float
+    # The email's attempt number (the record counts them: a send's retries may span two
+    # activities, whose own attempt numbers restart, see workflows.emails).
+    number: int
 
 
 class EmailActivities:
@@ -171,9 +175,9 @@ class EmailActivities:
             async with self._pacer.sending(queue) as slot:
                 await self._mailer.send(attempt.message, gate=slot)
         except DeliveryError as exc:
-            await self._record_failure(delivery_id, kind, exc)
+            await self._record_failure(delivery_id, kind, exc, attempt.number)
             raise _as_temporal_error(exc) from None
-        await self._record_delivered(delivery_id, kind, attempt.requested_at, slot.accepted_at)
+        await self._record_delivered(delivery_id, kind, attempt, slot.accepted_at)
         return DELIVERED
 
     def _message(
@@ -223,15 +227,15 @@ class EmailActivities:
                 await DeliveryLedger.move(session, delivery_id, DeliveryState.CANCELLED)
                 return None
             await DeliveryLedger.move(session, delivery_id, DeliveryState.SENDING)
-        return _Attempt(delivery_id, email, message, row.requested_at.timestamp())
+        return _Attempt(delivery_id, email, message, row.requested_at.timestamp(), row.attempts + 1)
 
     async def _record_delivered(
-        self, delivery_id: str, kind: str, requested_at: float, accepted_at: float
+        self, delivery_id: str, kind: str, attempt: _Attempt, accepted_at: float
     ) -> None:
         """Mark the record delivered, at the moment the provider accepted it (what the
         rate limit counts).  The provider has the email already, so this must not fail
         the activity (Temporal would send it again): retry a little, then log."""
-        for attempt in range(RECORD_ATTEMPTS):
+        for tries in range(RECORD_ATTEMPTS):
             try:
                 async with self._db.session() as session:
                     await DeliveryLedger.move(
@@ -242,21 +246,23 @@ class EmailActivities:
                     )
                 break
             except Exception as exc:
-                if attempt + 1 == RECORD_ATTEMPTS:
+                if tries + 1 == RECORD_ATTEMPTS:
                     activity.logger.error(
                         "email sent but not recorded as delivered: %s", type(exc).__name__
                     )
                 else:
                     await asyncio.sleep(RECORD_RETRY_SECONDS)
-        metrics.record_delivered(kind, requested_at, activity.info().attempt)
+        metrics.record_delivered(kind, attempt.requested_at, attempt.number)
 
-    async def _record_failure(self, delivery_id: str, kind: str, exc: DeliveryError) -> None:
+    async def _record_failure(
+        self, delivery_id: str, kind: str, exc: DeliveryError, number: int
+    ) -> None:
         permanent = isinstance(exc, PermanentDeliveryError)
         state = DeliveryState.FAILED if permanent else DeliveryState.RETRYING
         async with self._db.session() as session:
             await DeliveryLedger.move(session, delivery_id, state, error=str(exc))
         metrics.EMAILS_FAILED.labels(kind, _reason(exc)).inc()
-        log_failed_attempt(kind, delivery_id, exc)
+        log_failed_attempt(kind, delivery_id, exc, number)
 
 
 @contextlib.asynccontextmanager
@@ -321,7 +327,9 @@ async def _turned_off(session: AsyncSession, email: EmailType, user_id: str) -> 
     return wanted is False
 
 
-def log_failed_attempt(kind: str, delivery_id: str | None, exc: DeliveryError) -> None:
+def log_failed_attempt(
+    kind: str, delivery_id: str | None, exc: DeliveryError, number: int | None = None
+) -> None:
     """One WARNING line per failed attempt, without a traceback: an SMTP refusal is an
     expected event, not a bug (the SDK's own line for it is DEBUG: see _as_temporal_error)."""
     info = activity.info()
@@ -331,7 +339,7 @@ def log_failed_attempt(kind: str, delivery_id: str | None, exc: DeliveryError) -
         "email not sent: kind=%s delivery=%s attempt=%d smtp_code=%s reason=%s; %s",
         kind,
         delivery_id or "-",
-        info.attempt,
+        number or info.attempt,
         exc.smtp_code if exc.smtp_code is not None else "-",
         _reason(exc),
         next_try,

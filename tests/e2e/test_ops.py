@@ -111,6 +111,12 @@ async def test_a_code_email_being_retried_shows_retrying(stack: Stack) -> None:
         ids = [wf.id async for wf in stack.client.list_workflows(query)]
         return ids or None
 
+    async def retried_total() -> float:
+        text = (await stack.http.get("/metrics")).text
+        line = 'authflow_emails_retried_total{kind="register"} '
+        return sum(float(x[len(line) :]) for x in text.splitlines() if x.startswith(line))
+
+    retried_before = await retried_total()
     stack.sink.faults.mode = "transient"
     try:
         user_id = (await stack.register(email)).json()["user_id"]
@@ -120,3 +126,6 @@ async def test_a_code_email_being_retried_shows_retrying(stack: Stack) -> None:
     assert retrying == [code_workflow_id("register", user_id)]
     await stack.wait_for_mail(email, after_id=mark)
     assert await eventually(lambda: states(user_id, DeliveryState.DELIVERED)) == retrying
+    # Counted as delivered after a retry, although the retry was a second activity whose
+    # own attempt number starts at 1 again (the record counts the email's attempts).
+    assert await retried_total() >= retried_before + 1
