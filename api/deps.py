@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,10 +31,15 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_db_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+async def get_db_session(
+    services: ServicesDep, background: BackgroundTasks
+) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: committed when the route returns, rolled back on
     error (unless the use case asked to keep its writes, ``keep_when_failing``); the
-    commands it queued are dispatched after the commit, never before or without it."""
+    commands it queued are dispatched after the commit, never before or without it, and
+    only once the answer is on its way: a request that queues a workflow call (a known
+    address asking for a reset) must not answer later than one that queues none (an
+    unknown address), or the time tells which is which (docs/security.md)."""
     async with services.db.sessionmaker() as session:
         uow = UnitOfWork(session)
         try:
@@ -46,7 +51,8 @@ async def get_db_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
                 await session.rollback()
             raise
         await session.commit()
-    services.outbox.dispatch_soon(uow.entries)
+    if uow.entries:
+        background.add_task(services.outbox.start_dispatch, list(uow.entries))
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

@@ -50,6 +50,11 @@ class Outbox:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def start_dispatch(self, entries: list[PendingFlow]) -> None:
+        """``dispatch_soon`` as a request's background task (run after its answer was
+        sent): it only starts the dispatch, so the connection is free at once."""
+        self.dispatch_soon(entries)
+
     async def drain(self) -> None:
         """Wait for the background dispatches (shutdown; tests)."""
         while self._tasks:

@@ -43,6 +43,14 @@ async def user_by_email(db: AsyncSession, email: str) -> User | None:
     return await db.scalar(select(User).where(User.email == email).with_for_update())
 
 
+async def account_at(db: AsyncSession, email: str) -> tuple[str, str] | None:
+    """The id and status of the account at this address, as two columns: loading the
+    ``User`` brings its roles and permissions (two more queries) that an unknown address
+    does not cost, and the answer's time must not tell them apart (docs/security.md)."""
+    row = (await db.execute(select(User.id, User.status).where(User.email == email))).first()
+    return (row.id, row.status) if row is not None else None
+
+
 async def take_cooldown(
     db: AsyncSession, services: Services, purpose: OtpPurpose, email: str
 ) -> None:

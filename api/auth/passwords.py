@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.admission import release_slot
 from api.auth import events
-from api.auth.codes import consume_code, take_cooldown, user_by_email
+from api.auth.codes import account_at, consume_code, take_cooldown, user_by_email
 from api.auth.sessions import (
     count_password_attempt,
     forgive_password_attempt,
@@ -86,9 +86,9 @@ async def forgot_password(db: AsyncSession, services: Services, email: str) -> N
     """202 for every address; only a known, active account gets a code.  The workflow
     call happens after the answer, so known and unknown addresses take the same time."""
     await take_cooldown(db, services, RESET, email)
-    user = await user_by_email(db, email)
-    if user is not None and user.status == UserStatus.ACTIVE:
-        after_commit(db, StartCodeFlow(RESET.value, user.id, resend=True))
+    account = await account_at(db, email)
+    if account is not None and account[1] == UserStatus.ACTIVE:
+        after_commit(db, StartCodeFlow(RESET.value, account[0], resend=True))
 
 
 async def reset_password(

@@ -16,7 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.admission import release_slot
-from api.auth.codes import consume_code, start_cooldown, take_cooldown, user_by_email
+from api.auth.codes import (
+    account_at,
+    consume_code,
+    start_cooldown,
+    take_cooldown,
+    user_by_email,
+)
 from api.auth.schemas import RegisterRequest
 from api.flows import code_workflow_id
 from api.services import Services
@@ -142,11 +148,11 @@ def _grant_default_role(user_id: str) -> Executable:
 async def resend(db: AsyncSession, services: Services, email: str) -> None:
     """Same answer for every address; the cooldown applies to unknown ones too."""
     await take_cooldown(db, services, REGISTER, email)
-    user = await user_by_email(db, email)
-    if user is not None and user.status == UserStatus.PENDING_VERIFICATION:
+    account = await account_at(db, email)
+    if account is not None and account[1] == UserStatus.PENDING_VERIFICATION:
         # Signal-with-start: a running flow issues a fresh code, a finished one
         # (code expired long ago, or a start lost in a crash) is started again.
-        after_commit(db, StartCodeFlow(REGISTER.value, user.id, resend=True))
+        after_commit(db, StartCodeFlow(REGISTER.value, account[0], resend=True))
 
 
 async def verify(

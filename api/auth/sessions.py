@@ -59,18 +59,21 @@ async def login(
     hash is checked.
     """
     await count_password_attempt(db, services, email, ip)
-    user = await db.scalar(select(User).where(User.email == email))
-    checked_hash = user.password_hash if user is not None else None
+    # Two columns, not the User (whose roles and permissions load with it): a known
+    # address must not cost queries an unknown one does not (docs/security.md).
+    found = (
+        await db.execute(select(User.id, User.password_hash).where(User.email == email))
+    ).first()
+    checked_hash = found.password_hash if found is not None else None
     await db.commit()  # the attempt counts (and no lock is held) while we hash
 
     ok, upgraded_hash = await services.hasher.verify(password, checked_hash)
     release_slot()
-    if ok and user is not None:
-        user = await reload_user(db, user.id)
+    user = await reload_user(db, found.id) if ok and found is not None else None
     if not ok or user is None or user.password_hash != checked_hash:
         # (Deleted, or the password changed while we were checking the old one.)
         unit_of_work(db).keep_when_failing()
-        events.record(db, events.LOGIN_FAILED, None, user.id if user else None, ip)
+        events.record(db, events.LOGIN_FAILED, None, found.id if found else None, ip)
         raise InvalidCredentials()
 
     await forgive_password_attempt(db, services, email, ip)
