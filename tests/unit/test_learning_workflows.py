@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -104,7 +104,7 @@ class FakeCourse:
     completed: bool = False
     user_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
-    def activities(self) -> list[object]:
+    def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="load_enrollment_plan")
         async def load_enrollment_plan(request: EnrollmentPlanRequest) -> EnrollmentPlan:
             now = activity.info().current_attempt_scheduled_time.timestamp()

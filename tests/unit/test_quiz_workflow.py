@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from temporalio import activity, workflow
@@ -44,14 +45,14 @@ class FakeClose:
     failures: int = 0
     emails: list[SendEmailInput] = field(default_factory=list)
 
-    def email_activity(self) -> object:
+    def email_activity(self) -> Callable[..., Any]:
         @activity.defn(name="record_email")
         async def record_email(request: SendEmailInput) -> None:
             self.emails.append(request)
 
         return record_email
 
-    def activity(self) -> object:
+    def activity(self) -> Callable[..., Any]:
         @activity.defn(name=CLOSE_QUIZ_ATTEMPT)
         async def close(request: CloseAttemptInput) -> CloseAttemptOutcome:
             self.calls.append((request.attempt_id, activity.info().current_attempt_scheduled_time))
