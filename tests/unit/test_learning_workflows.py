@@ -150,7 +150,7 @@ def flow(course: FakeCourse, reminder_days: int = 0) -> EnrollmentFlowInput:
 
 async def run_enrollment(
     env: WorkflowEnvironment, course: FakeCourse, flow_input: EnrollmentFlowInput, workflow_id: str
-) -> tuple[Worker, WorkflowHandle]:  # type: ignore[type-arg]
+) -> tuple[Worker, WorkflowHandle[EnrollmentWorkflow, str]]:
     queue = flow_input.email.task_queue
     worker = Worker(
         env.client,
@@ -167,7 +167,7 @@ async def run_enrollment(
 
 async def drip_course(
     env: WorkflowEnvironment, workflow_id: str
-) -> tuple[FakeCourse, WorkflowHandle]:  # type: ignore[type-arg]
+) -> tuple[FakeCourse, WorkflowHandle[EnrollmentWorkflow, str]]:
     course = FakeCourse(release_days=[0, 1, 2, 7, 14, 30])
     worker, handle = await run_enrollment(env, course, flow(course), workflow_id)
     async with worker:

@@ -105,7 +105,7 @@ EMAIL = EmailRoute("notification", QUIZ_ATTEMPTS.task_queue, RetrySpec(1.0, 2.0,
 
 async def start(
     env: WorkflowEnvironment, seconds: float, email: EmailRoute | None = None
-) -> tuple[WorkflowHandle, str, datetime]:  # type: ignore[type-arg]
+) -> tuple[WorkflowHandle[QuizAttemptWorkflow, str], str, datetime]:
     attempt_id = str(uuid.uuid4())
     deadline = await env.get_current_time() + timedelta(seconds=seconds)
     handle = await env.client.start_workflow(
