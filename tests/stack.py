@@ -12,11 +12,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -41,6 +42,7 @@ PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 ADMIN_EMAIL = "root-admin@authflow.test"
 ADMIN_PASSWORD = "admin passphrase for tests"
 CODE_RE = re.compile(r"(?<!\d)\d{6}(?!\d)")
+T = TypeVar("T")
 # Every password, code and token the run handled (the log test looks for them).
 SEEN_SECRETS: set[str] = set()
 
@@ -150,7 +152,7 @@ class Stack:
     client: Client
     db: Database
     workers: WorkerHandle
-    app: Any
+    app: FastAPI
     secrets_seen: set[str] = field(default_factory=set)
 
     # -- helpers used by many tests ------------------------------------------------
@@ -291,9 +293,10 @@ async def running_stack(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float = 15.0, interval: float = 0.1
-) -> Any:
-    """Poll an async check until it returns a truthy value (outcomes, not fixed sleeps)."""
+    check: Callable[[], Awaitable[T | None]], timeout: float = 15.0, interval: float = 0.1
+) -> T:
+    """Poll an async check until it returns a truthy value (outcomes, not fixed sleeps),
+    and return that value."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = await check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import NamedTuple
 
 import pytest
 
@@ -14,6 +15,16 @@ pytestmark = pytest.mark.e2e
 AUDIT_FIELDS = {"id", "actor_id", "action", "target_id", "at", "ip"}
 
 
+class Step(NamedTuple):
+    """One admin request and the audit entry it must leave."""
+
+    method: str
+    path: str
+    body: dict[str, object] | None
+    action: str
+    target: str
+
+
 async def test_admin_actions_are_audited_newest_first(stack: Stack) -> None:
     admin_tokens = await stack.admin_tokens()
     admin = stack.bearer(admin_tokens)
@@ -22,13 +33,13 @@ async def test_admin_actions_are_audited_newest_first(stack: Stack) -> None:
     role = f"AUDITED_{secrets.token_hex(4)}"
 
     steps = [
-        ("POST", f"/users/{member.id}/ban", None, "user.ban", member.id),
-        ("POST", f"/users/{member.id}/unban", None, "user.unban", member.id),
-        ("POST", "/roles", {"name": role, "permissions": ["users:read"]}, "role.create", role),
-        ("PUT", f"/roles/{role}/permissions", {"permissions": []}, "role.permissions", role),
-        ("PUT", f"/users/{member.id}/roles", {"roles": [role]}, "user.roles", member.id),
-        ("DELETE", f"/roles/{role}", None, "role.delete", role),
-        ("DELETE", f"/users/{member.id}", None, "user.delete", member.id),
+        Step("POST", f"/users/{member.id}/ban", None, "user.ban", member.id),
+        Step("POST", f"/users/{member.id}/unban", None, "user.unban", member.id),
+        Step("POST", "/roles", {"name": role, "permissions": ["users:read"]}, "role.create", role),
+        Step("PUT", f"/roles/{role}/permissions", {"permissions": []}, "role.permissions", role),
+        Step("PUT", f"/users/{member.id}/roles", {"roles": [role]}, "user.roles", member.id),
+        Step("DELETE", f"/roles/{role}", None, "role.delete", role),
+        Step("DELETE", f"/users/{member.id}", None, "user.delete", member.id),
     ]
     before = (await stack.http.get(f"{ADMIN_PREFIX}/audit", headers=admin)).json()["total"]
     for method, path, body, _, _ in steps:

@@ -77,7 +77,7 @@ async def test_list_deliveries(stack: Stack) -> None:
 @pytest.mark.parametrize(
     "params", [{"state": "lost"}, {"kind": "carrier-pigeon"}, {"limit": 0}, {"limit": 201}]
 )
-async def test_list_refuses_bad_filters(stack: Stack, params: dict[str, object]) -> None:
+async def test_list_refuses_bad_filters(stack: Stack, params: dict[str, str | int]) -> None:
     r = await stack.http.get(
         f"{ADMIN_PREFIX}/otp", params=params, headers=await admin_headers(stack)
     )

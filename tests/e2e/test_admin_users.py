@@ -77,7 +77,7 @@ async def test_list_filters_searches_and_pages(stack: Stack) -> None:
         {"q": "x" * 201},
     ],
 )
-async def test_list_refuses_bad_parameters(stack: Stack, params: dict[str, object]) -> None:
+async def test_list_refuses_bad_parameters(stack: Stack, params: dict[str, str | int]) -> None:
     r = await stack.http.get(
         f"{ADMIN_PREFIX}/users", params=params, headers=await admin_headers(stack)
     )

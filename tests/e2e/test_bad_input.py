@@ -318,7 +318,7 @@ async def test_me_refuses_bad_requests_cleanly(stack: Stack) -> None:
         b"Basic abc",
         b"Bearer " + b"a" * 4000,
     ):
-        response = await stack.http.get(f"{AUTH}/me", headers={"Authorization": header})
+        response = await stack.http.get(f"{AUTH}/me", headers={b"Authorization": header})
         assert response.status_code == 401, response.text
         assert_error_shape(response)
 

@@ -161,7 +161,7 @@ async def test_cursors_never_repeat_nor_skip_while_courses_are_added(
         (await published_course(stack, owner, title=f"{chr(66 + i)} {tag}", tags=[tag]))[0]["id"]
         for i in range(5)
     ]
-    params = {"tag": tag, "sort": sort, "limit": 2}
+    params: dict[str, str | int] = {"tag": tag, "sort": sort, "limit": 2}
     r = await stack.http.get(f"{API}/courses", params=params)
     seen = [c["id"] for c in r.json()["items"]]
     cursor = r.json()["next_cursor"]

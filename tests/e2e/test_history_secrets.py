@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -15,7 +16,7 @@ from tests.stack import Stack
 pytestmark = pytest.mark.e2e
 
 
-async def _raw_history(stack: Stack, workflow_id: str) -> tuple[bytes, dict]:  # type: ignore[type-arg]
+async def _raw_history(stack: Stack, workflow_id: str) -> tuple[bytes, dict[str, Any]]:
     """The history as stored, read by a client that has no codec."""
     raw_client = await Client.connect(
         stack.settings.temporal_address, namespace=stack.settings.temporal_namespace
@@ -56,7 +57,7 @@ async def test_raw_history_holds_no_secret(stack: Stack) -> None:
 PATCH_IDS = {"upsert-only-changed-search-attributes", "first-code-from-input", "one-email-pipeline"}
 
 
-def _check_patch_markers(history: dict) -> None:  # type: ignore[type-arg]
+def _check_patch_markers(history: dict[str, Any]) -> None:
     """Remove the SDK's patch markers (``workflow.patched``), after checking that their
     clear-text details are exactly one of our patch ids."""
     for event in history["events"]:

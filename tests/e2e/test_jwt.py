@@ -77,7 +77,15 @@ def _expired(forge: Forge) -> str:
     return forge.sign(forge.payload(iat=now - 3600, exp=now - 60))
 
 
-FORGERIES: dict[str, Callable[[Forge, dict[str, Any]], str]] = {
+# A forged token, from the forge and the real session it starts from.
+Forgery = Callable[[Forge, dict[str, Any]], str]
+
+
+def _missing(claim: str) -> Forgery:
+    return lambda f, _: f.sign(f.payload(**{claim: ...}))
+
+
+FORGERIES: dict[str, Forgery] = {
     "tampered_signature": lambda f, _: _flip_signature(f.sign()),
     "payload_swapped_under_signature": lambda f, _: _swap_payload(f),
     "alg_none": lambda f, _: f.unsigned({"alg": "none", "typ": "JWT"}),
@@ -96,10 +104,7 @@ FORGERIES: dict[str, Callable[[Forge, dict[str, Any]], str]] = {
     "unknown_session": lambda f, _: f.sign(f.payload(sid=str(uuid.uuid4()))),
     "session_of_another_user": lambda f, _: f.sign(f.payload(sub=str(uuid.uuid4()))),
     "refresh_token_as_access_token": lambda _, s: s["tokens"]["refresh_token"],
-    **{
-        f"missing_{claim}": (lambda f, _, claim=claim: f.sign(f.payload(**{claim: ...})))
-        for claim in REQUIRED
-    },
+    **{f"missing_{claim}": _missing(claim) for claim in REQUIRED},
 }
 
 

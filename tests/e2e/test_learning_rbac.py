@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi import FastAPI
 
-from tests.e2e.test_rbac_matrix import Member, admin_headers, new_member, route_key
+from tests.e2e.test_rbac_matrix import Member, admin_headers, api_routes, new_member, route_key
 from tests.learning_calls import API, enroll, instructor, learner, published_course
 from tests.stack import Stack
 
@@ -117,15 +117,13 @@ LEARNING_PREFIXES = tuple(
 )
 
 
-def learning_routes(app: Any) -> set[tuple[str, str]]:
-    found = set()
-    for route in iter_route_contexts(app.routes):
-        if isinstance(route.original_route, APIRoute) and (route.path or "").startswith(
-            LEARNING_PREFIXES
-        ):
-            for method in route.methods:
-                found.add(route_key(method, route.path))
-    return found
+def learning_routes(app: FastAPI) -> set[tuple[str, str]]:
+    return {
+        route_key(method, route.path)
+        for route in api_routes(app)
+        if route.path.startswith(LEARNING_PREFIXES)
+        for method in route.methods
+    }
 
 
 async def test_every_learning_route_is_in_the_matrix(stack: Stack) -> None:

@@ -365,6 +365,7 @@ async def _plant_code(stack: Stack, email: str, purpose: str) -> str:
             length=6,
             ttl_seconds=600,
         )
+        assert delivery.sealed_code is not None  # issue_code seals every code it issues
         code = vault.unseal(delivery.id, delivery.sealed_code)
     stack.remember(code)
     return code

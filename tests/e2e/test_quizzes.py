@@ -235,6 +235,7 @@ async def test_a_timed_attempt_is_closed_by_its_workflow_at_the_deadline(stack: 
 
     row = await eventually(lambda: closed_row(stack, attempt["id"]), timeout=20)
     assert row.submitted_by == "deadline"
+    assert row.submitted_at is not None
     lateness = (row.submitted_at - deadline).total_seconds()
     assert 0 <= lateness <= 2, lateness
     assert (row.score, row.passed) == (6, True)

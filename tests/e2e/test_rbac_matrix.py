@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from authflow.policies import SEEDED_ROLES
 from tests.stack import Stack
@@ -92,17 +94,32 @@ async def new_member(
     return Member(user_id, email, password, tokens)
 
 
-def admin_routes(app: Any) -> list[RouteContext]:
-    """The app's effective routes (included routers flattened, prefixes and
-    router-level dependencies applied) under the admin prefix."""
-    return [
-        r
-        for r in iter_route_contexts(app.routes)
-        if isinstance(r.original_route, APIRoute) and (r.path or "").startswith(ADMIN_PREFIX)
-    ]
+@dataclass(frozen=True)
+class AppRoute:
+    """An API route as the app serves it: included routers flattened, prefixes and
+    router-level dependencies applied."""
+
+    path: str
+    methods: frozenset[str]
+    dependant: Dependant
 
 
-def guard_permissions(dependant: Any) -> list[str]:
+def api_routes(app: FastAPI) -> list[AppRoute]:
+    found = []
+    for r in iter_route_contexts(app.routes):
+        if isinstance(r.original_route, APIRoute):
+            # FastAPI types these for any route; an APIRoute always has both.
+            assert r.path is not None and r.methods is not None, r
+            found.append(AppRoute(r.path, frozenset(r.methods), r.dependant))
+    return found
+
+
+def admin_routes(app: FastAPI) -> list[AppRoute]:
+    """The app's effective routes under the admin prefix."""
+    return [r for r in api_routes(app) if r.path.startswith(ADMIN_PREFIX)]
+
+
+def guard_permissions(dependant: Dependant) -> list[str]:
     """Permissions of every ``require_permission`` guard in a route's dependency tree."""
     found: list[str] = []
     for dependency in dependant.dependencies:
@@ -151,7 +168,7 @@ async def test_rbac_matrix(stack: Stack) -> None:
         # Unknown ids and names: an allowed caller gets 404/422, never a change.
         path = _PARAM.sub("no-such-thing", route.path)
         for method in sorted(route.methods):
-            body = {} if method in ("POST", "PUT", "PATCH") else None
+            body: dict[str, object] | None = {} if method in ("POST", "PUT", "PATCH") else None
             for caller, headers in callers.items():
                 r = await stack.http.request(method, path, json=body, headers=headers)
                 if caller == "anonymous":

@@ -186,6 +186,7 @@ async def test_code_stored_only_as_keyed_hash(stack: Stack) -> None:
         return row if row is not None and row.state == "delivered" else None
 
     row = await eventually(delivered)
+    assert row.code_hash is not None and row.sealed_code is not None
     assert code not in row.code_hash and code.encode() not in row.sealed_code
     assert row.attempts == 1
 

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +87,9 @@ class SinkProbe:
 
         # aiosmtpd looks the hook up on the handler when a session starts: only new
         # connections use the wrapper, so the open ones (the workers reuse theirs)
-        # are closed; the mailers reopen them at their next send.
-        handler.handle_DATA = handle_data
+        # are closed; the mailers reopen them at their next send.  The wrapper is an
+        # instance attribute shadowing the method; ``uninstall`` pops it again.
+        handler.__dict__["handle_DATA"] = handle_data
         self._drop_sessions()
 
     def uninstall(self) -> None:
@@ -106,7 +107,7 @@ class SinkProbe:
 
 
 @contextlib.contextmanager
-def probing(sink: MailSink, delay: float | Callable[[], float] = 0.0) -> Any:
+def probing(sink: MailSink, delay: float | Callable[[], float] = 0.0) -> Iterator[SinkProbe]:
     probe = SinkProbe(sink, delay)
     probe.install()
     try:

@@ -19,13 +19,12 @@ from sqlalchemy import insert
 from authflow.models import Role, User, UserRole, UserStatus, new_id, utcnow
 from tests.e2e.test_rbac_matrix import admin_headers
 from tests.faults.support import (
-    eventually,
     probing,
     start_worker,
     worker_process,
     workers_in_subprocesses,
 )
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -40,10 +39,11 @@ async def _audience(stack: Stack, size: int) -> tuple[str, list[str]]:
     (registering 2,000 accounts through the API would be a test of its own)."""
     role = f"CROWD_{secrets.token_hex(4).upper()}"
     now = utcnow()
+    emails = [f"crowd-{secrets.token_hex(6)}@example.com" for _ in range(size)]
     users = [
         {
             "id": new_id(),
-            "email": f"crowd-{secrets.token_hex(6)}@example.com",
+            "email": email,
             "full_name": None,
             "password_hash": "!",
             "status": UserStatus.ACTIVE,
@@ -51,7 +51,7 @@ async def _audience(stack: Stack, size: int) -> tuple[str, list[str]]:
             "updated_at": now,
             "verified_at": now,
         }
-        for _ in range(size)
+        for email in emails
     ]
     async with stack.db.session() as session:
         session.add(Role(name=role, seeded=False))
@@ -60,7 +60,7 @@ async def _audience(stack: Stack, size: int) -> tuple[str, list[str]]:
         await session.execute(
             insert(UserRole), [{"user_id": u["id"], "role_name": role} for u in users]
         )
-    return role, [u["email"] for u in users]
+    return role, emails
 
 
 async def test_killed_workers_send_each_recipient_once(stack: Stack, tmp_path: Path) -> None:

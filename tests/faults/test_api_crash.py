@@ -23,12 +23,11 @@ from api.flows import code_workflow_id
 from authflow.models import User, UserStatus
 from tests.faults.support import (
     api_process,
-    eventually,
     verify_code,
     wait_for_codes,
     wait_http_ready,
 )
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

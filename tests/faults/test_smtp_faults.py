@@ -18,7 +18,6 @@ from devtools.mailsink.sink import REPLY_DOWN
 from tests.faults.support import (
     codes_to,
     deliveries,
-    eventually,
     messages_to,
     probing,
     register_many,
@@ -26,7 +25,7 @@ from tests.faults.support import (
     verify_code,
     wait_for_codes,
 )
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 
 from authflow.models import PendingFlow, User, UserStatus
 from authflow.policies import TEMPORAL_PROBE_CACHE_SECONDS
-from tests.faults.support import dedicated_stack, eventually
-from tests.stack import Stack, TemporalDevServer
+from tests.faults.support import dedicated_stack
+from tests.stack import Stack, TemporalDevServer, eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

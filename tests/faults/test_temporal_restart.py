@@ -12,7 +12,6 @@ from api.flows import code_workflow_id
 from tests.faults.support import (
     codes_to,
     dedicated_stack,
-    eventually,
     messages_to,
     probing,
     register_many,
@@ -20,6 +19,7 @@ from tests.faults.support import (
     verify_code,
     wait_for_codes,
 )
+from tests.stack import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

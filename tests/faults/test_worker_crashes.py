@@ -14,7 +14,6 @@ import pytest
 
 from tests.faults.support import (
     codes_to,
-    eventually,
     probing,
     register_many,
     settled_deliveries,
@@ -25,7 +24,7 @@ from tests.faults.support import (
     worker_process,
     workers_in_subprocesses,
 )
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
@@ -107,14 +106,14 @@ async def test_sigterm_lets_in_flight_sends_finish(stack: Stack, tmp_path: Path)
                     return probe.in_flight >= 1
 
                 await eventually(in_flight, timeout=60, interval=0.05)
-                in_flight = probe.in_flight
+                in_flight_at_sigterm = probe.in_flight
                 worker.terminate()
                 assert await worker.wait_exit(timeout=45) == 0, worker.log_text()[-3000:]
                 assert "worker stopping" in worker.log_text()
                 # Graceful: the worker waited for its sends' answers before leaving.
                 assert probe.in_flight == 0
                 finished = [a for e in emails for a in probe.to(e) if a.accepted]
-                assert len(finished) >= in_flight
+                assert len(finished) >= in_flight_at_sigterm
 
                 await start_worker(worker)  # picks up what was never started
                 codes = await wait_for_codes(stack, emails, after_id=mark, timeout=60)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
@@ -48,10 +50,10 @@ class FakeBroadcast:
     recipients: dict[str, str]
     state: str = "scheduled"
     begun_at: datetime | None = None
-    sends: list[tuple[str, str]] = field(default_factory=list)  # (user, workflow run id)
+    sends: list[tuple[str, str | None]] = field(default_factory=list)  # (user, workflow run id)
     pages: list[RecipientsPageInput] = field(default_factory=list)
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         @activity.defn(name="begin_broadcast")
         async def begin_broadcast(ref: AnnouncementRef) -> BroadcastStarted:
             if self.state == "scheduled":

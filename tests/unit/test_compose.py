@@ -61,7 +61,9 @@ def compose(compose_text: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return compose["services"]
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
 
 
 def _environment(service: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -104,7 +104,7 @@ class FakeCourse:
     completed: bool = False
     user_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
-    def activities(self) -> list[object]:
+    def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="load_enrollment_plan")
         async def load_enrollment_plan(request: EnrollmentPlanRequest) -> EnrollmentPlan:
             now = activity.info().current_attempt_scheduled_time.timestamp()
@@ -150,7 +150,7 @@ def flow(course: FakeCourse, reminder_days: int = 0) -> EnrollmentFlowInput:
 
 async def run_enrollment(
     env: WorkflowEnvironment, course: FakeCourse, flow_input: EnrollmentFlowInput, workflow_id: str
-) -> tuple[Worker, WorkflowHandle]:  # type: ignore[type-arg]
+) -> tuple[Worker, WorkflowHandle[EnrollmentWorkflow, str]]:
     queue = flow_input.email.task_queue
     worker = Worker(
         env.client,
@@ -167,7 +167,7 @@ async def run_enrollment(
 
 async def drip_course(
     env: WorkflowEnvironment, workflow_id: str
-) -> tuple[FakeCourse, WorkflowHandle]:  # type: ignore[type-arg]
+) -> tuple[FakeCourse, WorkflowHandle[EnrollmentWorkflow, str]]:
     course = FakeCourse(release_days=[0, 1, 2, 7, 14, 30])
     worker, handle = await run_enrollment(env, course, flow(course), workflow_id)
     async with worker:

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from activities import mailer as mailer_module
 from activities.mailer import (
     Mailer,
     PermanentDeliveryError,
@@ -44,7 +43,7 @@ async def test_the_local_hostname_is_looked_up_once(monkeypatch: pytest.MonkeyPa
         lookups.append(1)
         return "worker.example"
 
-    monkeypatch.setattr(mailer_module.socket, "getfqdn", getfqdn)
+    monkeypatch.setattr("activities.mailer.socket.getfqdn", getfqdn)
     sink = MailSink(port=_free_port())
     await sink.start()
     try:

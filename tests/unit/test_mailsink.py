@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -72,9 +72,22 @@ def make_email(
     return msg
 
 
-async def send(sink: MailSink, msg: EmailMessage | None = None, **kwargs: object) -> None:
+async def send(
+    sink: MailSink,
+    msg: EmailMessage | None = None,
+    *,
+    recipients: Sequence[str] | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> None:
     await aiosmtplib.send(
-        msg or make_email(), hostname=sink.host, port=sink.port, timeout=5, **kwargs
+        msg or make_email(),
+        hostname=sink.host,
+        port=sink.port,
+        timeout=5,
+        recipients=recipients,
+        username=username,
+        password=password,
     )
 
 

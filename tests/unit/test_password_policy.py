@@ -208,7 +208,7 @@ def test_passwords_built_on_the_address_or_the_name_are_refused() -> None:
 def test_weak_secrets_are_refused_at_start_in_every_mode(secret: str) -> None:
     for environment in ("production", "development", "test"):
         with pytest.raises(InsecureConfiguration, match="JWT_SECRET"):
-            Settings(environment=environment, jwt_secret=secret)  # type: ignore[arg-type]
+            Settings(environment=environment, jwt_secret=secret)
 
 
 def test_a_weak_otp_secret_is_refused() -> None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from authflow.errors import InvalidAnswer
 from authflow.quizzes.definitions import QuizDefinition, ShowAnswers
 from authflow.quizzes.grading import (
+    Answer,
     answers_visible,
     attempt_order,
     check_answers,
@@ -147,7 +148,7 @@ def test_ids_are_assigned_when_absent_and_kept_when_given() -> None:
 # -- answers and grading ----------------------------------------------------------------
 
 
-ALL_RIGHT = {
+ALL_RIGHT: dict[str, Answer] = {
     "capital": "paris",
     "primes": ["three", "two"],
     "sky": True,

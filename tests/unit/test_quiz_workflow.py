@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from temporalio import activity, workflow
@@ -44,14 +45,14 @@ class FakeClose:
     failures: int = 0
     emails: list[SendEmailInput] = field(default_factory=list)
 
-    def email_activity(self) -> object:
+    def email_activity(self) -> Callable[..., Any]:
         @activity.defn(name="record_email")
         async def record_email(request: SendEmailInput) -> None:
             self.emails.append(request)
 
         return record_email
 
-    def activity(self) -> object:
+    def activity(self) -> Callable[..., Any]:
         @activity.defn(name=CLOSE_QUIZ_ATTEMPT)
         async def close(request: CloseAttemptInput) -> CloseAttemptOutcome:
             self.calls.append((request.attempt_id, activity.info().current_attempt_scheduled_time))
@@ -104,7 +105,7 @@ EMAIL = EmailRoute("notification", QUIZ_ATTEMPTS.task_queue, RetrySpec(1.0, 2.0,
 
 async def start(
     env: WorkflowEnvironment, seconds: float, email: EmailRoute | None = None
-) -> tuple[WorkflowHandle, str, datetime]:  # type: ignore[type-arg]
+) -> tuple[WorkflowHandle[QuizAttemptWorkflow, str], str, datetime]:
     attempt_id = str(uuid.uuid4())
     deadline = await env.get_current_time() + timedelta(seconds=seconds)
     handle = await env.client.start_workflow(

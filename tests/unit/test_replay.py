@@ -26,10 +26,10 @@ import json
 import secrets
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from temporalio import workflow
@@ -44,6 +44,9 @@ from workers.main import workflow_runner
 from workflows.catalog import ALL_WORKFLOWS, QUIZ_WORKFLOWS
 from workflows.inputs import CodeFlowInput
 from workflows.registration import RegistrationWorkflow
+
+if TYPE_CHECKING:  # only the recorder uses the stack, and it imports the stack lazily
+    from tests.stack import Stack
 
 HISTORIES = Path(__file__).resolve().parents[1] / "data" / "histories"
 WORKFLOWS = [*ALL_WORKFLOWS, *QUIZ_WORKFLOWS]
@@ -221,7 +224,13 @@ async def record_histories(out: Path, prefix: str = "", only: str | None = None)
 
 
 class _Recorder:
-    def __init__(self, stack: Any, out: Path, eventually: Any, prefix: str = "") -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        out: Path,
+        eventually: Callable[..., Awaitable[Any]],
+        prefix: str = "",
+    ) -> None:
         self.prefix = prefix
         self.stack = stack
         self.out = out

@@ -50,8 +50,10 @@ async def test_by_default_sqlite_runs_on_aiosqlites_thread(sqlite_url: str) -> N
     try:
         async with database.engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            assert not isinstance(raw.driver_connection, InlineSqliteConnection)
-            await raw.driver_connection.create_function("thread_id", 0, threading.get_ident)
+            driver = raw.driver_connection
+            assert driver is not None
+            assert not isinstance(driver, InlineSqliteConnection)
+            await driver.create_function("thread_id", 0, threading.get_ident)
             thread = (await conn.execute(text("SELECT thread_id()"))).scalar_one()
         assert thread != threading.get_ident()
     finally:
@@ -60,7 +62,7 @@ async def test_by_default_sqlite_runs_on_aiosqlites_thread(sqlite_url: str) -> N
 
 async def test_the_workers_drive_sqlite_inline(sqlite_url: str) -> None:
     settings = Settings(environment="test", jwt_secret=TEST_SECRET, database_url=sqlite_url)
-    deps = WorkerDeps.build(settings, resolve_email_policies(""))
+    deps = WorkerDeps.build(settings, resolve_email_policies())
     try:
         databases = [deps.pacer_db, *(queue.db for queue in deps.queues.values())]
         for database in databases:

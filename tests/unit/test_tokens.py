@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -84,7 +85,12 @@ def _body_swapped(token: str) -> str:
     return f"{head}.{other}.{sig}"
 
 
-BAD_TOKENS = {
+def _missing(claim: str) -> Callable[[], str]:
+    """A token otherwise valid, without ``claim``."""
+    return lambda: sign(claims(**{claim: ...}))
+
+
+BAD_TOKENS: dict[str, Callable[[], str]] = {
     "tampered_signature": lambda: _tampered(sign(claims())),
     "payload_swapped": lambda: _body_swapped(sign(claims())),
     "alg_none": lambda: _alg_none(claims()),
@@ -105,10 +111,7 @@ BAD_TOKENS = {
     "empty": lambda: "",
     "garbage": lambda: "not.a.jwt",
     "two_parts": lambda: ".".join(sign(claims()).split(".")[:2]),
-    **{
-        f"missing_{claim}": (lambda claim=claim: sign(claims(**{claim: ...})))
-        for claim in REQUIRED_CLAIMS
-    },
+    **{f"missing_{claim}": _missing(claim) for claim in REQUIRED_CLAIMS},
 }
 
 

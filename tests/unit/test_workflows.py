@@ -13,10 +13,11 @@ import json
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
@@ -79,7 +80,7 @@ class FakeActivities:
     permanent: bool = False
     user_gone: bool = False
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         @activity.defn(name=ActivityName.ISSUE_CODE)
         async def issue_code(request: IssueCodeInput) -> IssuedCode | None:
             if self.user_gone:
