@@ -5,11 +5,14 @@ statistics; a quiz's questions and attempts (never an answer key)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from api.console.pages import PAGE_SIZE
+from authflow.quizzes.models import QuizAttempt
 from tests.browser.console_client import ConsoleClient
 from tests.browser.playwright_expect import expect
 from tests.browser.shots import screenshot
@@ -181,3 +184,24 @@ async def test_from_a_course_to_its_quiz_in_chromium(stack: Stack, page: Any) ->
     await expect(page.get_by_role("link", name="Courses", exact=True).first).to_be_visible()
     assert await page.evaluate("window.__xss") is None
     await screenshot(page, stack, "quiz-attempts")
+
+
+async def test_an_open_attempt_past_its_deadline_reads_overdue(
+    stack: Stack, console: ConsoleClient
+) -> None:
+    """Its workflow is late (here: it has none). The page says so and closes nothing."""
+    setup = await quiz_course(stack)
+    assert (await setup.put_quiz()).status_code == 200
+    attempt_id = (await setup.start()).json()["id"]
+    async with stack.db.session() as session:
+        await session.execute(
+            update(QuizAttempt)
+            .where(QuizAttempt.id == attempt_id)
+            .values(deadline=datetime.now(UTC) - timedelta(minutes=5))
+        )
+        await session.commit()
+    assert (await console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
+    page = await console.get(f"/admin/courses/{setup.course_id}/quizzes/{setup.quiz_id}")
+    assert cells(row_of(page.text, "data-attempt", attempt_id))[2] == "overdue"
+    async with stack.db.session() as session:
+        assert (await session.get(QuizAttempt, attempt_id)).state == "open"  # type: ignore[union-attr]
