@@ -8,7 +8,12 @@ from temporalio.exceptions import ApplicationError
 
 from authflow.db import Database
 from authflow.quizzes import service
-from workflows.inputs import CLOSE_QUIZ_ATTEMPT, CloseAttemptInput, CloseAttemptOutcome
+from workflows.inputs import (
+    CLOSE_QUIZ_ATTEMPT,
+    GRADED_LEARNER_LEFT,
+    CloseAttemptInput,
+    CloseAttemptOutcome,
+)
 
 
 class QuizActivities:
@@ -30,4 +35,8 @@ class QuizActivities:
         activity.logger.info("quiz attempt closed at its deadline")
         async with self._db.session() as session:
             result = await service.quiz_result(session, request.attempt_id)
+        if result is None:
+            # The learner left the course: graded all the same, but no email (the
+            # workflow sends one only for "graded", so its code is unchanged).
+            return CloseAttemptOutcome(GRADED_LEARNER_LEFT, record.graded_now.passed)
         return CloseAttemptOutcome("graded", record.graded_now.passed, result)

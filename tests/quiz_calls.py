@@ -143,6 +143,17 @@ class QuizSetup:
             f"{API}/quizzes/{self.quiz_id}/stats", headers=self.stack.bearer(tokens or self.owner)
         )
 
+    async def enroll(self, tokens: dict[str, Any] | None = None) -> None:
+        await enroll(self.stack, self.course_id, tokens or self.learner)
+
+    async def leave(self, tokens: dict[str, Any] | None = None) -> None:
+        """The learner un-enrols (``DELETE /courses/{id}/enroll``)."""
+        r = await self.stack.http.delete(
+            f"{API}/courses/{self.course_id}/enroll",
+            headers=self.stack.bearer(tokens or self.learner),
+        )
+        assert r.status_code == 204, r.text
+
     async def add_learner(self) -> dict[str, Any]:
         tokens = await signed_in(self.stack)
         await enroll(self.stack, self.course_id, tokens)

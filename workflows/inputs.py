@@ -190,9 +190,13 @@ class CloseAttemptInput:
     attempt_id: str
 
 
+GRADED_LEARNER_LEFT = "graded_learner_left"
+
+
 @dataclass(frozen=True)
 class CloseAttemptOutcome:
-    """``graded`` (closed by this call), ``already_closed`` or ``missing``."""
+    """``graded`` (closed by this call), ``graded_learner_left`` (closed by this call, its
+    learner had left the course: no result email), ``already_closed`` or ``missing``."""
 
     status: str
     passed: bool | None = None

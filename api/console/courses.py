@@ -1,6 +1,7 @@
 """Courses: every course with its status and learners, archive; one course's learners
-with their progress (issue 15's console page).  [courses:manage] sees and archives them
-all, through the same use case as ``POST /api/v1/courses/{id}/archive``."""
+with their progress (issue 15's console page) and its quizzes' statistics (``quizzes``).
+[courses:manage] sees and archives them all, through the same use case as
+``POST /api/v1/courses/{id}/archive``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from authflow.models import User
 
 from .actions import act, record_id
 from .pages import PAGE_SIZE, Pager, need, offset_param, text_param
+from .quizzes import course_quizzes
 from .session import ConsoleDep, PostedDep
 from .web import PREFIX, ConsoleRoute, render
 
@@ -106,6 +108,7 @@ async def course_page(
         for e, email in page
     ]
     owner = await db.get(User, course.owner_id) if course.owner_id else None
+    quiz_count, quiz_rows = await course_quizzes(db, course)
     return render(
         request,
         "course.html",
@@ -114,6 +117,8 @@ async def course_page(
             "owner": owner,
             "learners": learners,
             "total": total or 0,
+            "quizzes": quiz_rows,
+            "quiz_count": quiz_count,
             "pager": Pager(f"{PREFIX}/courses/{course.id}", {}, start, total or 0),
             "back": _back(request, f"/courses/{course.id}"),
         },

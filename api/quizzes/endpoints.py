@@ -111,12 +111,13 @@ async def start_attempt(
     "/attempts/{attempt_id}/answers",
     response_model=AttemptOut,
     summary="Save answers without submitting",
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 403, 404, 409, 422),
 )
 async def save_answers(
     attempt_id: ResourceId, body: SaveAnswersRequest, actor: SignedIn, db: DbSession
 ) -> AttemptOut:
-    """409 ``attempt_closed`` once submitted or past the deadline."""
+    """403 ``not_enrolled`` once the learner left the course; 409 ``attempt_closed``
+    once submitted or past the deadline."""
     record = await service.save_answers(db, actor, attempt_id, body.answers)
     return attempt_out(record)
 
@@ -125,10 +126,11 @@ async def save_answers(
     "/attempts/{attempt_id}/submit",
     response_model=SubmitOut,
     summary="Submit and grade an attempt",
-    responses=responses(401, 404, 409),
+    responses=responses(401, 403, 404, 409),
 )
 async def submit(attempt_id: ResourceId, actor: SignedIn, db: DbSession) -> SubmitOut:
-    """Each question's right answer is included only when ``show_answers`` allows."""
+    """Each question's right answer is included only when ``show_answers`` allows.
+    403 ``not_enrolled`` once the learner left the course; 409 ``attempt_closed``."""
     record = await service.submit(db, actor, attempt_id)
     if record.certificate is not None:
         certificate_issued(db, record.certificate)

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authflow.courses.models import Course, Lesson
+from authflow.courses.models import Course, CourseModule, Lesson
+from authflow.models import User
 from authflow.quizzes.definitions import QuizDefinition
 from authflow.quizzes.grading import Answer, Grade
 from authflow.quizzes.models import (
@@ -162,6 +163,21 @@ async def close_attempt(
 
 
 @dataclass(frozen=True)
+class QuizTotals:
+    """One quiz's attempts: started, by how many learners, graded, passed."""
+
+    attempts: int = 0
+    learners: int = 0
+    graded: int = 0
+    passed: int = 0
+
+    @property
+    def pass_rate(self) -> float | None:
+        """Over graded attempts; None before any."""
+        return round(self.passed / self.graded, 4) if self.graded else None
+
+
+@dataclass(frozen=True)
 class QuizStats:
     attempts: int
     learners: int
@@ -169,20 +185,28 @@ class QuizStats:
     correct_rates: dict[str, float]
 
 
+async def totals(db: AsyncSession, quiz_ids: list[str]) -> dict[str, QuizTotals]:
+    """Each quiz's totals in one grouped query (a quiz without attempts is absent)."""
+    if not quiz_ids:
+        return {}
+    submitted = QuizAttempt.state == AttemptState.SUBMITTED
+    rows = await db.execute(
+        select(
+            QuizAttempt.quiz_id,
+            func.count(),
+            func.count(func.distinct(QuizAttempt.user_id)),
+            func.sum(case((submitted, 1), else_=0)),
+            func.sum(case((submitted & QuizAttempt.passed.is_(True), 1), else_=0)),
+        )
+        .where(QuizAttempt.quiz_id.in_(quiz_ids))
+        .group_by(QuizAttempt.quiz_id)
+    )
+    return {quiz_id: QuizTotals(*(int(v or 0) for v in counts)) for quiz_id, *counts in rows.all()}
+
+
 async def stats(db: AsyncSession, quiz_id: str) -> QuizStats:
     """Aggregated by the database: two small queries whatever the number of attempts."""
-    submitted = QuizAttempt.state == AttemptState.SUBMITTED
-    totals = (
-        await db.execute(
-            select(
-                func.count(),
-                func.count(func.distinct(QuizAttempt.user_id)),
-                func.sum(case((submitted, 1), else_=0)),
-                func.sum(case((submitted & QuizAttempt.passed.is_(True), 1), else_=0)),
-            ).where(QuizAttempt.quiz_id == quiz_id)
-        )
-    ).one()
-    attempts, learners, graded, passed = (int(v or 0) for v in totals)
+    total = (await totals(db, [quiz_id])).get(quiz_id, QuizTotals())
     per_question = await db.execute(
         select(
             QuizAttemptResult.question_id,
@@ -192,11 +216,51 @@ async def stats(db: AsyncSession, quiz_id: str) -> QuizStats:
         .group_by(QuizAttemptResult.question_id)
     )
     return QuizStats(
-        attempts=attempts,
-        learners=learners,
-        pass_rate=round(passed / graded, 4) if graded else None,
+        attempts=total.attempts,
+        learners=total.learners,
+        pass_rate=total.pass_rate,
         correct_rates={qid: round(float(rate), 4) for qid, rate in per_question.all()},
     )
+
+
+# -- the admin console's reads ---------------------------------------------------------
+
+
+async def quizzes_of_course(
+    db: AsyncSession, course_id: str, *, limit: int
+) -> tuple[int, list[tuple[Quiz, Lesson]]]:
+    """How many quizzes the course has, and the first ``limit`` in outline order."""
+    count = await db.scalar(
+        select(func.count()).select_from(Quiz).where(Quiz.course_id == course_id)
+    )
+    rows = await db.execute(
+        select(Quiz, Lesson)
+        .join(Lesson, Lesson.id == Quiz.lesson_id)
+        .join(CourseModule, CourseModule.id == Lesson.module_id)
+        .where(Quiz.course_id == course_id)
+        .order_by(CourseModule.position, Lesson.position, Lesson.id)
+        .limit(limit)
+    )
+    return int(count or 0), list(rows.tuples().all())
+
+
+async def attempts_page(
+    db: AsyncSession, quiz_id: str, *, limit: int, offset: int
+) -> tuple[int, list[tuple[QuizAttempt, str]]]:
+    """How many attempts the quiz has, and one page of them with each learner's email,
+    newest first."""
+    count = await db.scalar(
+        select(func.count()).select_from(QuizAttempt).where(QuizAttempt.quiz_id == quiz_id)
+    )
+    rows = await db.execute(
+        select(QuizAttempt, User.email)
+        .join(User, User.id == QuizAttempt.user_id)
+        .where(QuizAttempt.quiz_id == quiz_id)
+        .order_by(QuizAttempt.started_at.desc(), QuizAttempt.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return int(count or 0), list(rows.tuples().all())
 
 
 def attempt_answers(attempt: QuizAttempt) -> dict[str, Any]:

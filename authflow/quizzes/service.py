@@ -2,10 +2,13 @@
 deadline, statistics.  Each takes the request's session; the caller commits.
 
 Who may do what: the course's owner and [courses:manage] define a quiz and read every
-attempt; an enrolled learner takes it.  The deadline is checked here too (not only by
-the attempt's workflow), so a late save or submit is refused even while Temporal is
-down, and an attempt found past its deadline is closed on the spot - graded exactly
-once whoever gets there first (``repository.close_attempt``).
+attempt; an enrolled learner takes it, and only while enrolled: a learner who left the
+course (``DELETE /courses/{id}/enroll``) can no longer save or submit (403
+``not_enrolled``), and their open attempt waits as it is (see ``_taking``).  The
+deadline is checked here too (not only by the attempt's workflow), so a late save or
+submit is refused even while Temporal is down, and an attempt found past its deadline
+is closed on the spot - graded exactly once whoever gets there first
+(``repository.close_attempt``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from authflow.errors import (
     AttemptClosed,
     AttemptsExhausted,
     Forbidden,
+    NotEnrolled,
     NotFound,
     NotQuizLesson,
     VersionConflict,
@@ -199,7 +203,7 @@ async def save_answers(
 ) -> AttemptRecord:
     """Merge ``answers`` into the saved ones (``null`` clears one); never submits."""
     for _ in range(_RACE_ROUNDS):
-        record = await _learner_attempt(db, actor, attempt_id)
+        record = await _taking(db, actor, attempt_id)
         attempt, now = record.attempt, utcnow()
         _ensure_open(attempt, now)
         checked = check_answers(
@@ -218,7 +222,7 @@ async def save_answers(
 
 async def submit(db: AsyncSession, actor: Actor, attempt_id: str) -> AttemptRecord:
     for _ in range(_RACE_ROUNDS):
-        record = await _learner_attempt(db, actor, attempt_id)
+        record = await _taking(db, actor, attempt_id)
         attempt, now = record.attempt, utcnow()
         _ensure_open(attempt, now)
         result = grade(record.definition, repo.attempt_answers(attempt))
@@ -331,10 +335,22 @@ async def _attempt(db: AsyncSession, attempt_id: str) -> AttemptRecord:
     return AttemptRecord(attempt, definition, course, quiz.lesson_id)
 
 
-async def _learner_attempt(db: AsyncSession, actor: Actor, attempt_id: str) -> AttemptRecord:
+async def _taking(db: AsyncSession, actor: Actor, attempt_id: str) -> AttemptRecord:
+    """The learner's own attempt, to save or submit: 404 for anyone else's; 403
+    ``not_enrolled`` once they left the course, checked on every call (the start's check
+    is not enough: access ends when they leave).  An archived course stays open to its
+    learners (the contract), so archiving changes nothing here.
+
+    Leaving does not touch the attempt: an untimed one stays open and a timed one is
+    closed by its deadline as if the learner had closed the tab.  Enrolling again keeps
+    progress, so the same attempt goes on where it was.  No row lock: a submit that read
+    the enrollment before a concurrent leave committed happened before it; locking the
+    enrollment here would take it before the attempt row, the reverse of the deadline's
+    close (attempt, then enrollment to complete the lesson), and could deadlock."""
     record = await _attempt(db, attempt_id)
     if record.attempt.user_id != actor.user_id:
         raise NotFound("No such attempt.")
+    await learning.active_enrollment(db, record.course.id, actor.user_id)
     return record
 
 
@@ -361,13 +377,21 @@ async def stats(
 
 
 async def quiz_result(db: AsyncSession, attempt_id: str) -> dict[str, object] | None:
-    """What the result email of an attempt closed by its deadline shows (no answers)."""
+    """What the result email of an attempt closed by its deadline shows (no answers);
+    None when there is nothing to send: not closed by the deadline, or its learner left
+    the course (no course email reaches a learner who left, as for drip and reminder
+    emails; the result stays readable at ``GET /attempts/{id}``)."""
     attempt = await db.get(QuizAttempt, attempt_id)
     if attempt is None or attempt.submitted_by != SubmittedBy.DEADLINE:
         return None
     quiz = await db.get(Quiz, attempt.quiz_id)
     lesson = await db.get(Lesson, quiz.lesson_id) if quiz else None
     course = await db.get(Course, lesson.course_id) if lesson else None
+    if course is not None:
+        try:
+            await learning.active_enrollment(db, course.id, attempt.user_id)
+        except NotEnrolled:
+            return None
     return {
         "lesson_title": lesson.title if lesson else "",
         "course_title": course.title if course else "",

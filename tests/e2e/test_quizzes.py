@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from temporalio.api.enums.v1 import EventType
 
 from authflow.quizzes.models import QuizAttempt, QuizAttemptResult
 from tests.quiz_calls import (
@@ -318,3 +319,69 @@ async def test_a_pass_at_the_deadline_completes_the_lesson(stack: Stack) -> None
     done = await progress(setup)
     assert done["completed_lesson_ids"] == [setup.lesson_id]
     assert done["certificate_id"] is None  # one more lesson to go
+
+
+# -- leaving the course ---------------------------------------------------------------
+
+
+async def test_a_learner_who_left_can_no_longer_save_or_submit(stack: Stack) -> None:
+    setup = await ready_quiz(stack)
+    attempt_id = (await setup.start()).json()["id"]
+    assert (await setup.save(attempt_id, HALF_RIGHT)).status_code == 200
+    await setup.leave()
+
+    assert_error(await setup.save(attempt_id, ALL_RIGHT), 403, "not_enrolled")
+    assert_error(await setup.submit(attempt_id), 403, "not_enrolled")
+    assert_error(await setup.start(), 403, "not_enrolled")
+    # Nothing was changed: the attempt waits, open, with the answers saved before.
+    read = (await setup.attempt(attempt_id)).json()
+    assert (read["state"], read["answers"]) == ("open", HALF_RIGHT)
+    # Enrolling again keeps progress: the same attempt goes on.
+    await setup.enroll()
+    again = await setup.start()
+    assert (again.status_code, again.json()["id"]) == (200, attempt_id)
+    assert (await setup.save(attempt_id, ALL_RIGHT)).status_code == 200
+    graded = await setup.submit(attempt_id)
+    assert graded.status_code == 200, graded.text
+    assert (graded.json()["score"], graded.json()["passed"]) == (6, True)
+
+
+async def test_an_archived_course_keeps_its_learners_taking_the_quiz(stack: Stack) -> None:
+    """The contract: an archived course leaves the catalogue, its learners keep access."""
+    setup = await ready_quiz(stack)
+    attempt_id = (await setup.start()).json()["id"]
+    r = await stack.http.post(
+        f"/api/v1/courses/{setup.course_id}/archive", headers=stack.bearer(setup.owner)
+    )
+    assert r.status_code == 200, r.text
+    assert (await setup.save(attempt_id, ALL_RIGHT)).status_code == 200
+    assert (await setup.submit(attempt_id)).json()["passed"] is True
+    stranger = await signed_in(stack)
+    r = await stack.http.post(
+        f"/api/v1/courses/{setup.course_id}/enroll", headers=stack.bearer(stranger)
+    )
+    assert_error(r, 409, "course_archived")
+
+
+async def test_the_deadline_closes_the_attempt_of_a_learner_who_left_without_email(
+    stack: Stack,
+) -> None:
+    setup = await ready_quiz(stack, time_limit_seconds=10)
+    attempt = (await setup.start()).json()
+    assert (await setup.save(attempt["id"], ALL_RIGHT)).status_code == 200
+    await setup.leave()
+    assert_error(await setup.save(attempt["id"], HALF_RIGHT), 403, "not_enrolled")
+    assert_error(await setup.submit(attempt["id"]), 403, "not_enrolled")
+
+    # Graded at its deadline on the answers saved before leaving, as for a closed tab.
+    row = await eventually(lambda: closed_row(stack, attempt["id"]), timeout=20)
+    assert (row.submitted_by, row.score, row.passed) == ("deadline", 6, True)
+    handle = stack.client.get_workflow_handle(f"quiz-attempt-{attempt['id']}")
+    assert await handle.result() == "graded_learner_left"
+    # No result email: the workflow started no child email workflow.
+    history = await handle.fetch_history()
+    kinds = {EventType.Name(event.event_type) for event in history.events}
+    assert "EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED" not in kinds, kinds
+    # The grade stands in the statistics.
+    stats = (await setup.stats()).json()
+    assert (stats["attempts"], stats["pass_rate"]) == (1, 1.0)
