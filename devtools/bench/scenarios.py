@@ -92,7 +92,10 @@ class RunResult:
 
 def rate_limits() -> dict[str, float]:
     """Sends per second per email kind, as the stack resolves them (EMAIL_RATE_LIMITS)."""
-    policies = resolve_email_policies(Settings(environment="test").email_rate_limits)
+    # Only the rate limits are read here; Settings refuses to exist without a strong
+    # JWT_SECRET, which the bench's own process does not need: a throwaway one.
+    settings = Settings(environment="test", jwt_secret=secrets.token_urlsafe(48))
+    policies = resolve_email_policies(settings.email_rate_limits)
     return {kind.value: policy.rate_per_second for kind, policy in policies.items()}
 
 
