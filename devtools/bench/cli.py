@@ -38,9 +38,9 @@ SCENARIOS_HELP = {
     "scale": "the spike with 1, 2 and 4 worker processes (own stacks only)",
     "faults": "the spike with transient and permanent SMTP failures",
     "learn": "learners browse, enrol, open and complete lessons; p99 per route "
-    "(--courses, --learners, --duration)",
-    "quiz": "learners start a timed quiz at once, save, submit or run out; deadline "
-    "closes, lost answers (--learners, --time-limit)",
+    "(--courses, --learners, --duration; own stacks only)",
+    "quiz": "learners start a timed quiz at once; deadline closes, lost answers, "
+    "double grades (--learners, --time-limit; own stacks only)",
     "all": "every scenario above, one after the other",
     "floor": "CPU floor of one registration on this machine (`authflow bench floor --help`)",
 }

@@ -223,6 +223,15 @@ def answer_for(question_id: str, round_: int) -> Any:
     return 40 + round_
 
 
+def save_batch(questions: list[str], round_: int) -> list[str]:
+    """The questions a learner answers in save ``round_``: the first two, then three at a
+    time moving by two, so each save also changes the previous one's last answer (and
+    after the last question it starts over, changing answers already saved)."""
+    if round_ == 0:
+        return questions[:2]
+    return list(dict.fromkeys(questions[(2 * round_ - 1 + j) % len(questions)] for j in range(3)))
+
+
 async def _quiz_taker(runner: Learners, learner: QuizLearner) -> None:
     config = runner.config
     rng = random.Random(config.seed * 100_003 + learner.index)  # noqa: S311 - timing
@@ -246,8 +255,7 @@ async def _quiz_taker(runner: Learners, learner: QuizLearner) -> None:
         if due >= stop:
             break
         await _sleep_until(due)
-        # A few more answers each time, and sometimes a changed one.
-        batch = {q: answer_for(q, round_) for q in questions[: 2 * (round_ + 1)][-3:]}
+        batch = {q: answer_for(q, round_) for q in save_batch(questions, round_)}
         status, _ = await runner.call(
             learner.index, "save", "PUT", f"{API}/attempts/{learner.attempt_id}/answers",
             {"answers": batch},
