@@ -134,6 +134,11 @@ async def _drive(stack: OwnStack, config: LearnersConfig) -> _Measured:
     if usage is not None:
         for role in ("api", "worker", "temporal"):
             metrics[f"rss_{role}_mb"] = usage.peak_rss_mb.get(role)
+            metrics[f"cpu_{role}_s"] = usage.cpu_seconds.get(role, 0.0)
+        # CPU is what a loaded machine distorts least: the API's cost of one request.
+        metrics["cpu_api_per_request_ms"] = (
+            usage.cpu_seconds.get("api", 0.0) / len(records) * 1000 if records else None
+        )
     return _Measured(records, learners, config.start_at, metrics)
 
 

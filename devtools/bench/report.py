@@ -144,6 +144,12 @@ ROWS: list[Row] = [
     ("  of which load / probe streams", ("load_cpu_s", "probe_cpu_s"), "{:.1f}"),
     *LEARNING_ROWS,
     ("CPU s: the stack (API, workers, Temporal)", ("stack_cpu_s",), "{:.1f}"),
+    (
+        "  of which API / worker / Temporal",
+        ("cpu_api_s", "cpu_worker_s", "cpu_temporal_s"),
+        "{:.1f}",
+    ),
+    ("API CPU per request (ms)", ("cpu_api_per_request_ms",), "{:.1f}"),
     ("load average (1 min) at the end", ("load_avg_1m",), "{:.2f}"),
     ("sink event-loop lag max (ms)", ("sink_loop_lag_max_ms",), "{:.1f}"),
 ]
