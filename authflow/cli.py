@@ -107,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     # to the benchmark's own parser, so `authflow bench --help` is that parser's help.
     sub.add_parser(
         "bench",
-        help="the project's load benchmark: spike, steady, isolation, scale, faults, floor "
-        "(`authflow bench --help`)",
+        help="the project's load benchmark: spike, steady, isolation, scale, faults, learn, "
+        "quiz, floor (`authflow bench --help`)",
     )
     return parser
 

@@ -1,5 +1,5 @@
-"""``authflow bench SCENARIO [options]``: spike, steady, isolation, scale, faults, all,
-or ``floor`` (see ``devtools.bench.floor``).
+"""``authflow bench SCENARIO [options]``: spike, steady, isolation, scale, faults, learn,
+quiz, all, or ``floor`` (see ``devtools.bench.floor``).
 
 Runs each selected scenario ``--runs`` times, prints a table of the medians with a
 PASS/MISS line per target, and writes ``<out>/<scenario>.json`` and ``.png``.  The exit
@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from devtools.bench import learning
 from devtools.bench.report import VariantResult, render_table, write_chart, write_json
 from devtools.bench.scenarios import (
     BenchOptions,
@@ -26,7 +27,8 @@ from devtools.bench.scenarios import (
     run_once,
 )
 
-SCENARIO_NAMES = ("spike", "steady", "isolation", "scale", "faults")
+SCENARIO_NAMES = ("spike", "steady", "isolation", "scale", "faults", "learn", "quiz")
+LEARNING_LOADS = ("learn", "quiz")
 
 # What each scenario does, for `authflow bench` without a scenario and for --help.
 SCENARIOS_HELP = {
@@ -35,6 +37,10 @@ SCENARIOS_HELP = {
     "isolation": "a spike while password resets must still arrive on time",
     "scale": "the spike with 1, 2 and 4 worker processes (own stacks only)",
     "faults": "the spike with transient and permanent SMTP failures",
+    "learn": "learners browse, enrol, open and complete lessons; p99 per route "
+    "(--courses, --learners, --duration; own stacks only)",
+    "quiz": "learners start a timed quiz at once; deadline closes, lost answers, "
+    "double grades (--learners, --time-limit; own stacks only)",
     "all": "every scenario above, one after the other",
     "floor": "CPU floor of one registration on this machine (`authflow bench floor --help`)",
     "timing": "known vs unknown email: login, resend-otp, forgot answer alike? (--n)",
@@ -59,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--n", type=int, default=500, help="registrations in a spike (500)")
     parser.add_argument("--rate", type=float, default=10.0, help="steady: registrations/s (10)")
-    parser.add_argument("--duration", type=float, default=30.0, help="steady: seconds (30)")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="steady, learn: seconds of load (30)"
+    )
     parser.add_argument(
         "--runs", type=int, default=1, help="runs per scenario; medians reported (1)"
     )
@@ -75,6 +83,26 @@ def _parser() -> argparse.ArgumentParser:
         "--sink-port", type=int, default=1025, help="with --attach: sink port (1025)"
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
+    learning = parser.add_argument_group("learn and quiz")
+    learning.add_argument(
+        "--courses", type=int, default=1000, help="learn: published courses of 10x10 lessons (1000)"
+    )
+    learning.add_argument("--learners", type=int, help="signed-in learners (learn: 200, quiz: 300)")
+    learning.add_argument(
+        "--think",
+        type=float,
+        default=1.0,
+        help="learn: mean seconds between one learner's requests (1)",
+    )
+    learning.add_argument(
+        "--time-limit",
+        type=int,
+        default=60,
+        help="quiz: the attempt's time limit in seconds, 10 to 86400 (60)",
+    )
+    learning.add_argument(
+        "--save-interval", type=float, default=5.0, help="quiz: seconds between saves (5)"
+    )
     parser.add_argument(
         "--drain-timeout",
         type=float,
@@ -145,6 +173,21 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if (
+        args.courses < 1
+        or (args.learners is not None and args.learners < 1)
+        or args.think <= 0
+        or args.save_interval <= 0
+    ):
+        print(
+            "authflow bench: --courses, --learners, --think and --save-interval must be positive",
+            file=sys.stderr,
+        )
+        return 2
+    if not 10 <= args.time_limit <= 86_400:
+        # The contract's bounds of a quiz's time_limit_seconds.
+        print("authflow bench: --time-limit must be within 10..86400 seconds", file=sys.stderr)
+        return 2
     options = BenchOptions(
         n=args.n,
         rate=args.rate,
@@ -157,6 +200,11 @@ def main(argv: list[str]) -> int:
         out=args.out,
         drain_timeout=args.drain_timeout,
         keep=args.keep,
+        courses=args.courses,
+        learners=args.learners,
+        think=args.think,
+        time_limit=args.time_limit,
+        save_interval=args.save_interval,
     )
     names = SCENARIO_NAMES if args.scenario == "all" else (args.scenario,)
     command = "authflow bench " + " ".join(argv)
@@ -173,9 +221,7 @@ async def _run(options: BenchOptions, names: tuple[str, ...], command: str) -> i
     for name in names:
         scenario = scenarios[name]
         if scenario.own_stack_only and options.attach:
-            print(
-                f"== {name}: skipped (it starts stacks with 1, 2 and 4 workers; not with --attach)"
-            )
+            print(f"== {name}: skipped ({scenario.own_stack_reason}; not with --attach)")
             continue
         results = [await _run_variant(options, scenario, v, limits) for v in scenario.variants]
         failed = failed or any(r.errors for r in results)
@@ -195,14 +241,18 @@ async def _run_variant(
     for index in range(options.runs):
         log_file = options.out / "logs" / f"{scenario.name}-{slug}-run{index + 1}.log"
         print(f"-- {scenario.name} [{variant.name}] run {index + 1}/{options.runs} ...", flush=True)
+        runner = learning.run_once if variant.load in LEARNING_LOADS else run_once
         try:
-            result = await run_once(options, variant, limits, log_file)
+            result = await runner(options, variant, limits, log_file)
         except Exception as exc:  # report it, carry on with the other runs
             errors.append(f"run {index + 1}: {type(exc).__name__}: {exc}")
             print(f"   failed: {type(exc).__name__}: {exc}", flush=True)
             continue
         runs.append(result)
         m = result.metrics
+        if variant.load in LEARNING_LOADS:
+            print("   " + learning.summary_line(variant.load, m), flush=True)
+            continue
         print(
             "   acked {a:.0f}/{r:.0f}, ack p99 {p:.0f} ms, lost {lost:.0f}, drain {d} s".format(
                 a=m["accepted"] or 0,

@@ -76,12 +76,20 @@ class HttpClient:
         self.port = url.port or 80
         self.timeout = timeout
 
-    async def request(self, method: str, path: str, json_body: Any = None) -> Answer:
-        return await asyncio.wait_for(self._exchange(method, path, json_body), self.timeout)
+    async def request(
+        self, method: str, path: str, json_body: Any = None, *, token: str | None = None
+    ) -> Answer:
+        """``token``: a bearer access token (the learning scenarios' signed-in learners)."""
+        exchange = self._exchange(method, path, json_body, token)
+        return await asyncio.wait_for(exchange, self.timeout)
 
-    async def _exchange(self, method: str, path: str, json_body: Any) -> Answer:
+    async def _exchange(self, method: str, path: str, json_body: Any, token: str | None) -> Answer:
         body = b"" if json_body is None else json.dumps(json_body).encode()
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nConnection: close\r\n"
+        if token is not None:
+            head += f"Authorization: Bearer {token}\r\n"
+        if json_body is None and method in ("POST", "PUT"):
+            head += "Content-Length: 0\r\n"  # a bodiless POST (enrol, complete, submit)
         if json_body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         reader, writer = await asyncio.open_connection(self.host, self.port)

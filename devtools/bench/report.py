@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.bench import stats
+from devtools.bench.learning import LEARN_ROUTES, QUIZ_ROUTES
 from devtools.bench.scenarios import KINDS, BenchOptions, RunResult, Scenario, Variant
 from devtools.bench.targets import Metrics
 
@@ -25,7 +26,46 @@ class VariantResult:
 
 
 # label, metric keys (shown joined by " / "), number format
-ROWS: list[tuple[str, tuple[str, ...], str]] = [
+Row = tuple[str, tuple[str, ...], str]
+
+# The learn and quiz scenarios (devtools.bench.learning).
+LEARNING_ROWS: list[Row] = [
+    ("courses / learners / seeding (s)", ("courses", "learners", "seed_s"), "{:.0f}"),
+    ("questions / time limit (s)", ("questions", "time_limit_s"), "{:.0f}"),
+    ("requests / errors", ("all_requests", "errors"), "{:.0f}"),
+    *(
+        row
+        for route in (*LEARN_ROUTES, *QUIZ_ROUTES)
+        for row in (
+            (f"{route}: requests / errors", (f"{route}_count", f"{route}_errors"), "{:.0f}"),
+            (
+                f"{route}: p50 / p99 / max (ms)",
+                (f"{route}_p50_ms", f"{route}_p99_ms", f"{route}_max_ms"),
+                "{:.0f}",
+            ),
+        )
+    ),
+    ("start requests fired within (s)", ("start_spread_s",), "{:.2f}"),
+    ("saves refused at their deadline", ("late_saves",), "{:.0f}"),
+    (
+        "attempts / submitted / closed at deadline / left open",
+        ("attempts", "submitted_by_learner", "deadline_closed", "deadline_unclosed"),
+        "{:.0f}",
+    ),
+    (
+        "deadline close after deadline p50 / p99 / max (s)",
+        ("deadline_late_p50_s", "deadline_late_p99_s", "deadline_late_max_s"),
+        "{:.3f}",
+    ),
+    ("answers acknowledged / lost", ("answers_acknowledged", "lost_answers"), "{:.0f}"),
+    (
+        "double grades / incompletely graded / result emails",
+        ("double_grades", "graded_incomplete", "result_emails"),
+        "{:.0f}",
+    ),
+]
+
+ROWS: list[Row] = [
     ("requests / accepted / non-2xx", ("requests", "accepted", "non_2xx"), "{:.0f}"),
     ("requests fired within (s)", ("fire_spread_s",), "{:.2f}"),
     (
@@ -102,6 +142,14 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
         "{:.1f}",
     ),
     ("  of which load / probe streams", ("load_cpu_s", "probe_cpu_s"), "{:.1f}"),
+    *LEARNING_ROWS,
+    ("CPU s: the stack (API, workers, Temporal)", ("stack_cpu_s",), "{:.1f}"),
+    (
+        "  of which API / worker / Temporal",
+        ("cpu_api_s", "cpu_worker_s", "cpu_temporal_s"),
+        "{:.1f}",
+    ),
+    ("API CPU per request (ms)", ("cpu_api_per_request_ms",), "{:.1f}"),
     ("load average (1 min) at the end", ("load_avg_1m",), "{:.2f}"),
     ("sink event-loop lag max (ms)", ("sink_loop_lag_max_ms",), "{:.1f}"),
 ]
@@ -215,12 +263,16 @@ def machine_info() -> dict[str, Any]:
 def write_chart(
     path: Path, scenario: Scenario, results: list[VariantResult], limits: dict[str, float]
 ) -> None:
-    """Two panels: rolling one-second acceptances per kind against the limit; ack latency."""
+    """Two panels: rolling one-second acceptances per kind against the limit; ack latency.
+    The learning scenarios: latency per route over time, and its distribution."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if any(key.startswith("route_") for r in results for run in r.runs for key in run.series):
+        _route_chart(path, scenario, results, plt)
+        return
     fig, (sends, acks) = plt.subplots(2, 1, figsize=(11, 8.5))
     shown_limits: set[str] = set()
     for result in results:
@@ -271,6 +323,44 @@ def write_chart(
     acks.set_ylabel("requests")
     if len(results) > 1:
         acks.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _route_chart(path: Path, scenario: Scenario, results: list[VariantResult], plt: Any) -> None:
+    """Latency of each 2xx answer over time per route (log scale), and for ``quiz`` the
+    deadline closes' lateness; the last run of each variant."""
+    fig, (over_time, lower) = plt.subplots(2, 1, figsize=(11, 8.5))
+    for result in results:
+        if not result.runs:
+            continue
+        series = result.runs[-1].series
+        for key, values in sorted(series.items()):
+            if not key.startswith("route_"):
+                continue
+            sent, latency = values[0::2], [v * 1000 for v in values[1::2]]
+            over_time.scatter(sent, latency, s=4, alpha=0.5, label=key.removeprefix("route_"))
+            lower.hist(latency, bins=60, alpha=0.5, label=key.removeprefix("route_"))
+        late = series.get("deadline_late_s", [])
+        if late:
+            lower.clear()
+            lower.hist(late, bins=40, color="tab:red")
+            lower.set_title("deadline closes: closed_at - deadline")
+            lower.set_xlabel("seconds")
+            lower.set_ylabel("attempts")
+        else:
+            lower.set_title("latency of 2xx answers")
+            lower.set_xlabel("ms")
+            lower.set_ylabel("requests")
+            lower.legend(fontsize=8)
+    over_time.set_yscale("log")
+    over_time.set_title(f"{scenario.name}: latency of each 2xx answer")
+    over_time.set_xlabel("seconds since t0")
+    over_time.set_ylabel("ms")
+    if over_time.get_legend_handles_labels()[0]:
+        over_time.legend(fontsize=8, markerscale=3, loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

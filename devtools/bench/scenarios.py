@@ -36,6 +36,8 @@ from devtools.bench.targets import (
     Target,
     fault_targets,
     isolation_targets,
+    learn_targets,
+    quiz_targets,
     scale_targets,
     spike_targets,
     steady_targets,
@@ -63,12 +65,20 @@ class BenchOptions:
     out: Path = Path("bench-results")
     drain_timeout: float = 300.0
     keep: bool = False  # keep each started stack's directory (database, Temporal, logs)
+    # The learning scenarios (devtools.bench.learning): catalogue size, learners (None:
+    # the scenario's own default), seconds between one learner's requests, the quiz's
+    # time limit and how often its takers save.  ``duration`` is how long ``learn`` runs.
+    courses: int = 1000
+    learners: int | None = None
+    think: float = 1.0
+    time_limit: int = 60
+    save_interval: float = 5.0
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    load: Literal["spike", "steady"] = "spike"
+    load: Literal["spike", "steady", "learn", "quiz"] = "spike"
     workers: int = 1
     fault: Literal["none", "transient", "down"] = "none"
     resets: bool = False
@@ -80,6 +90,8 @@ class Scenario:
     variants: list[Variant]
     targets: list[Target]
     own_stack_only: bool = False
+    # Why it cannot run with --attach (printed when skipped).
+    own_stack_reason: str = "it starts stacks with 1, 2 and 4 workers"
 
 
 @dataclass
@@ -92,7 +104,10 @@ class RunResult:
 
 def rate_limits() -> dict[str, float]:
     """Sends per second per email kind, as the stack resolves them (EMAIL_RATE_LIMITS)."""
-    policies = resolve_email_policies(Settings(environment="test").email_rate_limits)
+    # Only the rate limits are read here; Settings refuses to exist without a strong
+    # JWT_SECRET, which the bench's own process does not need: a throwaway one.
+    settings = Settings(environment="test", jwt_secret=secrets.token_urlsafe(48))
+    policies = resolve_email_policies(settings.email_rate_limits)
     return {kind.value: policy.rate_per_second for kind, policy in policies.items()}
 
 
@@ -119,6 +134,21 @@ def build_scenarios(options: BenchOptions, limits: dict[str, float]) -> dict[str
                 Variant(f"down {OUTAGE_SECONDS:.0f} s", workers=k, fault="down"),
             ],
             fault_targets(limits),
+        ),
+        # devtools.bench.learning runs these two; they seed the stack's own database.
+        "learn": Scenario(
+            "learn",
+            [Variant("learn", load="learn", workers=k)],
+            learn_targets(),
+            own_stack_only=True,
+            own_stack_reason="it seeds the stack's database and signs tokens with its secret",
+        ),
+        "quiz": Scenario(
+            "quiz",
+            [Variant("quiz", load="quiz", workers=k)],
+            quiz_targets(),
+            own_stack_only=True,
+            own_stack_reason="it seeds the stack's database and signs tokens with its secret",
         ),
     }
 

@@ -46,9 +46,19 @@ class Stack(Protocol):
 
 class OwnStack:
     def __init__(
-        self, *, workers: int, smtp_host: str, smtp_port: int, log_file: Path, keep: bool = False
+        self,
+        *,
+        workers: int,
+        smtp_host: str,
+        smtp_port: int,
+        log_file: Path,
+        keep: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.workers = workers
+        # Set for the stack on top of the bench's environment (e.g. a JWT_SECRET the
+        # bench mints learners' tokens with).
+        self.extra_env = dict(extra_env or {})
         self.keep = keep  # keep the working directory (database, Temporal state) afterwards
         self.smtp_host = smtp_host
         self.smtp_port = smtp_port
@@ -66,6 +76,12 @@ class OwnStack:
     def workdir(self) -> str | None:
         return str(self._workdir) if self._workdir is not None else None
 
+    @property
+    def database_url(self) -> str:
+        """The stack's database, for the scenarios that seed it directly (once started)."""
+        assert self._workdir is not None, "start() first"
+        return f"sqlite+aiosqlite:///{self._workdir / 'bench.db'}"
+
     def _environment(self, workdir: Path) -> dict[str, str]:
         env = os.environ.copy()
         env.update(
@@ -75,6 +91,7 @@ class OwnStack:
                 "API_HOST": "127.0.0.1",
                 "API_PORT": str(self.api_port),
                 "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+                **self.extra_env,
             }
         )
         # Settings read .env from the working directory; the temporary one has none,

@@ -105,3 +105,29 @@ def fault_targets(limits: dict[str, float]) -> list[Target]:
         Target("lost registration emails", "lost", "==", 0),
         *window_targets("register", "register", limits["register"]),
     ]
+
+
+def learn_targets() -> list[Target]:
+    """Issue 15: learners browsing, enrolling and completing lessons."""
+    return [
+        *(
+            Target(f"{route} p99 (ms)", f"{route}_p99_ms", "<=", 100)
+            for route in ("catalogue", "outline", "lesson", "complete")
+        ),
+        Target("errors (non-2xx or no answer)", "errors", "==", 0),
+    ]
+
+
+def quiz_targets() -> list[Target]:
+    """Issue 16: a timed quiz started by every learner in the same second."""
+    return [
+        *(
+            Target(f"{route} p99 (ms)", f"{route}_p99_ms", "<=", 150)
+            for route in ("start", "save", "submit")
+        ),
+        Target("latest deadline close after its deadline (s)", "deadline_late_max_s", "<=", 2),
+        Target("attempts left open past their deadline", "deadline_unclosed", "==", 0),
+        Target("acknowledged answers missing from the grade", "lost_answers", "==", 0),
+        Target("attempts graded twice", "double_grades", "==", 0),
+        Target("errors (non-2xx or no answer)", "errors", "==", 0),
+    ]
