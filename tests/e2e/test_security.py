@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from api.deps import peer_address
 from authflow.models import RefreshToken, Session, User, utcnow
@@ -339,6 +340,53 @@ async def test_forgot_answers_before_any_workflow_call(stack: Stack) -> None:
         await stack.wait_for_mail(email, after_id=mark, subject="reset")
     finally:
         del flows.start_code_flow
+
+
+@contextlib.contextmanager
+def statements_of(stack: Stack) -> Iterator[list[str]]:
+    """What the API asks the database while the block runs, as "VERB table" (the outbox
+    relay and the workers' send bookkeeping share the engine and are left out)."""
+    engine = stack.app.state.services.db.engine.sync_engine
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        text = " ".join(statement.split()).lower()
+        if any(t in text for t in ("email_deliveries", "send_slots", "pending_flows")):
+            return
+        verb = text.split(" ", 1)[0]
+        table = re.search(r"(?:from|into|update) (\w+)", text)
+        seen.append(f"{verb} {table.group(1) if table else '?'}")
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_known_and_unknown_addresses_cost_the_same_statements(stack: Stack) -> None:
+    """The contract's "comparable time" as a mechanism (the time itself is measured by
+    ``authflow bench timing``, docs/benchmarks.md): a known address asks the database
+    what an unknown one asks, in the same order; loading the User (and with it its
+    roles and permissions) only for a known address was two queries an attacker could
+    time.  The outbox row a known address queues is left out: it is written in the same
+    commit, and the workflow call it carries starts after the answer."""
+    active, _ = await stack.register_and_verify()
+    pending = stack.new_email("pending")
+    assert (await stack.register(pending)).status_code == 202
+    await asyncio.sleep(stack.settings.otp_resend_cooldown_seconds + 0.2)
+    cases = [
+        ("/login", {"email": active, "password": "a wrong guess of a password"}, 401),
+        ("/register/resend-otp", {"email": pending}, 202),
+        ("/password/forgot", {"email": active}, 202),
+    ]
+    for path, known_body, status in cases:
+        unknown_body = {**known_body, "email": stack.new_email("ghost")}
+        with statements_of(stack) as known:
+            assert (await stack.http.post(AUTH + path, json=known_body)).status_code == status
+        with statements_of(stack) as unknown:
+            assert (await stack.http.post(AUTH + path, json=unknown_body)).status_code == status
+        assert known == unknown, path
 
 
 # --- finding 11: two tabs refreshing at once -------------------------------------------------
