@@ -137,7 +137,7 @@ for _action in Control:
     "/{announcement_id}/resend-failed",
     status_code=202,
     response_model=ResendStarted,
-    responses=responses(401, 404, 409, 503),
+    responses=responses(401, 403, 404, 409, 503),
     dependencies=[Depends(require_workflows)],
 )
 async def resend_failed(
@@ -162,7 +162,7 @@ async def resend_failed(
 @router.get(
     "/{announcement_id}/failures",
     response_model=FailurePage,
-    responses=responses(401, 404, 422),
+    responses=responses(401, 403, 404, 422),
 )
 async def list_failures(
     announcement_id: str,
