@@ -285,3 +285,25 @@ async def test_progress_updates_live_and_failed_ones_are_resent(stack: Stack, pa
         return all(len(_to(stack, m, mark, subject)) == 1 for m in members)
 
     assert await eventually(delivered_once, timeout=10)
+
+
+async def test_compose_schedules_at_a_utc_time(stack: Stack, console: ConsoleClient) -> None:
+    assert (await console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
+    when = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    local = when.strftime("%Y-%m-%dT%H:%M")  # what <input type="datetime-local"> posts
+    form = {
+        "kind": "all",
+        "subject": f"Later {secrets.token_hex(3)}",
+        "body": "x",
+        "send_at": local,
+    }
+    shown = await console.post(f"{PAGES}/preview", form)
+    assert shown.status_code == 200 and f"at {local} UTC?" in shown.text
+    sent = await console.post(PAGES, {**form, "seal": _seal(shown.text)})
+    assert "is scheduled" in await console.flash(sent)
+    announcement_id = sent.headers["location"].rsplit("/", 1)[1]
+    admin = await admin_headers(stack)
+    body = (await stack.http.get(f"{BASE}/{announcement_id}", headers=admin)).json()
+    assert body["state"] == "scheduled"
+    assert datetime.fromisoformat(body["send_at"]) == when
+    await stack.http.post(f"{BASE}/{announcement_id}/cancel", headers=admin)
