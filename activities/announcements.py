@@ -18,7 +18,11 @@ from temporalio import activity
 from authflow import emails
 from authflow.announcements import repository as repo
 from authflow.announcements.models import Announcement
-from authflow.announcements.states import AnnouncementState, RecipientState
+from authflow.announcements.states import (
+    AnnouncementState,
+    RecipientState,
+    broadcast_workflow_id,
+)
 from authflow.db import Database
 from authflow.deliveries import DeliveryLedger
 from authflow.models import EmailDelivery, EmailPreference, User, UserStatus, utcnow
@@ -50,10 +54,6 @@ _FROM_DELIVERY = {
 
 CLAIMED = "claimed"
 HELD = "held"
-
-
-def broadcast_workflow_id(announcement_id: str) -> str:
-    return f"announcement-{announcement_id}"
 
 
 class AnnouncementActivities:
@@ -125,7 +125,10 @@ class AnnouncementActivities:
             if row is None or row.status != UserStatus.ACTIVE or row.announcements is False:
                 await repo.settle(session, ref.announcement_id, ref.user_id, RecipientState.SKIPPED)
                 return RecipientClaim(RecipientState.SKIPPED.value)
-            delivery_id = repo.delivery_id(ref.announcement_id, ref.user_id)
+            # The round that opened the recipient (a "re-send failed" one writes a fresh
+            # record: the failed one stays as it was).
+            resend_round = await repo.recipient_round(session, ref.announcement_id, ref.user_id)
+            delivery_id = repo.delivery_id(ref.announcement_id, ref.user_id, resend_round)
             if await session.get(EmailDelivery, delivery_id) is None:
                 DeliveryLedger.create(
                     session,
@@ -133,7 +136,7 @@ class AnnouncementActivities:
                     delivery_id=delivery_id,
                     user_id=ref.user_id,
                     address=row.email,
-                    workflow_id=broadcast_workflow_id(ref.announcement_id),
+                    workflow_id=broadcast_workflow_id(ref.announcement_id, resend_round),
                     context={"subject": row.subject, "body": row.body, "body_html": row.body_html},
                 )
         return RecipientClaim(CLAIMED, delivery_id)

@@ -1,12 +1,10 @@
-"""Rendering and building the emails authflow sends (in the send activity, never in a
-workflow).
+"""Building the emails authflow sends (in the send activity, never in a workflow).
 
-Bodies come from the template files of each email's declaration (``authflow.emails``),
-rendered by Jinja2 (HTML autoescaped, a missing variable an error rather than an empty
-string).  Messages are built with the standard library's ``EmailMessage``: the
-hand-written MIME writer it replaces saved about 0.1 ms of CPU per email
-(docs/benchmarks.md, "Building messages"), which did not pay for a second MIME
-implementation to keep correct (encoded names, internationalised addresses).
+Bodies are rendered by ``authflow.emails.rendering`` (the same code renders the admin
+console's previews, which may not import activities).  Messages are built with the
+standard library's ``EmailMessage``: the hand-written MIME writer it replaces saved
+about 0.1 ms of CPU per email (docs/benchmarks.md, "Building messages"), which did not
+pay for a second MIME implementation to keep correct (encoded names, internationalised addresses).
 """
 
 from __future__ import annotations
@@ -18,13 +16,13 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from functools import lru_cache
-from pathlib import Path
 
 import idna
-import jinja2
 
 from authflow import emails
-from authflow.emails import BUILTIN_TEMPLATES, EmailType
+from authflow.emails.rendering import MessageBuildError, Rendered, render
+
+__all__ = ["MessageBuildError", "OutgoingEmail", "Rendered", "build_message", "render"]
 
 # RFC 5322's limit on a line.
 MAX_LINE = 998
@@ -34,18 +32,6 @@ MAX_LINE = 998
 # across words, and its own parser reads a space into the name).
 _POLICY = email_policy.SMTP.clone(max_line_length=MAX_LINE)
 _POLICY_UTF8 = email_policy.SMTPUTF8.clone(max_line_length=MAX_LINE)
-
-
-class MessageBuildError(ValueError):
-    """This email cannot be written (a broken template, an address no encoding can carry):
-    no retry will change that."""
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str
-    html: str
 
 
 @dataclass(frozen=True)
@@ -63,34 +49,6 @@ class OutgoingEmail:
     @property
     def mail_options(self) -> list[str]:
         return ["SMTPUTF8"] if self.smtputf8 else []
-
-
-@lru_cache(maxsize=32)
-def _environment(templates: Path) -> jinja2.Environment:
-    # A declaration's own folder first, then the built-in one (its layout).
-    loader = jinja2.ChoiceLoader(
-        [jinja2.FileSystemLoader(templates), jinja2.FileSystemLoader(BUILTIN_TEMPLATES)]
-    )
-    return jinja2.Environment(
-        loader=loader,
-        # HTML files are autoescaped; text files and the subject are plain text.
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-
-
-def render(email: EmailType, context: Mapping[str, object]) -> Rendered:
-    """The subject, text and HTML of one email; ``MessageBuildError`` if it cannot be."""
-    try:
-        environment = _environment(email.templates)
-        subject = environment.from_string(email.subject).render(context)
-        values = {"unsubscribe_url": None, "name": None, **context, "subject": subject}
-        text = environment.get_template(f"{email.name}.txt")
-        html = environment.get_template(f"{email.name}.html")
-        return Rendered(subject.strip(), text.render(values), html.render(values))
-    except jinja2.TemplateError as exc:
-        raise MessageBuildError(f"{email.name}: {type(exc).__name__}: {exc}") from None
 
 
 def build_message(

@@ -23,6 +23,7 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from authflow import emails
+from authflow.announcements.states import broadcast_workflow_id
 from authflow.commands import ControlBroadcast, StartBroadcast
 from authflow.emails import EmailType
 from authflow.errors import ServiceUnavailable
@@ -77,10 +78,6 @@ _ID_PREFIX = {OtpPurpose.REGISTER: "register", OtpPurpose.PASSWORD_RESET: "passw
 
 BROADCAST_WORKFLOW = "BroadcastWorkflow"
 BROADCAST_CONTROL = "control"
-
-
-def broadcast_workflow_id(announcement_id: str) -> str:
-    return f"announcement-{announcement_id}"
 
 
 def code_workflow_id(purpose: OtpPurpose | str, user_id: str) -> str:
@@ -201,7 +198,9 @@ class FlowStarter:
         return self._client
 
     async def start_broadcast(self, command: StartBroadcast) -> None:
-        """An announcement's broadcast (id ``announcement-<id>``: a retried start finds it)."""
+        """An announcement's broadcast (id ``announcement-<id>``, a re-send round's
+        ``announcement-<id>-resend-<n>``: a retried start finds it).  A round starts as
+        ``started``: the workflow code is the first send's, unchanged (no patch)."""
         attributes = [SearchAttributePair(sa.KIND, EmailKind.ANNOUNCEMENT.value)]
         if command.course_id:
             attributes.append(SearchAttributePair(sa.COURSE_ID, command.course_id))
@@ -214,8 +213,9 @@ class FlowStarter:
                     route=route,
                     send_at_epoch=command.send_at_epoch,
                     page_size=command.page_size,
+                    started=command.resend_round > 0,
                 ),
-                id=broadcast_workflow_id(command.announcement_id),
+                id=broadcast_workflow_id(command.announcement_id, command.resend_round),
                 task_queue=route.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(attributes),
@@ -224,7 +224,9 @@ class FlowStarter:
 
     async def control_broadcast(self, command: ControlBroadcast) -> None:
         """Wake the broadcast; one that has ended needs nothing."""
-        handle = self._client.get_workflow_handle(broadcast_workflow_id(command.announcement_id))
+        handle = self._client.get_workflow_handle(
+            broadcast_workflow_id(command.announcement_id, command.resend_round)
+        )
         await self._ignore_gone(handle.signal(BROADCAST_CONTROL, ControlSignal(command.action)))
 
     async def cancel_user_flows(self, user_id: str) -> None:

@@ -90,21 +90,26 @@ class LessonsChanged:
 
 @dataclass(frozen=True)
 class StartBroadcast:
-    """Start an announcement's broadcast workflow (it waits for ``send_at`` itself)."""
+    """Start an announcement's broadcast workflow (it waits for ``send_at`` itself).
+    ``resend_round`` > 0: the n-th "re-send failed", its own workflow, which goes
+    straight to sending the recipients reopened for it (the audience is resolved)."""
 
     announcement_id: str
     course_id: str | None
     send_at_epoch: float | None
     page_size: int
+    resend_round: int = 0
 
 
 @dataclass(frozen=True)
 class ControlBroadcast:
     """Wake a broadcast with ``pause``, ``resume`` or ``cancel`` (the database already
-    holds the new state: the signal only makes the workflow see it at once)."""
+    holds the new state: the signal only makes the workflow see it at once).
+    ``resend_round``: the round whose workflow is running (0: the first send)."""
 
     announcement_id: str
     action: str
+    resend_round: int = 0
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ CONCURRENT_SENDS = 10
 # A paused broadcast looks at the database this often, in case a resume signal was lost.
 PAUSED_RECHECK = timedelta(minutes=1)
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Patch: a control signal that arrives while the workflow reads the database's state wins
+# over that read (the read may predate the API's newer pause / resume / cancel; before
+# the patch a resume arriving then was undone, and sending waited a whole
+# PAUSED_RECHECK).  Histories without the marker replay as before.
+SIGNALS_WIN_OVER_READS = "broadcast-signals-win-over-state-reads"
 CLAIMED = "claimed"
 # The email pipeline's outcome of a send -> the recipient's state.
 _RECIPIENT_STATE = {
@@ -74,9 +79,12 @@ class BroadcastWorkflow:
         self._cancelled = False
         self._after = ""
         self._counts = BroadcastCounts()
+        # Control signals received so far (see SIGNALS_WIN_OVER_READS).
+        self._signals = 0
 
     @workflow.signal(name="control")
     def control(self, signal: ControlSignal) -> None:
+        self._signals += 1
         if signal.action == Control.PAUSE:
             self._paused = True
         elif signal.action == Control.RESUME:
@@ -166,11 +174,20 @@ class BroadcastWorkflow:
                     lambda: not self._paused or self._cancelled, timeout=PAUSED_RECHECK
                 )
             except TimeoutError:
-                self._apply(await self._database_state(ref))
+                await self._follow_database(ref)
 
     async def _database_state(self, ref: AnnouncementRef) -> str:
         state: str = await _bookkeeping("announcement_state", ref, str)
         return state
+
+    async def _follow_database(self, ref: AnnouncementRef) -> None:
+        """Take the database's state, unless a control signal arrived while it was read:
+        the API signals after its commit, so the signal is at least as new as the read."""
+        seen = self._signals
+        state = await self._database_state(ref)
+        if seen != self._signals and workflow.patched(SIGNALS_WIN_OVER_READS):
+            return
+        self._apply(state)
 
     def _apply(self, state: str) -> None:
         """Follow the database's state."""
@@ -191,7 +208,7 @@ class BroadcastWorkflow:
                 # Not sent: the announcement was paused or cancelled under us.  The cursor
                 # stays before this chunk: its held recipients are still pending and are
                 # fetched again after a resume (the ones that went out are not).
-                self._apply(await self._database_state(AnnouncementRef(job.announcement_id)))
+                await self._follow_database(AnnouncementRef(job.announcement_id))
                 return
             self._after = chunk[-1]
 

@@ -1,4 +1,5 @@
-"""``/api/v1/announcements``: compose, list, watch, pause / resume / cancel.
+"""``/api/v1/announcements``: compose, list, watch, pause / resume / cancel, list the
+failed recipients and send to them again.
 
 The route validates, writes, commits, then starts (or signals) the announcement's
 broadcast workflow under its deterministic id ``announcement-<id>``; it never waits for
@@ -14,23 +15,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api.announcements import use_cases
 from api.announcements.schemas import (
     AnnouncementCreate,
     AnnouncementCreated,
     AnnouncementOut,
     AnnouncementPage,
     CourseLearners,
+    FailureOut,
+    FailurePage,
+    ResendStarted,
     RoleMembers,
 )
 from api.deps import CurrentPrincipal, DbSession, ServicesDep, require_workflows
 from api.openapi import responses
-from api.unit_of_work import after_commit
 from authflow.announcements import repository as repo
 from authflow.announcements import service
 from authflow.announcements.models import Announcement
 from authflow.announcements.repository import Audience
 from authflow.announcements.states import AudienceKind, Control
-from authflow.commands import ControlBroadcast, StartBroadcast
 from authflow.errors import Forbidden, InvalidCursor
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])
@@ -59,18 +62,14 @@ async def create_announcement(
     """Send now, or at `send_at`.  [announcements:send] reaches everyone;
     [announcements:send_own] only the learners of the sender's own courses (403 otherwise).
     `total` is the audience's size now: the audience is resolved when sending starts."""
-    audience = _audience(body)
-    announcement = await service.create(
-        db, sender, audience, subject=body.subject, body=body.body, send_at=body.send_at
-    )
-    after_commit(
+    announcement = await use_cases.create(
         db,
-        StartBroadcast(
-            announcement_id=announcement.id,
-            course_id=announcement.audience_course_id,
-            send_at_epoch=announcement.send_at.timestamp() if announcement.send_at else None,
-            page_size=services.settings.announcement_page_size,
-        ),
+        sender,
+        _audience(body),
+        services.settings,
+        subject=body.subject,
+        body=body.body,
+        send_at=body.send_at,
     )
     return AnnouncementCreated(
         id=announcement.id, state=announcement.state, total=announcement.total
@@ -110,9 +109,7 @@ async def read_announcement(
 
 def _control_route(action: Control) -> Any:
     async def route(announcement_id: str, sender: SenderDep, db: DbSession) -> AnnouncementOut:
-        announcement = await service.visible(db, sender, announcement_id)
-        await service.control(db, announcement, action)
-        after_commit(db, ControlBroadcast(announcement.id, action.value))
+        announcement = await use_cases.control(db, sender, announcement_id, action)
         return await _out(db, announcement)
 
     route.__name__ = f"{action.value}_announcement"
@@ -133,6 +130,68 @@ for _action in Control:
         response_model=AnnouncementOut,
         responses=responses(401, 404, 409, 503),
         dependencies=[Depends(require_workflows)],
+    )
+
+
+@router.post(
+    "/{announcement_id}/resend-failed",
+    status_code=202,
+    response_model=ResendStarted,
+    responses=responses(401, 403, 404, 409, 503),
+    dependencies=[Depends(require_workflows)],
+)
+async def resend_failed(
+    announcement_id: str, sender: SenderDep, db: DbSession, services: ServicesDep
+) -> ResendStarted:
+    """Send again to the recipients whose email failed, once the announcement is `done`
+    (409 `invalid_state` in any other state, or when none failed): it goes back to
+    `sending` until they are settled.  Still at most one delivered email per recipient:
+    only failed ones are sent again.  Each re-send is its own broadcast workflow
+    (`announcement-<id>-resend-<n>`); pause / resume / cancel act on it."""
+    announcement, reopened = await use_cases.resend_failed(
+        db, sender, announcement_id, services.settings
+    )
+    return ResendStarted(
+        id=announcement.id,
+        state=announcement.state,
+        resending=reopened,
+        round=announcement.resends,
+    )
+
+
+@router.get(
+    "/{announcement_id}/failures",
+    response_model=FailurePage,
+    responses=responses(401, 403, 404, 422),
+)
+async def list_failures(
+    announcement_id: str,
+    sender: SenderDep,
+    db: DbSession,
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(None, max_length=200),
+) -> FailurePage:
+    """The recipients whose email failed (now: a re-sent one leaves the list unless it
+    fails again), in a stable order; pass `next_cursor` back as `cursor`."""
+    announcement = await service.visible(db, sender, announcement_id)
+    items = await repo.failures_page(
+        db, announcement.id, _read_failure_cursor(cursor), limit=limit + 1
+    )
+    more = len(items) > limit
+    items = items[:limit]
+    return FailurePage(
+        items=[
+            FailureOut(
+                user_id=f.user_id,
+                email=f.email,
+                error=f.error,
+                attempts=f.attempts,
+                rounds=f.rounds,
+                last_attempt_at=f.last_attempt_at,
+            )
+            for f in items
+        ],
+        next_cursor=_encode(items[-1].user_id) if more else None,
     )
 
 
@@ -168,12 +227,33 @@ async def _out(db: DbSession, announcement: Announcement) -> AnnouncementOut:
         audience=audience,
         send_at=announcement.send_at,
         sender_id=announcement.sender_id,
+        resends=announcement.resends,
     )
 
 
 def _cursor_of(announcement: Announcement) -> str:
-    raw = f"{announcement.created_at.isoformat()}|{announcement.id}"
+    return _encode(f"{announcement.created_at.isoformat()}|{announcement.id}")
+
+
+def _encode(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor() from None
+
+
+def _read_failure_cursor(cursor: str | None) -> str:
+    """The last user id of the previous page ("" for the first page)."""
+    if not cursor:
+        return ""
+    last_id = _decode(cursor)
+    if not last_id or not last_id.isprintable() or len(last_id) > 64:
+        raise InvalidCursor()
+    return last_id
 
 
 def _read_cursor(cursor: str | None) -> tuple[datetime, str] | None:

@@ -89,6 +89,28 @@ class AnnouncementOut(StrictModel):
         description="Emails delivered by a later attempt than their first (a worker died "
         "mid-send or the provider failed it): at most these recipients may have it twice"
     )
+    resends: int = Field(0, description="Rounds of `resend-failed` so far")
+
+
+class ResendStarted(StrictModel):
+    id: str
+    state: str = Field(description="`sending`: the round's broadcast has started")
+    resending: int = Field(description="Recipients whose failed email is sent again")
+    round: int = Field(description="This re-send's number (1 for the first)")
+
+
+class FailureOut(StrictModel):
+    user_id: str
+    email: str | None = Field(description="Where the email went (the user's address then)")
+    error: str | None = Field(description="The provider's last answer, or why it gave up")
+    attempts: int = Field(description="SMTP attempts, over every round")
+    rounds: int = Field(description="Emails tried: 1 plus the re-sends that included them")
+    last_attempt_at: datetime | None
+
+
+class FailurePage(StrictModel):
+    items: list[FailureOut]
+    next_cursor: str | None
 
 
 class AnnouncementPage(StrictModel):

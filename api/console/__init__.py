@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import assets, audit, courses, deliveries, quizzes, roles, signin, users
+from . import announcements, assets, audit, courses, deliveries, quizzes, roles, signin, users
 
 # Each module's router carries the /admin prefix itself: FastAPI labels a request with the
 # declaring router's route, so a prefix added here would be missing from the metrics' labels.
 console_router = APIRouter(include_in_schema=False)
-for _module in (signin, users, roles, deliveries, courses, quizzes, audit, assets):
+for _module in (signin, users, roles, deliveries, courses, quizzes, announcements, audit, assets):
     console_router.include_router(_module.router)
 
 __all__ = ["console_router"]

@@ -157,6 +157,7 @@ NAV = (
     NavItem(f"{PREFIX}/deliveries", "Deliveries", "otp:manage"),
     NavItem(f"{PREFIX}/live", "Live", "otp:manage"),
     NavItem(f"{PREFIX}/courses", "Courses", "courses:manage"),
+    NavItem(f"{PREFIX}/announcements", "Announcements", "announcements:send"),
     NavItem(f"{PREFIX}/audit", "Audit log", "users:read"),
 )
 

@@ -36,6 +36,8 @@ class Announcement(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Rounds of "re-send failed" so far; round n runs as ``announcement-<id>-resend-<n>``.
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AnnouncementRecipient(Base):
@@ -59,3 +61,7 @@ class AnnouncementRecipient(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(300))
+    # The round that last opened this recipient (0: the first send).  Their email's
+    # delivery record id is derived from it: a new record per round (a failed record
+    # stays failed, the ledger never revives it), the same one for a replayed claim.
+    round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

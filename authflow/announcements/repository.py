@@ -28,9 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authflow.announcements.models import Announcement, AnnouncementRecipient
 from authflow.announcements.states import (
+    RESEND_FROM,
     AnnouncementState,
     AudienceKind,
     RecipientState,
+    broadcast_workflow_id,
     sources,
 )
 from authflow.courses.models import Enrollment, EnrollmentStatus
@@ -159,7 +161,7 @@ async def progress(db: AsyncSession, announcement: Announcement) -> Progress:
             select(func.count())
             .select_from(EmailDelivery)
             .where(
-                EmailDelivery.workflow_id == f"announcement-{announcement.id}",
+                EmailDelivery.workflow_id.in_(workflow_ids(announcement)),
                 EmailDelivery.state == DeliveryState.DELIVERED.value,
                 EmailDelivery.attempts > 1,
             )
@@ -217,10 +219,132 @@ async def claim(db: AsyncSession, announcement_id: str, user_id: str) -> bool:
     return result.rowcount == 1
 
 
-def delivery_id(announcement_id: str, user_id: str) -> str:
-    """The id of the one delivery record of a recipient's email (derived: a replayed
-    claim finds the record it wrote)."""
-    return str(uuid.uuid5(uuid.UUID(announcement_id), user_id))
+def delivery_id(announcement_id: str, user_id: str, resend_round: int = 0) -> str:
+    """The id of the one delivery record of a recipient's email in a round (derived: a
+    replayed claim finds the record it wrote; round 0 keeps the first send's ids)."""
+    name = user_id if resend_round == 0 else f"{user_id}#{resend_round}"
+    return str(uuid.uuid5(uuid.UUID(announcement_id), name))
+
+
+def workflow_ids(announcement: Announcement) -> list[str]:
+    """The broadcast workflow of every round so far (its deliveries carry that id)."""
+    return [broadcast_workflow_id(announcement.id, n) for n in range(announcement.resends + 1)]
+
+
+async def recipient_round(db: AsyncSession, announcement_id: str, user_id: str) -> int:
+    value = await db.scalar(
+        select(_R.round).where(_R.announcement_id == announcement_id, _R.user_id == user_id)
+    )
+    return int(value or 0)
+
+
+async def reopen_failed(db: AsyncSession, announcement: Announcement) -> int | None:
+    """Start a round of "re-send failed": the announcement goes back to ``sending`` (only
+    from ``RESEND_FROM``) and its failed recipients to ``pending`` under the new round.
+    Returns the number reopened, or None when the announcement's state does not allow it.
+
+    At most one *successful* email per recipient: only ``failed`` rows reopen (a sent one
+    never does), and not a failed one whose provider did accept one of its emails
+    (``delivered_at`` set on a record the pipeline had given up on).  The caller commits
+    and starts the round's workflow; with nothing to reopen it must roll back."""
+    result = await db.execute(
+        update(Announcement)
+        .where(
+            Announcement.id == announcement.id,
+            Announcement.state.in_([s.value for s in RESEND_FROM]),
+        )
+        .values(
+            state=AnnouncementState.SENDING.value,
+            resends=Announcement.resends + 1,
+            finished_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    if result.rowcount != 1:
+        return None
+    await db.refresh(announcement)
+    accepted_once = exists().where(
+        EmailDelivery.user_id == _R.user_id,
+        EmailDelivery.workflow_id.in_(workflow_ids(announcement)),
+        EmailDelivery.delivered_at.is_not(None),
+    )
+    reopened = await db.execute(
+        update(_R)
+        .where(
+            _R.announcement_id == announcement.id,
+            _R.state == RecipientState.FAILED.value,
+            ~accepted_once,
+        )
+        .values(
+            state=RecipientState.PENDING.value,
+            round=announcement.resends,
+            claimed_at=None,
+            finished_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(reopened, CursorResult)
+    return reopened.rowcount
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One recipient whose email failed: where it went, what the provider last said,
+    SMTP attempts over every round, when the last one was."""
+
+    user_id: str
+    email: str | None
+    error: str | None
+    attempts: int
+    rounds: int
+    last_attempt_at: datetime | None
+
+
+async def failures_page(
+    db: AsyncSession, announcement_id: str, after: str, limit: int
+) -> list[Failure]:
+    """The failed recipients after user id ``after``, in user id order, with their
+    emails' delivery records (one per round, found by their derived ids)."""
+    rows = (
+        await db.execute(
+            select(_R.user_id, _R.round, User.email)
+            .outerjoin(User, User.id == _R.user_id)
+            .where(
+                _R.announcement_id == announcement_id,
+                _R.state == RecipientState.FAILED.value,
+                _R.user_id > after,
+            )
+            .order_by(_R.user_id)
+            .limit(limit)
+        )
+    ).all()
+    ids = {
+        (row.user_id, n): delivery_id(announcement_id, row.user_id, n)
+        for row in rows
+        for n in range(row.round + 1)
+    }
+    records = {
+        record.id: record
+        for record in await db.scalars(
+            select(EmailDelivery).where(EmailDelivery.id.in_(list(ids.values())))
+        )
+    }
+    failures = []
+    for row in rows:
+        mine = [records.get(ids[(row.user_id, n)]) for n in range(row.round + 1)]
+        latest = mine[-1]
+        failures.append(
+            Failure(
+                user_id=row.user_id,
+                email=latest.email if latest is not None else row.email,
+                error=latest.last_error if latest is not None else None,
+                attempts=sum(r.attempts for r in mine if r is not None),
+                rounds=row.round + 1,
+                last_attempt_at=latest.updated_at if latest is not None else None,
+            )
+        )
+    return failures
 
 
 async def recipient_state(

@@ -8,12 +8,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authflow import emails
 from authflow.announcements import repository as repo
 from authflow.announcements.models import Announcement
 from authflow.announcements.repository import Audience
 from authflow.announcements.states import AnnouncementState, AudienceKind, Control
 from authflow.courses.markdown import render
 from authflow.courses.models import Course
+from authflow.emails.rendering import Rendered
+from authflow.emails.rendering import render as render_email
 from authflow.errors import Forbidden, InvalidState, NotFound, UnknownCourse, UnknownRole
 from authflow.models import Role, utcnow
 
@@ -119,3 +122,29 @@ async def control(db: AsyncSession, announcement: Announcement, action: Control)
         raise InvalidState(f"Cannot {action.value} an announcement that is {current}.")
     await db.refresh(announcement)
     return target.value
+
+
+async def resend_failed(db: AsyncSession, announcement: Announcement) -> int:
+    """Open a round of "re-send failed" (see ``states.RESEND_FROM`` for when): the
+    recipients whose email failed are sent again by the round's own broadcast.  409
+    ``invalid_state`` in another state, or when no recipient is left to re-send to (the
+    caller's transaction then writes nothing).  The caller commits, then starts the
+    round's workflow (``announcement.resends`` is its number)."""
+    reopened = await repo.reopen_failed(db, announcement)
+    if reopened is None:
+        current = await repo.state_of(db, announcement.id)
+        raise InvalidState(
+            f"Cannot re-send the failed emails of an announcement that is {current}: "
+            "only a done announcement's."
+        )
+    if reopened == 0:
+        raise InvalidState("No recipient of this announcement has a failed email to re-send.")
+    return reopened
+
+
+def preview(subject: str, body: str, unsubscribe_url: str) -> Rendered:
+    """The email as a recipient gets it (the send activity's templates and context: the
+    Markdown rendered and sanitised as ``create`` stores it); the recipient's name and
+    own unsubscribe link are stand-ins.  ``MessageBuildError`` if it cannot be."""
+    context = {"subject": subject, "body": body, "body_html": render(body)}
+    return render_email(emails.ANNOUNCEMENT, {**context, "unsubscribe_url": unsubscribe_url})

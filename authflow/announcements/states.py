@@ -48,11 +48,27 @@ TRANSITIONS: Mapping[AnnouncementState, frozenset[AnnouncementState]] = {
     _A.CANCELLED: frozenset(),
 }
 FINAL = frozenset(state for state, moves in TRANSITIONS.items() if not moves)
+# "Re-send failed" (``POST /announcements/{id}/resend-failed``) moves the announcement
+# back to ``sending`` from these states only.  ``done``: its broadcast has finished with
+# every recipient, so the failures are final and a new round cannot race the first.  Not
+# ``scheduled``/``sending``/``paused``: the broadcast still runs (resume it and let it
+# finish first); not ``cancelled``: the sender stopped it, and sending to the failed but
+# not to the cancelled recipients would contradict that.  Kept apart from TRANSITIONS:
+# no other writer (a resume, the workflow's finish) may take ``done`` back to sending.
+RESEND_FROM: frozenset[AnnouncementState] = frozenset({_A.DONE})
 
 
 def sources(target: AnnouncementState) -> frozenset[AnnouncementState]:
     """The states an announcement may move to ``target`` from."""
     return frozenset(state for state, moves in TRANSITIONS.items() if target in moves)
+
+
+def broadcast_workflow_id(announcement_id: str, resend_round: int = 0) -> str:
+    """The broadcast workflow of an announcement's first send (round 0) or of its n-th
+    "re-send failed": each round is its own workflow, so a new round never meets the
+    previous one's run (a start would find it still closing and do nothing)."""
+    base = f"announcement-{announcement_id}"
+    return base if resend_round == 0 else f"{base}-resend-{resend_round}"
 
 
 class Control(StrEnum):

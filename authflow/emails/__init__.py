@@ -9,7 +9,7 @@ declarations themselves (``emails.ACCOUNT_APPROVED``), never to free strings: a 
 fails at import.
 
 This package imports only the standard library and ``authflow.policies``, so workflows
-may import it too; rendering lives with the activities (``activities.templates``).
+may import it too; rendering is ``authflow.emails.rendering`` (Jinja2), imported apart.
 """
 
 from authflow.emails.catalog import (

@@ -180,6 +180,40 @@ async def test_pause_holds_resume_continues_cancel_ends(env: WorkflowEnvironment
     assert other.sends == [] and other.begun_at is None
 
 
+async def test_a_resume_during_a_state_read_is_not_undone(env: WorkflowEnvironment) -> None:
+    """A round started as ``started`` (a re-send's) finds the announcement paused; the
+    resume signal arrives while the workflow reads that state: the signal wins, sending
+    goes on at once (before the patch the stale read paused it for PAUSED_RECHECK)."""
+    fake = FakeBroadcast(_audience(3), state="paused")
+    reads: list[str] = []
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    @activity.defn(name="announcement_state")
+    async def announcement_state(ref: AnnouncementRef) -> str:
+        seen = fake.state
+        reads.append(seen)
+        entered.set()
+        await release.wait()
+        return seen
+
+    activities = [a for a in fake.all() if a.__name__ != "announcement_state"]
+    async with Worker(
+        env.client,
+        task_queue=QUEUE,
+        workflows=[BroadcastWorkflow],
+        activities=[*activities, announcement_state],
+    ):
+        handle = await _start(env.client, BroadcastInput("a5", _route(), started=True))
+        await asyncio.wait_for(entered.wait(), timeout=30)
+        fake.state = "sending"
+        await handle.signal("control", ControlSignal("resume"))
+        await asyncio.sleep(1.0)  # the worker takes the signal while the read is open
+        release.set()
+        assert await handle.result() == "done"
+    assert len(fake.sends) == 3
+    assert reads == ["paused"]  # no second look a PAUSED_RECHECK later
+
+
 async def test_recorded_history_replays() -> None:
     history = WorkflowHistory.from_json("paged", HISTORY.read_text())
     await Replayer(workflows=[BroadcastWorkflow]).replay_workflow(history)

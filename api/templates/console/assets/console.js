@@ -1,8 +1,12 @@
-// Confirmation for destructive forms (<form data-confirm="...">). No inline scripts: the
-// console's Content-Security-Policy forbids them.
+// Confirmation for destructive forms (<form data-confirm="...">, or a submit button of
+// its own: <button data-confirm="...">). No inline scripts: the console's
+// Content-Security-Policy forbids them.
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  const question = form instanceof HTMLFormElement ? form.dataset.confirm : undefined;
+  const button = event.submitter;
+  const question =
+    (button instanceof HTMLElement ? button.dataset.confirm : undefined) ||
+    (form instanceof HTMLFormElement ? form.dataset.confirm : undefined);
   if (question && !window.confirm(question)) {
     event.preventDefault();
   }
