@@ -72,7 +72,10 @@ def start_cooldown(row: Throttle, now: float | None = None) -> None:
 def attempts_exhausted(
     row: Throttle, max_attempts: int, window_seconds: float, now: float | None = None
 ) -> bool:
-    _roll_window(row, window_seconds, now)
+    """A check only: it writes nothing (a window that ended holds no tries; the next
+    wrong try opens a new one), so a right code's row is not updated twice."""
+    if _window_over(row, window_seconds, now):
+        return False
     return row.count >= max_attempts
 
 
@@ -91,9 +94,13 @@ def reset(row: Throttle) -> None:
         setattr(row, column, value)
 
 
+def _window_over(row: Throttle, window_seconds: float, now: float | None = None) -> bool:
+    return not row.window_started_at or _now(now) - row.window_started_at >= window_seconds
+
+
 def _roll_window(row: Throttle, window_seconds: float, now: float | None = None) -> None:
     now = _now(now)
-    if not row.window_started_at or now - row.window_started_at >= window_seconds:
+    if _window_over(row, window_seconds, now):
         row.count = 0
         row.window_started_at = now
 

@@ -13,6 +13,7 @@ import time
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from api.auth import events
 from api.services import Services
@@ -40,7 +41,12 @@ def cooldown_key(services: Services, purpose: OtpPurpose, email: str) -> str:
 
 
 async def user_by_email(db: AsyncSession, email: str) -> User | None:
-    return await db.scalar(select(User).where(User.email == email).with_for_update())
+    """The account, locked, without its roles and permissions: no code flow reads them,
+    and loading them cost two more queries per verification (docs/benchmarks.md, "Work
+    per registration"); reading them anyway raises instead of loading them."""
+    return await db.scalar(
+        select(User).where(User.email == email).options(raiseload(User.roles)).with_for_update()
+    )
 
 
 async def account_at(db: AsyncSession, email: str) -> tuple[str, str] | None:
