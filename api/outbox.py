@@ -15,7 +15,7 @@ The entries that requests dispatched are deleted together, in one statement ever
 ``DELETE_BATCH_SECONDS``, rather than one transaction each: in a spike that is one
 transaction for many registrations (docs/benchmarks.md, "Work per registration").  An
 entry whose delete is lost (a crash in between) is dispatched again by the relay, which
-the idempotent commands make harmless.
+the commands make harmless (at worst a code email is sent again, see docs/benchmarks.md).
 """
 
 from __future__ import annotations
