@@ -59,7 +59,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,6 +79,11 @@ DEFAULT_LEASE_SECONDS = 30.0
 # How often a send that waits on leases (not on the window) looks again: a lease is
 # normally one round trip to the SMTP server.
 LEASE_POLL_SECONDS = 0.005
+
+# PostgreSQL: how long the release waits for a row that ``on_accepted`` writes (a
+# verification may hold the delivery's row) before it gives up and releases the lease
+# alone: this connection is every send's of the process.
+_SHORT_LOCK_WAIT = text("SET LOCAL lock_timeout = '100ms'")
 
 # Built once with bound parameters, on the table rather than the ORM class: these run
 # two or three times per email, and building them cost more CPU than running them.
@@ -298,8 +303,11 @@ class Pacer:
         window = self.window(task_queue)
         async with self._db.session() as session:
             if write is not None and accepted_at is not None:
-                # First: a wait on the record's row lock (a verification holding it)
-                # must not hold the queue's ledger row meanwhile.
+                # First, and briefly: a wait on the record's row lock (a verification
+                # holding it) must not hold the queue's ledger row, nor this connection
+                # for long.
+                if self._db.engine.dialect.name == "postgresql":
+                    await session.execute(_SHORT_LOCK_WAIT)
                 await write(session, accepted_at)
             ledger = await self._locked_ledger(session, task_queue)
             now = _stamp(self._clock())

@@ -53,7 +53,8 @@ HISTORY = {
 # the deletion of its outbox entry after the answer (batched with other requests' in a
 # spike: one statement and transaction for many).
 API_SQL = {"register": (7, 2), "verify": (8, 2)}
-SEND_SQL = (7, 3)
+# PostgreSQL: one more for the release's short lock wait (``activities.pacer``).
+SEND_SQL = {"sqlite": (7, 3), "postgresql": (8, 3)}
 # The API's calls to Temporal besides its cached health probe ("check").
 API_RPCS = {
     "register": {"start_workflow_execution": 1},
@@ -222,7 +223,7 @@ async def test_one_registration_costs_no_more_work_than_counted(
     assert rpcs == API_RPCS and probes <= 1, report
     for label in ("register", "verify"):
         assert _at_most(counter.sql(label), API_SQL[label]), report
-    assert _at_most(counter.sql("send"), SEND_SQL), report
+    assert _at_most(counter.sql("send"), SEND_SQL[stack.backend]), report
 
 
 def _at_most(counted: tuple[int, int], pinned: tuple[int, int]) -> bool:
