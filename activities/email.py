@@ -170,14 +170,22 @@ class EmailActivities:
         if attempt is None:
             return SKIPPED  # replaced, used, expired or cancelled: never send it
         kind = attempt.email.kind.value
+
+        async def delivered(session: AsyncSession, accepted_at: float) -> None:
+            await _mark_delivered(session, delivery_id, accepted_at)
+
         try:
-            # The pacer admits the end of DATA (what the provider counts): see its docstring.
-            async with self._pacer.sending(queue) as slot:
+            # The pacer admits the end of DATA (what the provider counts): see its
+            # docstring.  "Delivered" is written with the lease's release (one
+            # transaction fewer per send), or apart if that could not be done.
+            async with self._pacer.sending(queue, on_accepted=delivered) as slot:
                 await self._mailer.send(attempt.message, gate=slot)
         except DeliveryError as exc:
             await self._record_failure(delivery_id, kind, exc, attempt.number)
             raise _as_temporal_error(exc) from None
-        await self._record_delivered(delivery_id, kind, attempt, slot.accepted_at)
+        if not slot.recorded:
+            await self._record_delivered(delivery_id, slot.accepted_at)
+        metrics.record_delivered(kind, attempt.requested_at, attempt.number)
         return DELIVERED
 
     def _message(
@@ -229,21 +237,15 @@ class EmailActivities:
             await DeliveryLedger.move(session, delivery_id, DeliveryState.SENDING)
         return _Attempt(delivery_id, email, message, row.requested_at.timestamp(), row.attempts + 1)
 
-    async def _record_delivered(
-        self, delivery_id: str, kind: str, attempt: _Attempt, accepted_at: float
-    ) -> None:
+    async def _record_delivered(self, delivery_id: str, accepted_at: float) -> None:
         """Mark the record delivered, at the moment the provider accepted it (what the
-        rate limit counts).  The provider has the email already, so this must not fail
-        the activity (Temporal would send it again): retry a little, then log."""
+        rate limit counts), when it was not written with the lease's release.  The
+        provider has the email already, so this must not fail the activity (Temporal
+        would send it again): retry a little, then log."""
         for tries in range(RECORD_ATTEMPTS):
             try:
                 async with self._db.session() as session:
-                    await DeliveryLedger.move(
-                        session,
-                        delivery_id,
-                        DeliveryState.DELIVERED,
-                        at=datetime.fromtimestamp(accepted_at, UTC),
-                    )
+                    await _mark_delivered(session, delivery_id, accepted_at)
                 break
             except Exception as exc:
                 if tries + 1 == RECORD_ATTEMPTS:
@@ -252,7 +254,6 @@ class EmailActivities:
                     )
                 else:
                     await asyncio.sleep(RECORD_RETRY_SECONDS)
-        metrics.record_delivered(kind, attempt.requested_at, attempt.number)
 
     async def _record_failure(
         self, delivery_id: str, kind: str, exc: DeliveryError, number: int
@@ -281,6 +282,12 @@ async def _heartbeating() -> AsyncIterator[None]:
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
+
+
+async def _mark_delivered(session: AsyncSession, delivery_id: str, accepted_at: float) -> None:
+    await DeliveryLedger.move(
+        session, delivery_id, DeliveryState.DELIVERED, at=datetime.fromtimestamp(accepted_at, UTC)
+    )
 
 
 def _minutes_left(expires_at: datetime) -> int:

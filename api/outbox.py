@@ -10,6 +10,12 @@ success whose delete failed sends nothing twice.
 Dispatching after the answer, not before it, also keeps the answer's time independent
 of whether a workflow call was needed (forgot-password for a known address answers in
 the time of an unknown one).
+
+The entries that requests dispatched are deleted together, in one statement every
+``DELETE_BATCH_SECONDS``, rather than one transaction each: in a spike that is one
+transaction for many registrations (docs/benchmarks.md, "Work per registration").  An
+entry whose delete is lost (a crash in between) is dispatched again by the relay, which
+the commands make harmless (at worst a code email is sent again, see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ log = logging.getLogger(__name__)
 RELAY_INTERVAL = 5.0
 # Entries younger than this are left to the request that wrote them.
 RELAY_GRACE = timedelta(seconds=10)
+# Dispatched entries are deleted together this often (well within RELAY_GRACE).
+DELETE_BATCH_SECONDS = 0.05
+_DELETE_CHUNK = 500
 
 
 class Outbox:
@@ -40,13 +49,17 @@ class Outbox:
         self._flows = flows
         self._tasks: set[asyncio.Task[None]] = set()
         self._learning = learning
+        self._dispatched: list[str] = []
+        self._deleting: asyncio.Task[None] | None = None
 
     def dispatch_soon(self, entries: Iterable[PendingFlow]) -> None:
         """Dispatch committed entries in the background, in order."""
         entries = list(entries)
         if not entries:
             return
-        task = asyncio.create_task(self._dispatch_all(entries))
+        self._track(asyncio.create_task(self._dispatch_all(entries)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -56,19 +69,20 @@ class Outbox:
         self.dispatch_soon(entries)
 
     async def drain(self) -> None:
-        """Wait for the background dispatches (shutdown; tests)."""
+        """Wait for the background dispatches and deletes (shutdown; tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _dispatch_all(self, entries: list[PendingFlow]) -> None:
         for entry in entries:
             try:
-                await self.dispatch(entry)
+                await self.dispatch(entry, delete_later=True)
             except Exception:  # the relay retries it
                 log.exception("outbox dispatch of %s failed", entry.action)
 
-    async def dispatch(self, entry: PendingFlow) -> bool:
-        """Run the entry's call; True (and the entry deleted) once Temporal took it."""
+    async def dispatch(self, entry: PendingFlow, *, delete_later: bool = False) -> bool:
+        """Run the entry's call; True (and the entry deleted) once Temporal took it.
+        ``delete_later``: deleted with the next batch (``DELETE_BATCH_SECONDS``)."""
         command = decode(entry.action, dict(entry.args))
         if command is None:
             log.error("unknown outbox action %r dropped", entry.action)
@@ -84,9 +98,32 @@ class Outbox:
                 )
                 await self._note_failure(entry.id, f"{type(exc).__name__}: {exc}")
                 return False
+        if delete_later:
+            self._delete_soon(entry.id)
+            return True
         async with self._db.session() as session:
             await session.execute(delete(PendingFlow).where(PendingFlow.id == entry.id))
         return True
+
+    def _delete_soon(self, entry_id: str) -> None:
+        self._dispatched.append(entry_id)
+        if self._deleting is None:
+            self._deleting = asyncio.create_task(self._delete_dispatched())
+            self._track(self._deleting)
+
+    async def _delete_dispatched(self) -> None:
+        await asyncio.sleep(DELETE_BATCH_SECONDS)
+        # Entries dispatched from here on go to the next batch.
+        ids, self._dispatched, self._deleting = self._dispatched, [], None
+        try:
+            async with self._db.session() as session:
+                for start in range(0, len(ids), _DELETE_CHUNK):
+                    chunk = ids[start : start + _DELETE_CHUNK]
+                    await session.execute(delete(PendingFlow).where(PendingFlow.id.in_(chunk)))
+        except Exception as exc:  # the relay dispatches them again: harmless
+            log.warning(
+                "deleting %d dispatched outbox entries failed: %s", len(ids), type(exc).__name__
+            )
 
     async def _note_failure(self, entry_id: str, error: str) -> None:
         async with self._db.session() as session:

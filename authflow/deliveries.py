@@ -117,6 +117,7 @@ class DeliveryLedger:
         code_hash: str | None = None,
         sealed_code: bytes | None = None,
         expires_at: datetime | None = None,
+        password_hash: str | None = None,
     ) -> EmailDelivery:
         now = utcnow()
         delivery = EmailDelivery(
@@ -136,6 +137,7 @@ class DeliveryLedger:
             updated_at=now,
             requested_at=now,
             expires_at=expires_at or now + timedelta(seconds=_lifetime(email)),
+            password_hash=password_hash,
         )
         session.add(delivery)
         return delivery

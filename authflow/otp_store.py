@@ -62,12 +62,14 @@ async def issue_code(
     ttl_seconds: int,
     first_of_account: bool = False,
     kind: str | None = None,
+    password_hash: str | None = None,
 ) -> EmailDelivery:
     """A fresh code for this user and purpose; the earlier ones stop working.
 
     ``first_of_account``: the account is being created in this transaction, so there
     is nothing to supersede (one statement fewer on the registration path).  ``kind``
-    is accepted for older callers; the purpose's declared email decides."""
+    is accepted for older callers; the purpose's declared email decides.
+    ``password_hash``: a registration's password, written with the code (one INSERT)."""
     del kind
     if not first_of_account:
         await supersede_live_codes(session, user_id, purpose)
@@ -83,6 +85,7 @@ async def issue_code(
         code_hash=vault.hash(delivery_id, code),
         sealed_code=vault.seal(delivery_id, code),
         expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+        password_hash=password_hash,
     )
     await session.flush()
     return delivery

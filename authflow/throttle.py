@@ -37,12 +37,37 @@ async def load(session: AsyncSession, key: str) -> Throttle:
     return row
 
 
-async def upsert(session: AsyncSession, key: str, **values: float) -> None:
-    """Set columns of the row for ``key`` in one statement, creating it if missing
-    (for writes that do not depend on the row's current values)."""
+async def load_many(session: AsyncSession, keys: list[str]) -> list[Throttle]:
+    """The rows for ``keys`` (in that order), created if missing, locked for this
+    transaction: two statements for any number of rows instead of two per row.  Rows
+    are created and locked in key order, so two transactions never wait for each other
+    in a cycle."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Throttle).values(key=key, **values)
+    ordered = sorted(set(keys))
+    await session.execute(
+        insert(Throttle).values([{"key": key} for key in ordered]).on_conflict_do_nothing()
+    )
+    rows = await session.scalars(
+        select(Throttle)
+        .where(Throttle.key.in_(ordered))
+        .order_by(Throttle.key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    by_key = {row.key: row for row in rows}
+    return [by_key[key] for key in keys]
+
+
+async def upsert(session: AsyncSession, key: str | list[str], **values: float) -> None:
+    """Set columns of the row for ``key`` (or of each row of a list of keys, the same
+    values) in one statement, creating them if missing (for writes that do not depend
+    on the rows' current values).  Several rows are written in key order (see
+    ``load_many``)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    keys = sorted(set(key)) if isinstance(key, list) else [key]
+    stmt = insert(Throttle).values([{"key": k, **values} for k in keys])
     await session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
 
 
@@ -72,7 +97,10 @@ def start_cooldown(row: Throttle, now: float | None = None) -> None:
 def attempts_exhausted(
     row: Throttle, max_attempts: int, window_seconds: float, now: float | None = None
 ) -> bool:
-    _roll_window(row, window_seconds, now)
+    """A check only: it writes nothing (a window that ended holds no tries; the next
+    wrong try opens a new one), so a right code's row is not updated twice."""
+    if _window_over(row, window_seconds, now):
+        return False
     return row.count >= max_attempts
 
 
@@ -91,9 +119,13 @@ def reset(row: Throttle) -> None:
         setattr(row, column, value)
 
 
+def _window_over(row: Throttle, window_seconds: float, now: float | None = None) -> bool:
+    return not row.window_started_at or _now(now) - row.window_started_at >= window_seconds
+
+
 def _roll_window(row: Throttle, window_seconds: float, now: float | None = None) -> None:
     now = _now(now)
-    if not row.window_started_at or now - row.window_started_at >= window_seconds:
+    if _window_over(row, window_seconds, now):
         row.count = 0
         row.window_started_at = now
 

@@ -21,6 +21,7 @@ from authflow.emails import EmailType
 from authflow.policies import DeliveryState
 from workflows import emails as email_steps
 from workflows import search_attributes as sa
+from workflows import versions
 from workflows.inputs import (
     CodeFlowInput,
     DeliveryOutcome,
@@ -38,38 +39,36 @@ from workflows.names import ActivityName, SignalName
 LOCAL_ACTIVITY_TIMEOUT = email_steps.LOCAL_ACTIVITY_TIMEOUT
 
 
-# Workflows started since this patch upsert a search attribute only when its value
-# changes: the API sets kind, user id and "pending" at start, and every upsert costs the
-# Temporal server a visibility write (about 6 ms of its CPU here, see docs/benchmarks.md).
-# Histories recorded before it replay with their upserts.
-_ONLY_CHANGED_ATTRIBUTES = "upsert-only-changed-search-attributes"
+# The path of each patch below is taken by runs started since ``versions.CURRENT`` on
+# its one marker (``versions.since``); older runs replay with their own markers.
+#
+# Upsert a search attribute only when its value changes: the API sets kind, user id and
+# "pending" at start, and every upsert costs the Temporal server a visibility write
+# (docs/benchmarks.md).  Histories recorded before it replay with their upserts.
+_ONLY_CHANGED_ATTRIBUTES = versions.ONLY_CHANGED_ATTRIBUTES
 
-# Runs started since this patch with a first code in their input (the API issued it)
-# send that code instead of issuing one.  The patch, not the input alone, decides: a
-# worker deployed before the API would have ignored the field and issued a code, and a
-# newer worker replaying that run must issue it too.  Such runs also upsert only changed
-# attributes, so this one marker (and its TemporalChangeVersion upsert, a visibility
-# write) stands for both patches.
-_FIRST_CODE_FROM_INPUT = "first-code-from-input"
+# Runs with a first code in their input (the API issued it) send that code instead of
+# issuing one.  The patch, not the input alone, decides: a worker deployed before the
+# API would have ignored the field and issued a code, and a newer worker replaying that
+# run must issue it too.
+_FIRST_CODE_FROM_INPUT = versions.FIRST_CODE_FROM_INPUT
 
-# Runs started since this patch send through the one email pipeline: the generic send
-# activity (which records every attempt through the delivery ledger and no longer
-# signals the workflow), the ledger's ``settle_delivery`` instead of ``mark_delivery``,
-# and notices as child ``SendEmailWorkflow`` runs with their own delivery records.
-# Older runs keep their commands (the old activity names stay registered).
-ONE_EMAIL_PIPELINE = "one-email-pipeline"
+# Send through the one email pipeline: the generic send activity (which records every
+# attempt through the delivery ledger and no longer signals the workflow), the ledger's
+# ``settle_delivery`` instead of ``mark_delivery``, and notices as child
+# ``SendEmailWorkflow`` runs with their own delivery records.  Older runs keep their
+# commands (the old activity names stay registered).
+ONE_EMAIL_PIPELINE = versions.ONE_EMAIL_PIPELINE
 
 
 def sends_first_code_from_input(flow: CodeFlowInput | None) -> bool:
     return (
-        flow is not None
-        and flow.first_code is not None
-        and workflow.patched(_FIRST_CODE_FROM_INPUT)
+        flow is not None and flow.first_code is not None and versions.since(_FIRST_CODE_FROM_INPUT)
     )
 
 
 def _upsert_changed(updates: list[Any], flow: CodeFlowInput | None) -> None:
-    if sends_first_code_from_input(flow) or workflow.patched(_ONLY_CHANGED_ATTRIBUTES):
+    if sends_first_code_from_input(flow) or versions.since(_ONLY_CHANGED_ATTRIBUTES):
         current = workflow.info().typed_search_attributes
         updates = [u for u in updates if current.get(u.key) != u.value]
     if updates:
@@ -100,7 +99,7 @@ _LEGACY_NOTICES = {
 
 async def send_notice(route: EmailRoute, user_id: str, notice: EmailType, *, key: str) -> bool:
     """Send a notice once the flow reached it; a final failure is recorded, not raised."""
-    if workflow.patched(ONE_EMAIL_PIPELINE):
+    if versions.since(ONE_EMAIL_PIPELINE):
         outcome = await email_steps.send_email(notice, user_id, key=key)
         return outcome != DeliveryState.FAILED.value
     template = _LEGACY_NOTICES[notice]
@@ -139,7 +138,7 @@ class CodeLifecycle:
     # -- the loop ---------------------------------------------------------------------
     async def run_until_verified(self) -> bool:
         """True once the code was used; False when it expired or the user is gone."""
-        self.pipeline = workflow.patched(ONE_EMAIL_PIPELINE)
+        self.pipeline = versions.since(ONE_EMAIL_PIPELINE)
         first_code = self.flow.first_code if sends_first_code_from_input(self.flow) else None
         while True:
             self.resend_requested = False
@@ -156,7 +155,13 @@ class CodeLifecycle:
             outcome = await self._wait_for_outcome()
             await _stop(sending)
             if outcome == "verified":
-                self._set_state(USED)
+                if versions.current():
+                    # The attribute keeps the email's state ("delivered"): the run's
+                    # result says the code was used, and the upsert would be one more
+                    # visibility write for a run that ends in this same task.
+                    self.state = USED
+                else:
+                    self._set_state(USED)
                 return True
             if outcome == "expired":
                 await self._mark(issued.delivery_id, DeliveryState.EXPIRED)

@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError, CancelledError, RetryState
 from authflow.emails import EmailType
 from authflow.policies import DeliveryState, RetryRules
 from workflows import search_attributes as sa
+from workflows import versions
 from workflows.inputs import (
     DeliveryOutcome,
     DeliveryRef,
@@ -78,7 +79,8 @@ def activity_options(route: EmailRoute) -> dict[str, Any]:
 # The first attempt runs on its own, so the workflow learns that an email is being
 # retried (search attribute "retrying", the query docs/operations.md gives ops); before,
 # Temporal retried silently and the attribute went from "sending" to the outcome.
-SHOWS_RETRYING = "shows-retrying"
+# (Runs since ``versions.CURRENT`` take it on that marker.)
+SHOWS_RETRYING = versions.SHOWS_RETRYING
 
 
 async def send_with_retries(
@@ -101,7 +103,7 @@ async def send_with_retries(
     except ActivityError as err:
         # Refused for good, timed out for good or cancelled: the caller's verdict. Runs
         # whose activity had the whole policy (before the patch) never get here.
-        if err.retry_state != RetryState.MAXIMUM_ATTEMPTS_REACHED or not workflow.patched(
+        if err.retry_state != RetryState.MAXIMUM_ATTEMPTS_REACHED or not versions.since(
             SHOWS_RETRYING
         ):
             raise

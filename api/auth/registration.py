@@ -110,8 +110,8 @@ async def _registration_code(
         length=rules.length,
         ttl_seconds=rules.ttl_seconds,
         first_of_account=True,
+        password_hash=password_hash,  # in the INSERT: no UPDATE of the row just written
     )
-    delivery.password_hash = password_hash
     return delivery
 
 

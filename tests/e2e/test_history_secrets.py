@@ -12,6 +12,7 @@ from temporalio.client import Client
 from api.flows import code_workflow_id
 from authflow.models import User
 from tests.stack import Stack
+from workflows import versions
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +55,7 @@ async def test_raw_history_holds_no_secret(stack: Stack) -> None:
     assert set(attributes["indexedFields"]) >= {"AuthflowKind", "AuthflowUserId"}
 
 
-PATCH_IDS = {"upsert-only-changed-search-attributes", "first-code-from-input", "one-email-pipeline"}
+PATCH_IDS = {versions.CURRENT, *versions.FOLDED}
 
 
 def _check_patch_markers(history: dict[str, Any]) -> None:

@@ -8,13 +8,13 @@ The histories in ``tests/data/histories`` come from real runs through the whole 
 (API, Temporal dev server, workers, SMTP sink, database), encrypted by the payload codec
 with the fixed test key below.  Histories of older workflow code are kept (runs begun
 before a change must still replay): the plain names were recorded before the one email
-pipeline, the ``pipeline_`` ones after it.  Record a new generation (after an intended,
-versioned change) under a new prefix, keeping the older files::
+pipeline, the ``pipeline_`` ones after it, the ``lean_`` ones since
+``workflows.versions.CURRENT``.  Record a new generation (after an intended, versioned
+change) under a new prefix, keeping the older files (and only the files of the
+workflows that changed)::
 
-    parser.add_argument("--prefix", default="pipeline_")
-    parser.add_argument("--only", choices=["quizzes", "retries"], help="record only these")
-    args = parser.parse_args(argv)
-    asyncio.run(record_histories(args.out, args.prefix, args.only))
+    python -m tests.unit.test_replay --record --out /tmp/h --prefix lean_
+    python -m tests.unit.test_replay --record --out /tmp/h --prefix lean_retrying_ --only retries
 """
 
 from __future__ import annotations
@@ -84,8 +84,19 @@ _RETRIES = {
     "retrying_registration_retried": "RegistrationWorkflow",
     "retrying_notification_retried": "SendEmailWorkflow",
 }
+# Since ``workflows.versions.CURRENT`` (one patch marker per new run, no "used" upsert):
+# the code flows (``run_all``, their ``lean_`` files) and the retried emails (``--only
+# retries --prefix lean_retrying_``: a SendEmailWorkflow takes "shows retrying" on it).
+_LEAN = {
+    **{f"lean_{k}": v for k, v in _BEFORE_PIPELINE.items() if v != "NotificationWorkflow"},
+    **{f"lean_{k}": v for k, v in _RETRIES.items()},
+}
 SCENARIOS = (
-    _BEFORE_PIPELINE | {f"pipeline_{k}": v for k, v in _PIPELINE.items()} | _QUIZZES | _RETRIES
+    _BEFORE_PIPELINE
+    | {f"pipeline_{k}": v for k, v in _PIPELINE.items()}
+    | _QUIZZES
+    | _RETRIES
+    | _LEAN
 )
 
 
@@ -174,6 +185,40 @@ def test_the_newer_histories_take_the_one_pipeline() -> None:
     assert commands("pipeline_registration_approval") == ({"send_email"}, {"SendEmailWorkflow"})
     assert commands("registration_approval") == ({"send_code", "send_notification"}, set())
     assert commands("pipeline_notification_failed") == ({"send_email"}, set())
+
+
+def test_the_lean_histories_record_one_patch_marker_and_no_used_state() -> None:
+    """Runs since ``versions.CURRENT`` record its one marker where older runs recorded
+    one per patch, and leave the delivery state at the email's ("used" is not upserted);
+    the older generations keep theirs (and still replay, above)."""
+
+    def markers_and_states(stem: str) -> tuple[list[str], set[str]]:
+        history = next(h for h in load_histories() if h.workflow_id == stem)
+        markers = [
+            e.marker_recorded_event_attributes.marker_name
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+        ]
+        states = {
+            e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
+                "AuthflowDeliveryState"
+            ].data.decode()
+            for e in history.events
+            if e.HasField("upsert_workflow_search_attributes_event_attributes")
+            and "AuthflowDeliveryState"
+            in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        }
+        return [m for m in markers if m == "core_patch"], states
+
+    assert markers_and_states("lean_registration_verified") == (["core_patch"], {'"delivered"'})
+    assert markers_and_states("lean_registration_retried") == (
+        ["core_patch"],
+        {'"retrying"', '"delivered"'},
+    )
+    assert markers_and_states("pipeline_registration_verified") == (
+        ["core_patch", "core_patch"],
+        {'"delivered"', '"used"'},
+    )
 
 
 def test_histories_are_encrypted_with_the_test_key() -> None:
@@ -277,9 +322,16 @@ class _Recorder:
         return str(r.json()["status"])
 
     async def search_state(self, workflow_id: str) -> str | None:
+        from temporalio.service import RPCError, RPCStatusCode
+
         from workflows import search_attributes as sa
 
-        described = await self.stack.client.get_workflow_handle(workflow_id).describe()
+        try:
+            described = await self.stack.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:  # not started yet: the API starts it after its answer
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
         return described.typed_search_attributes.get(sa.DELIVERY_STATE)
 
     # -- scenarios ----------------------------------------------------------------------
@@ -491,7 +543,7 @@ def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="record workflow histories for replay tests")
     parser.add_argument("--record", action="store_true", required=True)
     parser.add_argument("--out", type=Path, default=HISTORIES)
-    parser.add_argument("--prefix", default="pipeline_")
+    parser.add_argument("--prefix", default="lean_")
     parser.add_argument(
         "--only", choices=["quizzes", "retries"], help="record only these scenarios"
     )

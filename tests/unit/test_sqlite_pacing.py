@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.pacer import AcceptWindow, Ledger, Pacer, Slot
 from authflow.db import Database
@@ -291,6 +292,83 @@ async def test_a_cancelled_send_gives_its_lease_back(url: str) -> None:
             await asyncio.wait_for(slot.enter(), 1 / 0.97 + 1)
     finally:
         await db.dispose()
+
+
+async def test_a_write_on_acceptance_commits_with_the_release_or_waits(pacer_url: str) -> None:
+    """``on_accepted`` (the delivery's "delivered") runs in the lease's release, only
+    for a message the server accepted; if it fails, the lease is released alone and
+    ``recorded`` tells the caller to write it apart."""
+    db = Database(pacer_url)
+    pacer = Pacer(db, {QUEUE: 1.0})
+    written: list[float] = []
+
+    async def write(session: AsyncSession, accepted_at: float) -> None:
+        await session.execute(text("SELECT 1"))
+        written.append(accepted_at)
+
+    async def failing(session: AsyncSession, accepted_at: float) -> None:
+        raise RuntimeError("the record could not be written")
+
+    try:
+        await pacer.ensure_rows()
+        # Acceptance times long past: the window never makes these sends wait.
+        async with pacer.sending(QUEUE, on_accepted=write) as slot:
+            await slot.enter()
+            slot.accepted(1000.0)
+        assert slot.recorded and written == [1000.0]
+        async with pacer.sending(QUEUE, on_accepted=write) as slot:
+            await slot.enter()
+            slot.refused()
+        assert not slot.recorded and written == [1000.0]
+        async with pacer.sending(QUEUE, on_accepted=failing) as slot:
+            await slot.enter()
+            slot.accepted(1001.0)
+        assert not slot.recorded
+        async with db.session() as session:
+            row = (
+                await session.execute(text("SELECT in_flight, recent_accepts FROM send_slots"))
+            ).one()
+        assert row.in_flight == ""  # the lease came back all the same
+    finally:
+        await db.dispose()
+
+
+async def test_a_record_held_elsewhere_does_not_hold_the_release(pacer_url: str) -> None:
+    """PostgreSQL: a row that ``on_accepted`` writes, held by another transaction (a
+    verification), is waited for briefly; then the lease is released alone."""
+    if not pacer_url.startswith("postgresql"):
+        pytest.skip("SQLite has no row locks: a writer waits for the database's lock")
+    db, other = Database(pacer_url), Database(pacer_url)
+    pacer = Pacer(db, {QUEUE: 1.0})
+    held = text("SELECT 1 FROM send_slots WHERE task_queue = 'held' FOR UPDATE")
+
+    async def write(session: AsyncSession, accepted_at: float) -> None:
+        await session.execute(held)
+
+    try:
+        await Pacer(db, {QUEUE: 1.0, "held": 1.0}).ensure_rows()
+
+        async def send() -> Slot:
+            async with pacer.sending(QUEUE, on_accepted=write) as slot:
+                await slot.enter()
+                slot.accepted(1000.0)
+            return slot
+
+        async with other.session() as holder:
+            await holder.execute(held)  # and keeps it until the block ends
+            # Without the short wait the release would wait for the holder: for ever.
+            slot = await asyncio.wait_for(send(), 5)
+        assert not slot.recorded
+        async with db.session() as session:
+            row = (
+                await session.execute(
+                    text("SELECT in_flight FROM send_slots WHERE task_queue = :q"), {"q": QUEUE}
+                )
+            ).one()
+        assert row.in_flight == ""
+    finally:
+        await db.dispose()
+        await other.dispose()
 
 
 async def _timed_write(db: Database) -> float:

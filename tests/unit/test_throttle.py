@@ -51,7 +51,8 @@ def test_wrong_codes_exhaust_then_window_rolls() -> None:
     assert throttle.attempts_exhausted(row, 5, 600, now=T0 + 10)
     assert throttle.attempts_exhausted(row, 5, 600, now=T0 + 600)  # window opened at T0+1
     assert not throttle.attempts_exhausted(row, 5, 600, now=T0 + 601)
-    assert row.count == 0
+    assert row.count == 5  # a check writes nothing: the next wrong try opens a new window
+    assert throttle.add_wrong_attempt(row, 600, now=T0 + 601) == 1
 
 
 def test_reset_gives_fresh_tries() -> None:
