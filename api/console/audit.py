@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import ColumnElement, distinct, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import DbSession
@@ -132,7 +132,7 @@ async def audit_page(
     offset: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     need(console, "users:read")
-    actions = sorted(await db.scalars(select(distinct(AuditEntry.action))))
+    actions = sorted(await db.scalars(select(AuditEntry.action).distinct()))
     filters = AuditFilters(
         action=choice(action, actions),
         actor=text_param(actor),
