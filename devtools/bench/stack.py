@@ -24,6 +24,7 @@ from authflow.ports import free_port
 
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
+BENCH_CLIENT_LIMIT = 1_000_000
 
 
 class StackError(RuntimeError):
@@ -46,9 +47,19 @@ class Stack(Protocol):
 
 class OwnStack:
     def __init__(
-        self, *, workers: int, smtp_host: str, smtp_port: int, log_file: Path, keep: bool = False
+        self,
+        *,
+        workers: int,
+        smtp_host: str,
+        smtp_port: int,
+        log_file: Path,
+        keep: bool = False,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.workers = workers
+        # Settings the scenario needs (EMAIL_RATE_LIMITS, the bootstrap admin): they win
+        # over the environment's.
+        self.settings = dict(settings or {})
         self.keep = keep  # keep the working directory (database, Temporal state) afterwards
         self.smtp_host = smtp_host
         self.smtp_port = smtp_port
@@ -74,14 +85,27 @@ class OwnStack:
                 "SMTP_PORT": str(self.smtp_port),
                 "API_HOST": "127.0.0.1",
                 "API_PORT": str(self.api_port),
-                "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+                "DATABASE_URL": _database_url(workdir),
             }
         )
         # Settings read .env from the working directory; the temporary one has none,
         # but an inherited variable could still point the stack elsewhere.
         for name in ("SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS", "TEMPORAL_ADDRESS"):
             env.pop(name, None)
+        # The load comes from one address (127.0.0.1) while it plays hundreds of users:
+        # the per-client limit of the auth endpoints (60 a minute by default) would
+        # answer 429 to all but the first 60.  An explicit setting still wins.
+        env.setdefault("CLIENT_RATE_LIMIT_PER_MINUTE", str(BENCH_CLIENT_LIMIT))
+        env.update(self.settings)
         return env
+
+    @property
+    def database_url(self) -> str | None:
+        """The started stack's database (None before start): scenarios that need many
+        users write them there directly."""
+        if self._workdir is None:
+            return None
+        return _database_url(self._workdir)
 
     async def start(self) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="authflow-bench-"))
@@ -165,6 +189,10 @@ async def wait_ready(
                 last = type(exc).__name__
             await asyncio.sleep(0.25)
     raise StackError(f"{base_url}/readyz not ready within {READY_TIMEOUT:.0f}s (last: {last})")
+
+
+def _database_url(workdir: Path) -> str:
+    return f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
 
 
 def _log_tail(log_file: Path | None, lines: int = 15) -> str:
