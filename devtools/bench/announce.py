@@ -36,7 +36,7 @@ from authflow.db import Database
 from authflow.models import EmailDelivery, User, UserStatus, new_id, utcnow
 from devtools.bench import stats
 from devtools.bench.load import RequestRecord, StreamConfig, StreamProcess
-from devtools.bench.monitor import MachineMonitor, ProcessMonitor
+from devtools.bench.monitor import Interference, MachineMonitor, ProcessMonitor, Usage
 from devtools.bench.scenarios import (
     DUPLICATE_GRACE,
     KINDS,
@@ -44,12 +44,12 @@ from devtools.bench.scenarios import (
     BenchOptions,
     RunResult,
     Variant,
-    _confirmed_windows,
-    _events,
-    _interference_metrics,
-    _ok,
-    _put_summary,
-    _series,
+    confirmed_windows,
+    events_of,
+    interference_metrics,
+    is_2xx,
+    put_summary,
+    series_of,
     settle,
     wait_for_drain,
     warm_up,
@@ -77,8 +77,8 @@ class CodeLoad:
 
     def expected(self) -> dict[str, set[str]]:
         return {
-            "register": {r.key for r in self.registers if _ok(r)},
-            "password_reset": {r.key for r in self.resets if _ok(r)},
+            "register": {r.key for r in self.registers if is_2xx(r)},
+            "password_reset": {r.key for r in self.resets if is_2xx(r)},
         }
 
 
@@ -129,88 +129,157 @@ async def _measure(
     prefix = f"bench-{run_id}-"  # every address of the run, the admin's too
     password = f"bench {secrets.token_urlsafe(12)}"
     per_phase = max(1, round(options.code_rate * options.duration))
+    resets = {
+        phase: [f"{prefix}{phase}-reset{i}@example.com" for i in range(per_phase)]
+        for phase in ("base", "during")
+    }
     assert stack.database_url is not None, "the stack is started"
     db = Database(stack.database_url)
     try:
         await create_active_users(db, [f"{prefix}a{i}@example.com" for i in range(options.n)])
-        resets = {
-            phase: [f"{prefix}{phase}-reset{i}@example.com" for i in range(per_phase)]
-            for phase in ("base", "during")
-        }
         await create_active_users(db, [*resets["base"], *resets["during"]])
         async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
             await warm_up(http, sink, run_id, password)
             await settle(sink)
             sink.reset_records()
             with tempfile.TemporaryDirectory(prefix="authflow-bench-load-") as tmp:
-                workdir = Path(tmp)
+                load = _Load(options, stack.base_url, prefix, password, Path(tmp))
                 # 1. The codes alone.
                 t_base = time.time() + START_DELAY
-                base = await _code_load(
-                    options,
-                    stack.base_url,
-                    t_base,
-                    prefix,
-                    "base",
-                    resets["base"],
-                    password,
-                    workdir,
-                )
+                base = await load.codes(t_base, "base", resets["base"])
                 await wait_for_drain(sink, base.expected(), t_base + options.duration + 120)
                 await settle(sink)
                 # 2. The announcement, and the same codes again.
-                audience = await active_emails(db)
-                token = await _sign_in(http, *admin)
-                monitor = ProcessMonitor(stack.root_pid) if stack.root_pid is not None else None
-                if monitor is not None:
-                    monitor.start()
-                machine = MachineMonitor()
-                machine.start()
-                t0 = time.time() + START_DELAY
-                posted, during = await asyncio.gather(
-                    _post_announcement(http, token, t0),
-                    _code_load(
-                        options,
-                        stack.base_url,
-                        t0,
-                        prefix,
-                        "during",
-                        resets["during"],
-                        password,
-                        workdir,
-                    ),
+                broadcast = await _broadcast(
+                    load, limits["announcement"], stack, sink, db, http, admin, resets["during"]
                 )
-                announcement_id, post_sent_at = posted
-                limit = limits["announcement"]
-                wait = max(
-                    options.drain_timeout, DRAIN_MARGIN * len(audience) / limit + DRAIN_EXTRA_S
-                )
-                expected = {"announcement": audience, **during.expected()}
-                drained = await wait_for_drain(sink, expected, t0 + options.duration + wait)
-                if drained:
-                    await asyncio.sleep(DUPLICATE_GRACE)
-                usage = await monitor.stop() if monitor is not None else None
-                interference = await machine.stop()
-            figures = await _announcement_figures(http, admin, announcement_id)
-        retried = await retried_recipients(db, announcement_id)
+            figures = await _announcement_figures(http, admin, broadcast.announcement_id)
+        retried = await retried_recipients(db, broadcast.announcement_id)
     finally:
         await db.engine.dispose()
+    metrics = _figures(limits, prefix, sink.records, base, broadcast, retried)
+    metrics.update({f"api_{key}": value for key, value in figures.items()})
+    t0 = broadcast.t0
+    events = {
+        "stack_dir": stack.workdir if options.keep else None,
+        "announcement_id": broadcast.announcement_id,
+        **_announcement_events(t0, broadcast.audience, sink.records, retried),
+        **events_of(t0, broadcast.codes.registers, "register", sink.records, prefix),
+        **events_of(t0, broadcast.codes.resets, "password_reset", sink.records, prefix, "reset_"),
+    }
+    return RunResult(metrics, series_of(t0, broadcast.codes.registers, sink.records), events)
 
-    records = sink.records
+
+@dataclass(frozen=True)
+class _Load:
+    """Where and how the code load runs."""
+
+    options: BenchOptions
+    base_url: str
+    prefix: str
+    password: str
+    workdir: Path
+
+    async def codes(self, start_at: float, phase: str, reset_emails: list[str]) -> CodeLoad:
+        """Registrations and password resets at ``--code-rate`` each, for ``--duration``,
+        as two processes (as many registrations as resets)."""
+        rate = self.options.code_rate
+        registrations = [
+            f"{self.prefix}{phase}-reg{i}@example.com" for i in range(len(reset_emails))
+        ]
+        streams = [
+            StreamProcess(
+                StreamConfig(
+                    self.base_url, "rate", start_at, emails=registrations,
+                    password=self.password, rate=rate, timeout=60,
+                ),
+                self.workdir,
+                f"{phase}-register",
+            ),
+            StreamProcess(
+                StreamConfig(
+                    self.base_url, "reset", start_at, emails=reset_emails, rate=rate, timeout=60
+                ),
+                self.workdir,
+                f"{phase}-reset",
+            ),
+        ]  # fmt: skip
+        try:
+            for stream in streams:
+                await stream.start()
+            registers, resets = [await stream.finish() for stream in streams]
+        finally:
+            for stream in streams:
+                stream.kill()
+        return CodeLoad(registers, resets)
+
+
+@dataclass(frozen=True)
+class _Broadcast:
+    announcement_id: str
+    t0: float
+    posted_at: float
+    audience: set[str]
+    codes: CodeLoad  # beside it
+    drained: bool
+    usage: Usage | None
+    interference: Interference
+
+
+async def _broadcast(
+    load: _Load,
+    limit: float,
+    stack: OwnStack,
+    sink: BenchSink,
+    db: Database,
+    http: httpx.AsyncClient,
+    admin: tuple[str, str],
+    reset_emails: list[str],
+) -> _Broadcast:
+    """The announcement to everyone from ``t0``, the code load beside it; until every
+    email arrived (or the drain's deadline)."""
+    audience = await active_emails(db)
+    token = await _sign_in(http, *admin)
+    monitor = ProcessMonitor(stack.root_pid) if stack.root_pid is not None else None
+    if monitor is not None:
+        monitor.start()
+    machine = MachineMonitor()
+    machine.start()
+    t0 = time.time() + START_DELAY
+    (announcement_id, posted_at), codes = await asyncio.gather(
+        _post_announcement(http, token, t0), load.codes(t0, "during", reset_emails)
+    )
+    options = load.options
+    wait = max(options.drain_timeout, DRAIN_MARGIN * len(audience) / limit + DRAIN_EXTRA_S)
+    expected = {"announcement": audience, **codes.expected()}
+    drained = await wait_for_drain(sink, expected, t0 + options.duration + wait)
+    if drained:
+        await asyncio.sleep(DUPLICATE_GRACE)
+    usage = await monitor.stop() if monitor is not None else None
+    interference = await machine.stop()
+    return _Broadcast(announcement_id, t0, posted_at, audience, codes, drained, usage, interference)
+
+
+def _figures(
+    limits: dict[str, float],
+    prefix: str,
+    records: list[SendRecord],
+    base: CodeLoad,
+    broadcast: _Broadcast,
+    retried: set[str],
+) -> Metrics:
     m = announce_metrics(
-        post_sent_at=post_sent_at,
-        audience=audience,
+        post_sent_at=broadcast.posted_at,
+        audience=broadcast.audience,
         records=records,
         retried=retried,
-        limit=limit,
+        limit=limits["announcement"],
     )
-    m["drained"] = 1.0 if drained else 0.0
-    for key, value in figures.items():
-        m[f"api_{key}"] = value
+    m["drained"] = 1.0 if broadcast.drained else 0.0
     code_metrics(m, "base_", base, records)
-    code_metrics(m, "during_", during, records)
+    code_metrics(m, "during_", broadcast.codes, records)
     first, last = m.get("announce_first_at"), m.get("announce_last_at")
-    sent = [r.sent_at for r in (*during.registers, *during.resets)]
+    sent = [r.sent_at for r in (*broadcast.codes.registers, *broadcast.codes.resets)]
     m["code_requests_while_draining"] = (
         float(sum(1 for at in sent if first <= at <= last)) if first and last else 0.0
     )
@@ -222,16 +291,9 @@ async def _measure(
                 if r.kind == kind and r.accepted and r.recipient.startswith(prefix)
             )
         )
-    _interference_metrics(m, interference, usage)
-    _confirmed_windows(m, records, prefix, interference.loop_lag_max_ms)
-    events = {
-        "stack_dir": stack.workdir if options.keep else None,
-        "announcement_id": announcement_id,
-        **_announcement_events(t0, audience, records, retried),
-        **_events(t0, during.registers, "register", records, prefix),
-        **_events(t0, during.resets, "password_reset", records, prefix, "reset_"),
-    }
-    return RunResult(m, _series(t0, during.registers, records), events)
+    interference_metrics(m, broadcast.interference, broadcast.usage)
+    confirmed_windows(m, records, prefix, broadcast.interference.loop_lag_max_ms)
+    return m
 
 
 # --------------------------------------------------------------------------- set-up
@@ -309,46 +371,6 @@ async def _post_announcement(http: httpx.AsyncClient, token: str, t0: float) -> 
     return announcement_id, sent_at
 
 
-async def _code_load(
-    options: BenchOptions,
-    base_url: str,
-    start_at: float,
-    prefix: str,
-    phase: str,
-    reset_emails: list[str],
-    password: str,
-    workdir: Path,
-) -> CodeLoad:
-    """Registrations and password resets at ``--code-rate`` each, as two processes."""
-    registrations = [f"{prefix}{phase}-reg{i}@example.com" for i in range(len(reset_emails))]
-    streams = [
-        StreamProcess(
-            StreamConfig(
-                base_url, "rate", start_at, emails=registrations, password=password,
-                rate=options.code_rate, timeout=60,
-            ),
-            workdir,
-            f"{phase}-register",
-        ),
-        StreamProcess(
-            StreamConfig(
-                base_url, "reset", start_at, emails=reset_emails, rate=options.code_rate,
-                timeout=60,
-            ),
-            workdir,
-            f"{phase}-reset",
-        ),
-    ]  # fmt: skip
-    try:
-        for stream in streams:
-            await stream.start()
-        registers, resets = [await stream.finish() for stream in streams]
-    finally:
-        for stream in streams:
-            stream.kill()
-    return CodeLoad(registers, resets)
-
-
 async def _announcement_figures(
     http: httpx.AsyncClient, admin: tuple[str, str], announcement_id: str
 ) -> dict[str, float]:
@@ -424,12 +446,14 @@ def announce_metrics(
 def code_metrics(m: Metrics, label: str, load: CodeLoad, records: list[SendRecord]) -> None:
     """Requests, lost emails and time to inbox of one phase's registrations and resets."""
     m[f"{label}code_requests"] = float(len(load.registers) + len(load.resets))
-    m[f"{label}code_non_2xx"] = float(sum(1 for r in (*load.registers, *load.resets) if not _ok(r)))
+    m[f"{label}code_non_2xx"] = float(
+        sum(1 for r in (*load.registers, *load.resets) if not is_2xx(r))
+    )
     for name, kind, requests in (
         ("reg", "register", load.registers),
         ("reset", "password_reset", load.resets),
     ):
-        accepted = [r for r in requests if _ok(r)]
+        accepted = [r for r in requests if is_2xx(r)]
         emails = [r for r in records if r.kind == kind and r.accepted]
         account = stats.account((r.key for r in accepted), (r.recipient for r in emails))
         m[f"{label}{name}_lost"] = float(account.lost)
@@ -437,7 +461,7 @@ def code_metrics(m: Metrics, label: str, load: CodeLoad, records: list[SendRecor
         inbox = stats.first_arrival_latencies(
             {r.key: r.sent_at for r in accepted}, ((r.recipient, r.data_at) for r in emails)
         )
-        _put_summary(m, f"{label}{name}_inbox", stats.summarize(inbox).scaled(1000), "_ms")
+        put_summary(m, f"{label}{name}_inbox", stats.summarize(inbox).scaled(1000), "_ms")
 
 
 def _announcement_events(

@@ -223,8 +223,8 @@ async def _measure(
                 stream.kill()
         await faults
         expected = {
-            "register": {r.key for r in main_records if _ok(r)},
-            "password_reset": {r.key for r in reset_records if _ok(r)},
+            "register": {r.key for r in main_records if is_2xx(r)},
+            "password_reset": {r.key for r in reset_records if is_2xx(r)},
         }
         drained = await wait_for_drain(sink, expected, t0 + options.drain_timeout)
         if drained:
@@ -249,15 +249,15 @@ async def _measure(
     metrics["drained"] = 1.0 if drained else 0.0
     metrics["load_cpu_s"] = main.cpu_seconds + resets.cpu_seconds
     metrics["probe_cpu_s"] = probe.cpu_seconds
-    _interference_metrics(metrics, interference, usage)
-    _confirmed_windows(metrics, sink.records, f"bench-{run_id}-", interference.loop_lag_max_ms)
+    interference_metrics(metrics, interference, usage)
+    confirmed_windows(metrics, sink.records, f"bench-{run_id}-", interference.loop_lag_max_ms)
     prefix = f"bench-{run_id}-"
     events = {
         "stack_dir": stack.workdir if options.keep else None,
-        **_events(t0, main_records, "register", sink.records, prefix),
-        **_events(t0, reset_records, "password_reset", sink.records, prefix, "reset_"),
+        **events_of(t0, main_records, "register", sink.records, prefix),
+        **events_of(t0, reset_records, "password_reset", sink.records, prefix, "reset_"),
     }
-    return RunResult(metrics, _series(t0, main_records, sink.records, probe_records), events)
+    return RunResult(metrics, series_of(t0, main_records, sink.records, probe_records), events)
 
 
 def _main_stream(
@@ -282,7 +282,7 @@ async def _schedule_faults(sink: BenchSink, variant: Variant, t0: float) -> None
     sink.faults.mode = "ok"
 
 
-def _ok(record: RequestRecord) -> bool:
+def is_2xx(record: RequestRecord) -> bool:
     return record.status is not None and 200 <= record.status < 300
 
 
@@ -394,17 +394,17 @@ def compute_metrics(
     spike: bool,
 ) -> Metrics:
     ours = [r for r in records if r.recipient.startswith(run_prefix)]
-    accepted = [r for r in main if _ok(r)]
+    accepted = [r for r in main if is_2xx(r)]
     m: Metrics = {"requests": float(len(main)), "accepted": float(len(accepted))}
     m["non_2xx"] = float(len(main) - len(accepted))
     for record in main:
-        if not _ok(record):
+        if not is_2xx(record):
             key = f"http_{record.status}" if record.status is not None else "http_no_answer"
             m[key] = (m.get(key) or 0.0) + 1
     sent = [r.sent_at for r in main]
     m["fire_spread_s"] = max(sent) - min(sent) if sent else None
     acks = [r.answered_at - r.sent_at for r in accepted if r.answered_at is not None]
-    _put_summary(m, "ack", stats.summarize(acks).scaled(1000), "_ms")
+    put_summary(m, "ack", stats.summarize(acks).scaled(1000), "_ms")
 
     cores = os.cpu_count() or 1
     m.update(hash_ms=hash_wall * 1000, hash_cpu_ms=hash_cpu * 1000, cores=float(cores))
@@ -421,7 +421,7 @@ def compute_metrics(
     inbox = stats.first_arrival_latencies(
         {r.key: r.sent_at for r in accepted}, ((r.recipient, r.data_at) for r in register)
     )
-    _put_summary(m, "inbox", stats.summarize(inbox).scaled(1000), "_ms")
+    put_summary(m, "inbox", stats.summarize(inbox).scaled(1000), "_ms")
 
     # The contract's figure: messages the server accepted (answered the end of DATA
     # with 250), per rolling second.  The second figure counts every end of DATA the
@@ -446,7 +446,7 @@ def compute_metrics(
     m["probe_count"] = float(len(during))
     m["probe_fail"] = float(sum(1 for r in during if r.status != 200))
     probe_latencies = [r.answered_at - r.sent_at for r in during if r.answered_at is not None]
-    _put_summary(m, "probe", stats.summarize(probe_latencies).scaled(1000), "_ms")
+    put_summary(m, "probe", stats.summarize(probe_latencies).scaled(1000), "_ms")
 
     if resets:
         _reset_metrics(m, resets, ours)
@@ -456,7 +456,7 @@ def compute_metrics(
 
 
 def _reset_metrics(m: Metrics, resets: list[RequestRecord], ours: list[SendRecord]) -> None:
-    accepted = [r for r in resets if _ok(r)]
+    accepted = [r for r in resets if is_2xx(r)]
     emails = [r for r in ours if r.kind == "password_reset" and r.accepted]
     account = stats.account((r.key for r in accepted), (r.recipient for r in emails))
     m.update(
@@ -468,9 +468,9 @@ def _reset_metrics(m: Metrics, resets: list[RequestRecord], ours: list[SendRecor
     inbox = stats.first_arrival_latencies(
         {r.key: r.sent_at for r in accepted}, ((r.recipient, r.data_at) for r in emails)
     )
-    _put_summary(m, "reset_inbox", stats.summarize(inbox).scaled(1000), "_ms")
+    put_summary(m, "reset_inbox", stats.summarize(inbox).scaled(1000), "_ms")
     acks = [r.answered_at - r.sent_at for r in accepted if r.answered_at is not None]
-    _put_summary(m, "reset_ack", stats.summarize(acks).scaled(1000), "_ms")
+    put_summary(m, "reset_ack", stats.summarize(acks).scaled(1000), "_ms")
 
 
 def _usage_metrics(m: Metrics, usage: Usage, registrations: int, hash_cpu: float) -> None:
@@ -486,7 +486,7 @@ def _usage_metrics(m: Metrics, usage: Usage, registrations: int, hash_cpu: float
         m[f"rss_{role}_mb"] = usage.peak_rss_mb.get(role)
 
 
-def _confirmed_windows(m: Metrics, records: list[SendRecord], prefix: str, lag_ms: float) -> None:
+def confirmed_windows(m: Metrics, records: list[SendRecord], prefix: str, lag_ms: float) -> None:
     """A lower bound of the true busiest second of acceptances per kind, whatever the
     sink's lag.
 
@@ -506,7 +506,7 @@ def _confirmed_windows(m: Metrics, records: list[SendRecord], prefix: str, lag_m
         )
 
 
-def _interference_metrics(m: Metrics, machine: Interference, usage: Usage | None) -> None:
+def interference_metrics(m: Metrics, machine: Interference, usage: Usage | None) -> None:
     stack_cpu = sum(usage.cpu_seconds.values()) if usage is not None else 0.0
     m["bench_cpu_s"] = machine.bench_cpu_seconds
     m["other_cpu_s"] = machine.busy_cpu_seconds - machine.bench_cpu_seconds - stack_cpu
@@ -515,14 +515,14 @@ def _interference_metrics(m: Metrics, machine: Interference, usage: Usage | None
     m["sink_loop_lag_max_ms"] = machine.loop_lag_max_ms
 
 
-def _put_summary(m: Metrics, prefix: str, summary: stats.Summary, unit: str) -> None:
+def put_summary(m: Metrics, prefix: str, summary: stats.Summary, unit: str) -> None:
     m[f"{prefix}_p50{unit}"] = summary.p50
     m[f"{prefix}_p95{unit}"] = summary.p95
     m[f"{prefix}_p99{unit}"] = summary.p99
     m[f"{prefix}_max{unit}"] = summary.max
 
 
-def _events(
+def events_of(
     t0: float,
     requests: list[RequestRecord],
     kind: str,
@@ -539,12 +539,14 @@ def _events(
             got.setdefault(r.recipient, []).append(r.data_at - t0)
     events: dict[str, Any] = {
         f"{label}lost": [
-            {"email": r.key, "user_id": r.user_id} for r in requests if _ok(r) and r.key not in got
+            {"email": r.key, "user_id": r.user_id}
+            for r in requests
+            if is_2xx(r) and r.key not in got
         ],
         f"{label}duplicated": [
             {"email": r.key, "user_id": r.user_id, "delivered_at": got[r.key]}
             for r in requests
-            if _ok(r) and len(got.get(r.key, [])) > 1
+            if is_2xx(r) and len(got.get(r.key, [])) > 1
         ],
     }
     if not label:
@@ -556,7 +558,7 @@ def _events(
     return events
 
 
-def _series(
+def series_of(
     t0: float,
     main: list[RequestRecord],
     records: list[SendRecord],
@@ -569,7 +571,7 @@ def _series(
         for kind in KINDS
     }
     series["ack_s"] = [
-        r.answered_at - r.sent_at for r in main if _ok(r) and r.answered_at is not None
+        r.answered_at - r.sent_at for r in main if is_2xx(r) and r.answered_at is not None
     ]
     series["probe_sent_s_latency_s"] = [
         value
