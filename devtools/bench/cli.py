@@ -1,5 +1,6 @@
 """``authflow bench SCENARIO [options]``: spike, steady, isolation, scale, faults, learn,
-quiz, all, or ``floor`` (see ``devtools.bench.floor``).
+quiz (``devtools.bench.learning``), announce (``devtools.bench.announce``), all, ``floor``
+(``devtools.bench.floor``) or ``timing`` (``devtools.bench.timing``).
 
 Runs each selected scenario ``--runs`` times, prints a table of the medians with a
 PASS/MISS line per target, and writes ``<out>/<scenario>.json`` and ``.png``.  The exit
@@ -12,9 +13,11 @@ import argparse
 import asyncio
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from devtools.bench import learning
+from devtools.bench.announce import run_announce
 from devtools.bench.report import VariantResult, render_table, write_chart, write_json
 from devtools.bench.scenarios import (
     BenchOptions,
@@ -26,9 +29,16 @@ from devtools.bench.scenarios import (
     rate_limits,
     run_once,
 )
+from devtools.bench.targets import Metrics
 
 SCENARIO_NAMES = ("spike", "steady", "isolation", "scale", "faults", "learn", "quiz")
 LEARNING_LOADS = ("learn", "quiz")
+# Not in `all`: at the contract's size (10,000 at 5/s) it alone takes 35 minutes.
+LONG_SCENARIOS = ("announce",)
+DEFAULT_N = {"announce": 10_000}  # else 500
+
+# One run of one variant: scenarios.run_once, learning.run_once or announce.run_announce.
+Runner = Callable[[BenchOptions, Variant, dict[str, float], Path], Awaitable[RunResult]]
 
 # What each scenario does, for `authflow bench` without a scenario and for --help.
 SCENARIOS_HELP = {
@@ -41,7 +51,9 @@ SCENARIOS_HELP = {
     "(--courses, --learners, --duration; own stacks only)",
     "quiz": "learners start a timed quiz at once; deadline closes, lost answers, "
     "double grades (--learners, --time-limit; own stacks only)",
-    "all": "every scenario above, one after the other",
+    "announce": "an announcement to N users (10,000) on its queue, codes beside it "
+    "(--n, --announce-rate; own stacks only; not in all)",
+    "all": "every scenario above but announce, one after the other",
     "floor": "CPU floor of one registration on this machine (`authflow bench floor --help`)",
     "timing": "known vs unknown email: login, resend-otp, forgot answer alike? (--n)",
 }
@@ -61,12 +73,32 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "scenario", choices=[*SCENARIO_NAMES, "all", "floor", "timing"], help="what to run (below)"
+        "scenario",
+        choices=[*SCENARIO_NAMES, *LONG_SCENARIOS, "all", "floor", "timing"],
+        help="what to run (below)",
     )
-    parser.add_argument("--n", type=int, default=500, help="registrations in a spike (500)")
+    parser.add_argument(
+        "--n", type=int, help="registrations in a spike (500); announce: recipients (10000)"
+    )
     parser.add_argument("--rate", type=float, default=10.0, help="steady: registrations/s (10)")
     parser.add_argument(
-        "--duration", type=float, default=30.0, help="steady, learn: seconds of load (30)"
+        "--duration",
+        type=float,
+        default=30.0,
+        help="steady, learn, announce: seconds of load (30)",
+    )
+    parser.add_argument(
+        "--code-rate",
+        type=float,
+        default=2.0,
+        help="announce: registrations/s and password resets/s, each, alone and then "
+        "during the announcement (2)",
+    )
+    parser.add_argument(
+        "--announce-rate",
+        type=float,
+        help="announce: the email-announcement limit (per s) the started stack gets through "
+        "EMAIL_RATE_LIMITS (default: as configured, the contract's 5)",
     )
     parser.add_argument(
         "--runs", type=int, default=1, help="runs per scenario; medians reported (1)"
@@ -167,9 +199,12 @@ def main(argv: list[str]) -> int:
             return 2
         return timing.main(timing_args.n, timing_args.out)
     args = _parser().parse_args(argv)
-    if args.n < 1 or args.runs < 1 or args.workers < 1 or args.rate <= 0 or args.duration <= 0:
+    n = args.n if args.n is not None else DEFAULT_N.get(args.scenario, 500)
+    positive = (n, args.runs, args.workers, args.rate, args.duration, args.code_rate)
+    if min(positive) <= 0 or (args.announce_rate is not None and args.announce_rate <= 0):
         print(
-            "authflow bench: --n, --runs, --workers, --rate and --duration must be positive",
+            "authflow bench: --n, --runs, --workers, --rate, --duration, --code-rate and "
+            "--announce-rate must be positive",
             file=sys.stderr,
         )
         return 2
@@ -189,9 +224,11 @@ def main(argv: list[str]) -> int:
         print("authflow bench: --time-limit must be within 10..86400 seconds", file=sys.stderr)
         return 2
     options = BenchOptions(
-        n=args.n,
+        n=n,
         rate=args.rate,
         duration=args.duration,
+        code_rate=args.code_rate,
+        announce_rate=args.announce_rate,
         runs=args.runs,
         workers=args.workers,
         attach=args.attach,
@@ -216,12 +253,14 @@ def main(argv: list[str]) -> int:
 
 async def _run(options: BenchOptions, names: tuple[str, ...], command: str) -> int:
     limits = rate_limits()
+    if options.announce_rate is not None:
+        limits["announcement"] = options.announce_rate
     scenarios = build_scenarios(options, limits)
     failed = False
     for name in names:
         scenario = scenarios[name]
         if scenario.own_stack_only and options.attach:
-            print(f"== {name}: skipped ({scenario.own_stack_reason}; not with --attach)")
+            print(f"== {name}: skipped ({scenario.own_stack_only}; not with --attach)")
             continue
         results = [await _run_variant(options, scenario, v, limits) for v in scenario.variants]
         failed = failed or any(r.errors for r in results)
@@ -241,26 +280,45 @@ async def _run_variant(
     for index in range(options.runs):
         log_file = options.out / "logs" / f"{scenario.name}-{slug}-run{index + 1}.log"
         print(f"-- {scenario.name} [{variant.name}] run {index + 1}/{options.runs} ...", flush=True)
-        runner = learning.run_once if variant.load in LEARNING_LOADS else run_once
         try:
-            result = await runner(options, variant, limits, log_file)
+            result = await _runner(variant)(options, variant, limits, log_file)
         except Exception as exc:  # report it, carry on with the other runs
             errors.append(f"run {index + 1}: {type(exc).__name__}: {exc}")
             print(f"   failed: {type(exc).__name__}: {exc}", flush=True)
             continue
         runs.append(result)
-        m = result.metrics
-        if variant.load in LEARNING_LOADS:
-            print("   " + learning.summary_line(variant.load, m), flush=True)
-            continue
-        print(
-            "   acked {a:.0f}/{r:.0f}, ack p99 {p:.0f} ms, lost {lost:.0f}, drain {d} s".format(
-                a=m["accepted"] or 0,
-                r=m["requests"] or 0,
-                p=m.get("ack_p99_ms") or 0,
-                lost=m["lost"] or 0,
-                d=f"{m['drain_s']:.1f}" if m.get("drain_s") else "-",
-            ),
-            flush=True,
-        )
+        print(_run_line(variant, result.metrics), flush=True)
     return VariantResult(variant, runs, median_metrics(runs) if runs else {}, errors)
+
+
+def _runner(variant: Variant) -> Runner:
+    if variant.load in LEARNING_LOADS:
+        return learning.run_once
+    if variant.load == "announce":
+        return run_announce
+    return run_once
+
+
+def _run_line(variant: Variant, m: Metrics) -> str:
+    if variant.load in LEARNING_LOADS:
+        return "   " + learning.summary_line(variant.load, m)
+    if variant.load == "announce":
+        return (
+            "   announcement: {d:.0f}/{a:.0f} delivered, lost {lost:.0f}, duplicated {dup:.0f}, "
+            "{rate} /s steady, busiest second {top:.0f}, {total} s".format(
+                d=m["announce_delivered"] or 0,
+                a=m["announce_audience"] or 0,
+                lost=m["announce_lost"] or 0,
+                dup=m["announce_duplicated"] or 0,
+                rate=f"{m['announce_rate_steady']:.2f}" if m.get("announce_rate_steady") else "-",
+                top=m.get("max_1s_announcement") or 0,
+                total=f"{m['announce_total_s']:.1f}" if m.get("announce_total_s") else "-",
+            )
+        )
+    return "   acked {a:.0f}/{r:.0f}, ack p99 {p:.0f} ms, lost {lost:.0f}, drain {d} s".format(
+        a=m["accepted"] or 0,
+        r=m["requests"] or 0,
+        p=m.get("ack_p99_ms") or 0,
+        lost=m["lost"] or 0,
+        d=f"{m['drain_s']:.1f}" if m.get("drain_s") else "-",
+    )

@@ -86,7 +86,63 @@ ROWS: list[Row] = [
         "{:.0f}",
     ),
     (
-        "busiest 1 s accepted: register / reset / notification",
+        "announcement: audience / delivered / lost / duplicated",
+        ("announce_audience", "announce_delivered", "announce_lost", "announce_duplicated"),
+        "{:.0f}",
+    ),
+    (
+        "  repeats after a retried send / unexpected",
+        ("announce_repeats", "announce_unexpected"),
+        "{:.0f}",
+    ),
+    (
+        "  accepted/s: steady part / overall / target",
+        ("announce_rate_steady", "announce_rate", "announce_rate_target"),
+        "{:.2f}",
+    ),
+    (
+        "  total (s) / N / limit / target; first send after (s)",
+        ("announce_total_s", "announce_ideal_s", "announce_target_s", "announce_first_s"),
+        "{:.1f}",
+    ),
+    (
+        "  its own figures: total / sent / failed / skipped / repeats",
+        ("api_total", "api_sent", "api_failed", "api_skipped", "api_repeats"),
+        "{:.0f}",
+    ),
+    (
+        "codes alone: requests / non-2xx / lost reg / lost reset",
+        ("base_code_requests", "base_code_non_2xx", "base_reg_lost", "base_reset_lost"),
+        "{:.0f}",
+    ),
+    (
+        "  register time to inbox p50 / p99 (ms)",
+        ("base_reg_inbox_p50_ms", "base_reg_inbox_p99_ms"),
+        "{:.0f}",
+    ),
+    (
+        "  reset time to inbox p50 / p99 (ms)",
+        ("base_reset_inbox_p50_ms", "base_reset_inbox_p99_ms"),
+        "{:.0f}",
+    ),
+    (
+        "codes with it: requests / sent while it drained / non-2xx",
+        ("during_code_requests", "code_requests_while_draining", "during_code_non_2xx"),
+        "{:.0f}",
+    ),
+    ("  lost reg / lost reset", ("during_reg_lost", "during_reset_lost"), "{:.0f}"),
+    (
+        "  register time to inbox p50 / p99 (ms)",
+        ("during_reg_inbox_p50_ms", "during_reg_inbox_p99_ms"),
+        "{:.0f}",
+    ),
+    (
+        "  reset time to inbox p50 / p99 (ms)",
+        ("during_reset_inbox_p50_ms", "during_reset_inbox_p99_ms"),
+        "{:.0f}",
+    ),
+    (
+        "busiest 1 s accepted: register / reset / notification / announcement",
         tuple(f"max_1s_{k}" for k in KINDS),
         "{:.0f}",
     ),

@@ -34,6 +34,7 @@ from devtools.bench.stack import AttachedStack, OwnStack, Stack
 from devtools.bench.targets import (
     Metrics,
     Target,
+    announce_targets,
     fault_targets,
     isolation_targets,
     learn_targets,
@@ -43,7 +44,7 @@ from devtools.bench.targets import (
     steady_targets,
 )
 
-KINDS = ("register", "password_reset", "notification")
+KINDS = ("register", "password_reset", "notification", "announcement")
 START_DELAY = 2.0  # seconds between launching the load processes and t0
 OUTAGE_SECONDS = 10.0
 TRANSIENT_RATIO = 0.3
@@ -57,6 +58,10 @@ class BenchOptions:
     n: int = 500
     rate: float = 10.0
     duration: float = 30.0
+    # announce: registrations and password resets per second (each) beside the broadcast,
+    # and the announcement queue's limit for the started stack (None: as configured).
+    code_rate: float = 2.0
+    announce_rate: float | None = None
     runs: int = 1
     workers: int = 1
     attach: str | None = None
@@ -78,7 +83,7 @@ class BenchOptions:
 @dataclass(frozen=True)
 class Variant:
     name: str
-    load: Literal["spike", "steady", "learn", "quiz"] = "spike"
+    load: Literal["spike", "steady", "learn", "quiz", "announce"] = "spike"
     workers: int = 1
     fault: Literal["none", "transient", "down"] = "none"
     resets: bool = False
@@ -89,9 +94,8 @@ class Scenario:
     name: str
     variants: list[Variant]
     targets: list[Target]
-    own_stack_only: bool = False
-    # Why it cannot run with --attach (printed when skipped).
-    own_stack_reason: str = "it starts stacks with 1, 2 and 4 workers"
+    # Why it cannot run against --attach, printed when skipped (None: it can).
+    own_stack_only: str | None = None
 
 
 @dataclass
@@ -125,7 +129,7 @@ def build_scenarios(options: BenchOptions, limits: dict[str, float]) -> dict[str
             "scale",
             [Variant(f"{w} worker{'s' if w > 1 else ''}", workers=w) for w in (1, 2, 4)],
             scale_targets(limits),
-            own_stack_only=True,
+            own_stack_only="it starts stacks with 1, 2 and 4 workers",
         ),
         "faults": Scenario(
             "faults",
@@ -140,15 +144,20 @@ def build_scenarios(options: BenchOptions, limits: dict[str, float]) -> dict[str
             "learn",
             [Variant("learn", load="learn", workers=k)],
             learn_targets(),
-            own_stack_only=True,
-            own_stack_reason="it seeds the stack's database and signs tokens with its secret",
+            own_stack_only="it seeds the stack's database and signs tokens with its secret",
         ),
         "quiz": Scenario(
             "quiz",
             [Variant("quiz", load="quiz", workers=k)],
             quiz_targets(),
-            own_stack_only=True,
-            own_stack_reason="it seeds the stack's database and signs tokens with its secret",
+            own_stack_only="it seeds the stack's database and signs tokens with its secret",
+        ),
+        # devtools.bench.announce runs this one.
+        "announce": Scenario(
+            "announce",
+            [Variant("announce", load="announce", workers=k)],
+            announce_targets(limits),
+            own_stack_only="it sets the stack's limits and writes users to its database",
         ),
     }
 
@@ -238,8 +247,8 @@ async def _measure(
                 stream.kill()
         await faults
         expected = {
-            "register": {r.key for r in main_records if _ok(r)},
-            "password_reset": {r.key for r in reset_records if _ok(r)},
+            "register": {r.key for r in main_records if is_2xx(r)},
+            "password_reset": {r.key for r in reset_records if is_2xx(r)},
         }
         drained = await wait_for_drain(sink, expected, t0 + options.drain_timeout)
         if drained:
@@ -264,15 +273,15 @@ async def _measure(
     metrics["drained"] = 1.0 if drained else 0.0
     metrics["load_cpu_s"] = main.cpu_seconds + resets.cpu_seconds
     metrics["probe_cpu_s"] = probe.cpu_seconds
-    _interference_metrics(metrics, interference, usage)
-    _confirmed_windows(metrics, sink.records, f"bench-{run_id}-", interference.loop_lag_max_ms)
+    interference_metrics(metrics, interference, usage)
+    confirmed_windows(metrics, sink.records, f"bench-{run_id}-", interference.loop_lag_max_ms)
     prefix = f"bench-{run_id}-"
     events = {
         "stack_dir": stack.workdir if options.keep else None,
-        **_events(t0, main_records, "register", sink.records, prefix),
-        **_events(t0, reset_records, "password_reset", sink.records, prefix, "reset_"),
+        **events_of(t0, main_records, "register", sink.records, prefix),
+        **events_of(t0, reset_records, "password_reset", sink.records, prefix, "reset_"),
     }
-    return RunResult(metrics, _series(t0, main_records, sink.records, probe_records), events)
+    return RunResult(metrics, series_of(t0, main_records, sink.records, probe_records), events)
 
 
 def _main_stream(
@@ -297,7 +306,7 @@ async def _schedule_faults(sink: BenchSink, variant: Variant, t0: float) -> None
     sink.faults.mode = "ok"
 
 
-def _ok(record: RequestRecord) -> bool:
+def is_2xx(record: RequestRecord) -> bool:
     return record.status is not None and 200 <= record.status < 300
 
 
@@ -409,17 +418,17 @@ def compute_metrics(
     spike: bool,
 ) -> Metrics:
     ours = [r for r in records if r.recipient.startswith(run_prefix)]
-    accepted = [r for r in main if _ok(r)]
+    accepted = [r for r in main if is_2xx(r)]
     m: Metrics = {"requests": float(len(main)), "accepted": float(len(accepted))}
     m["non_2xx"] = float(len(main) - len(accepted))
     for record in main:
-        if not _ok(record):
+        if not is_2xx(record):
             key = f"http_{record.status}" if record.status is not None else "http_no_answer"
             m[key] = (m.get(key) or 0.0) + 1
     sent = [r.sent_at for r in main]
     m["fire_spread_s"] = max(sent) - min(sent) if sent else None
     acks = [r.answered_at - r.sent_at for r in accepted if r.answered_at is not None]
-    _put_summary(m, "ack", stats.summarize(acks).scaled(1000), "_ms")
+    put_summary(m, "ack", stats.summarize(acks).scaled(1000), "_ms")
 
     cores = os.cpu_count() or 1
     m.update(hash_ms=hash_wall * 1000, hash_cpu_ms=hash_cpu * 1000, cores=float(cores))
@@ -436,7 +445,7 @@ def compute_metrics(
     inbox = stats.first_arrival_latencies(
         {r.key: r.sent_at for r in accepted}, ((r.recipient, r.data_at) for r in register)
     )
-    _put_summary(m, "inbox", stats.summarize(inbox).scaled(1000), "_ms")
+    put_summary(m, "inbox", stats.summarize(inbox).scaled(1000), "_ms")
 
     # The contract's figure: messages the server accepted (answered the end of DATA
     # with 250), per rolling second.  The second figure counts every end of DATA the
@@ -461,7 +470,7 @@ def compute_metrics(
     m["probe_count"] = float(len(during))
     m["probe_fail"] = float(sum(1 for r in during if r.status != 200))
     probe_latencies = [r.answered_at - r.sent_at for r in during if r.answered_at is not None]
-    _put_summary(m, "probe", stats.summarize(probe_latencies).scaled(1000), "_ms")
+    put_summary(m, "probe", stats.summarize(probe_latencies).scaled(1000), "_ms")
 
     if resets:
         _reset_metrics(m, resets, ours)
@@ -471,7 +480,7 @@ def compute_metrics(
 
 
 def _reset_metrics(m: Metrics, resets: list[RequestRecord], ours: list[SendRecord]) -> None:
-    accepted = [r for r in resets if _ok(r)]
+    accepted = [r for r in resets if is_2xx(r)]
     emails = [r for r in ours if r.kind == "password_reset" and r.accepted]
     account = stats.account((r.key for r in accepted), (r.recipient for r in emails))
     m.update(
@@ -483,9 +492,9 @@ def _reset_metrics(m: Metrics, resets: list[RequestRecord], ours: list[SendRecor
     inbox = stats.first_arrival_latencies(
         {r.key: r.sent_at for r in accepted}, ((r.recipient, r.data_at) for r in emails)
     )
-    _put_summary(m, "reset_inbox", stats.summarize(inbox).scaled(1000), "_ms")
+    put_summary(m, "reset_inbox", stats.summarize(inbox).scaled(1000), "_ms")
     acks = [r.answered_at - r.sent_at for r in accepted if r.answered_at is not None]
-    _put_summary(m, "reset_ack", stats.summarize(acks).scaled(1000), "_ms")
+    put_summary(m, "reset_ack", stats.summarize(acks).scaled(1000), "_ms")
 
 
 def _usage_metrics(m: Metrics, usage: Usage, registrations: int, hash_cpu: float) -> None:
@@ -501,7 +510,7 @@ def _usage_metrics(m: Metrics, usage: Usage, registrations: int, hash_cpu: float
         m[f"rss_{role}_mb"] = usage.peak_rss_mb.get(role)
 
 
-def _confirmed_windows(m: Metrics, records: list[SendRecord], prefix: str, lag_ms: float) -> None:
+def confirmed_windows(m: Metrics, records: list[SendRecord], prefix: str, lag_ms: float) -> None:
     """A lower bound of the true busiest second of acceptances per kind, whatever the
     sink's lag.
 
@@ -521,7 +530,7 @@ def _confirmed_windows(m: Metrics, records: list[SendRecord], prefix: str, lag_m
         )
 
 
-def _interference_metrics(m: Metrics, machine: Interference, usage: Usage | None) -> None:
+def interference_metrics(m: Metrics, machine: Interference, usage: Usage | None) -> None:
     stack_cpu = sum(usage.cpu_seconds.values()) if usage is not None else 0.0
     m["bench_cpu_s"] = machine.bench_cpu_seconds
     m["other_cpu_s"] = machine.busy_cpu_seconds - machine.bench_cpu_seconds - stack_cpu
@@ -530,14 +539,14 @@ def _interference_metrics(m: Metrics, machine: Interference, usage: Usage | None
     m["sink_loop_lag_max_ms"] = machine.loop_lag_max_ms
 
 
-def _put_summary(m: Metrics, prefix: str, summary: stats.Summary, unit: str) -> None:
+def put_summary(m: Metrics, prefix: str, summary: stats.Summary, unit: str) -> None:
     m[f"{prefix}_p50{unit}"] = summary.p50
     m[f"{prefix}_p95{unit}"] = summary.p95
     m[f"{prefix}_p99{unit}"] = summary.p99
     m[f"{prefix}_max{unit}"] = summary.max
 
 
-def _events(
+def events_of(
     t0: float,
     requests: list[RequestRecord],
     kind: str,
@@ -554,12 +563,14 @@ def _events(
             got.setdefault(r.recipient, []).append(r.data_at - t0)
     events: dict[str, Any] = {
         f"{label}lost": [
-            {"email": r.key, "user_id": r.user_id} for r in requests if _ok(r) and r.key not in got
+            {"email": r.key, "user_id": r.user_id}
+            for r in requests
+            if is_2xx(r) and r.key not in got
         ],
         f"{label}duplicated": [
             {"email": r.key, "user_id": r.user_id, "delivered_at": got[r.key]}
             for r in requests
-            if _ok(r) and len(got.get(r.key, [])) > 1
+            if is_2xx(r) and len(got.get(r.key, [])) > 1
         ],
     }
     if not label:
@@ -571,7 +582,7 @@ def _events(
     return events
 
 
-def _series(
+def series_of(
     t0: float,
     main: list[RequestRecord],
     records: list[SendRecord],
@@ -584,7 +595,7 @@ def _series(
         for kind in KINDS
     }
     series["ack_s"] = [
-        r.answered_at - r.sent_at for r in main if _ok(r) and r.answered_at is not None
+        r.answered_at - r.sent_at for r in main if is_2xx(r) and r.answered_at is not None
     ]
     series["probe_sent_s_latency_s"] = [
         value

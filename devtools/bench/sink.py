@@ -29,16 +29,21 @@ from devtools.mailsink.sink import (
 )
 
 CODE_RE = re.compile(r"(?<!\d)\d{6}(?!\d)")
+# An announcement's subject is its sender's: the bench's announcements use this one.
+ANNOUNCEMENT_SUBJECT = "authflow bench announcement"
 
 
 def kind_of_subject(subject: str) -> str:
-    """The email kind (``register``, ``password_reset``, ``notification``) of a subject,
-    from the wording of ``activities/templates.py``."""
+    """The email kind (``register``, ``password_reset``, ``notification``,
+    ``announcement``) of a subject, from the wording of ``authflow/emails/catalog.py``
+    (and the bench's own announcement subject)."""
     lowered = subject.lower()
     if "verification code" in lowered:
         return "register"
     if "password reset code" in lowered:
         return "password_reset"
+    if lowered.startswith(ANNOUNCEMENT_SUBJECT):
+        return "announcement"
     return "notification"
 
 

@@ -24,6 +24,7 @@ from authflow.ports import free_port
 
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
+BENCH_CLIENT_LIMIT = 1_000_000
 
 
 class StackError(RuntimeError):
@@ -56,8 +57,9 @@ class OwnStack:
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.workers = workers
-        # Set for the stack on top of the bench's environment (e.g. a JWT_SECRET the
-        # bench mints learners' tokens with).
+        # Settings the scenario needs (a JWT_SECRET the bench mints learners' tokens
+        # with, EMAIL_RATE_LIMITS, the bootstrap admin): they win over the environment's
+        # and over the bench's own defaults.
         self.extra_env = dict(extra_env or {})
         self.keep = keep  # keep the working directory (database, Temporal state) afterwards
         self.smtp_host = smtp_host
@@ -80,7 +82,7 @@ class OwnStack:
     def database_url(self) -> str:
         """The stack's database, for the scenarios that seed it directly (once started)."""
         assert self._workdir is not None, "start() first"
-        return f"sqlite+aiosqlite:///{self._workdir / 'bench.db'}"
+        return _database_url(self._workdir)
 
     def _environment(self, workdir: Path) -> dict[str, str]:
         env = os.environ.copy()
@@ -90,14 +92,18 @@ class OwnStack:
                 "SMTP_PORT": str(self.smtp_port),
                 "API_HOST": "127.0.0.1",
                 "API_PORT": str(self.api_port),
-                "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-                **self.extra_env,
+                "DATABASE_URL": _database_url(workdir),
             }
         )
         # Settings read .env from the working directory; the temporary one has none,
         # but an inherited variable could still point the stack elsewhere.
         for name in ("SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS", "TEMPORAL_ADDRESS"):
             env.pop(name, None)
+        # The load comes from one address (127.0.0.1) while it plays hundreds of users:
+        # the per-client limit of the auth endpoints (60 a minute by default) would
+        # answer 429 to all but the first 60.  An explicit setting still wins.
+        env.setdefault("CLIENT_RATE_LIMIT_PER_MINUTE", str(BENCH_CLIENT_LIMIT))
+        env.update(self.extra_env)
         return env
 
     async def start(self) -> None:
@@ -182,6 +188,10 @@ async def wait_ready(
                 last = type(exc).__name__
             await asyncio.sleep(0.25)
     raise StackError(f"{base_url}/readyz not ready within {READY_TIMEOUT:.0f}s (last: {last})")
+
+
+def _database_url(workdir: Path) -> str:
+    return f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
 
 
 def _log_tail(log_file: Path | None, lines: int = 15) -> str:

@@ -131,3 +131,32 @@ def quiz_targets() -> list[Target]:
         Target("attempts graded twice", "double_grades", "==", 0),
         Target("errors (non-2xx or no answer)", "errors", "==", 0),
     ]
+
+
+def announce_targets(limits: dict[str, float]) -> list[Target]:
+    """One announcement to everyone (its queue's limit) while codes keep their own."""
+    limit = limits["announcement"]
+    return [
+        Target("lost announcement emails", "announce_lost", "==", 0),
+        Target("duplicated announcement emails (no retry)", "announce_duplicated", "==", 0),
+        *window_targets("announcement", "announcement", limit),
+        Target(
+            "announcement accepted per second, steady part",
+            "announce_rate_steady",
+            ">=",
+            0.95 * limit,
+        ),
+        Target(
+            "total time (s) <= N / (0.95 x limit)",
+            "announce_total_s",
+            "<=",
+            limit_key="announce_target_s",
+        ),
+        Target("code requests answered non-2xx", "during_code_non_2xx", "==", 0),
+        Target("lost code emails: register", "during_reg_lost", "==", 0),
+        Target("lost code emails: password reset", "during_reset_lost", "==", 0),
+        Target("register time to inbox p99 (ms) during it", "during_reg_inbox_p99_ms", "<=", 1000),
+        Target("reset time to inbox p99 (ms) during it", "during_reset_inbox_p99_ms", "<=", 2000),
+        *window_targets("register", "register", limits["register"]),
+        *window_targets("password_reset", "reset", limits["password_reset"]),
+    ]
