@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, CancelledError, RetryState
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 
 from authflow.emails import EmailType
 from authflow.policies import DeliveryState, RetryRules
@@ -107,8 +107,14 @@ async def send_with_retries(
             SHOWS_RETRYING
         ):
             raise
+        # A provider that said when to come back (421 "try again in N s") is obeyed, as
+        # Temporal obeys it for the later attempts (the activity's next_retry_delay).
+        asked = err.cause.next_retry_delay if isinstance(err.cause, ApplicationError) else None
     on_retry()
-    await workflow.sleep(spec.initial_interval_seconds)
+    wait = spec.initial_interval_seconds
+    if asked is not None:
+        wait = max(wait, asked.total_seconds())
+    await workflow.sleep(wait)
     spent = (workflow.now() - started).total_seconds()
     rest = {
         **options,

@@ -11,6 +11,7 @@ from itertools import pairwise
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.flows import code_workflow_id
 from authflow.otp_store import code_state
@@ -184,8 +185,15 @@ async def test_admins_see_why_the_provider_refused(stack: Stack) -> None:
 
         async def workflow_marked_the_failure() -> bool:
             # The workflow's own "failed" mark (a local activity, recorded as a marker
-            # once done) follows the activity failure in its history.
-            events = [e.event_type for e in (await handle.fetch_history()).events]
+            # once done) follows the activity failure in its history. (The workflow
+            # starts just after the 202 is sent, so it may not exist yet.)
+            try:
+                history = await handle.fetch_history()
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return False
+                raise
+            events = [e.event_type for e in history.events]
             if EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in events:
                 return False
             after = events[events.index(EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED) :]
