@@ -26,6 +26,7 @@ from api.courses.enrollments import router as enrollments_router
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.openapi import responses
 from api.ops import router as ops_router
 from api.ops import static_router
 from api.preferences.endpoints import pages as preference_pages
@@ -66,6 +67,9 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
         docs_url=None,  # install_docs: the same pages, without a CDN
         redoc_url=None,
+        # Every route: BodyLimitMiddleware answers 413 to any body over MAX_BODY_BYTES
+        # (or an upload over MAX_UPLOAD_BYTES) before the route runs.
+        responses=responses(413),
     )
     install_docs(app)
     install_error_handlers(app)
