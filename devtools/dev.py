@@ -229,17 +229,21 @@ class _DevStack:
         return 0
 
     def _stop_children(self) -> None:
-        # The API and workers first (they finish in-flight work), Temporal last.
-        for _, process in reversed(self.children):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for _, process in reversed(self.children):
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # The API and workers first, and waited for: they finish in-flight work, whose
+        # completions need Temporal up to be recorded. Temporal last.
+        apps = [p for name, p in reversed(self.children) if name != "temporal"]
+        servers = [p for name, p in reversed(self.children) if name == "temporal"]
+        for group in (apps, servers):
+            for process in group:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for process in group:
+                try:
+                    process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
     def _print_urls(self, api_host: str, api_port: int, smtp_host: str, smtp_port: int) -> None:
         api = f"http://{api_host}:{api_port}"
