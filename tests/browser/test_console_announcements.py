@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.announcement_calls import failed_broadcast
 from tests.browser.console_client import ConsoleClient
 from tests.browser.playwright_expect import expect
 from tests.browser.shots import screenshot
@@ -35,26 +36,6 @@ def _seal(page: str) -> str:
     match = re.search(r'name="seal" value="([^"]*)"', page)
     assert match, "no send button on the page"
     return match.group(1)
-
-
-async def _failed_broadcast(stack: Stack, members: int) -> tuple[str, list[Any], str]:
-    """An announcement to a fresh role whose every email failed for good."""
-    role, people = await _role_with(stack, members)
-    admin = await admin_headers(stack)
-    subject = f"Failing {secrets.token_hex(3)}"
-    stack.sink.faults.mode = "permanent"
-    try:
-        r = await stack.http.post(
-            BASE,
-            json={"audience": {"kind": "role", "role": role}, "subject": subject, "body": "b"},
-            headers=admin,
-        )
-        assert r.status_code == 202, r.text
-        done = await _finished(stack, r.json()["id"], admin)
-    finally:
-        stack.sink.faults.reset()
-    assert done["failed"] == members
-    return r.json()["id"], people, subject
 
 
 # -- over HTTP -------------------------------------------------------------------------------
@@ -198,7 +179,7 @@ async def test_pause_resume_cancel_forms(stack: Stack, console: ConsoleClient) -
 
 
 async def test_failures_listed_and_resent_over_http(stack: Stack, console: ConsoleClient) -> None:
-    announcement_id, members, subject = await _failed_broadcast(stack, 2)
+    announcement_id, members, subject = await failed_broadcast(stack, 2)
     assert (await console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
     page = await console.get(f"{PAGES}/{announcement_id}")
     for member in members:
@@ -254,7 +235,7 @@ async def test_compose_preview_and_send_in_the_browser(stack: Stack, page: Any) 
 
 
 async def test_progress_updates_live_and_failed_ones_are_resent(stack: Stack, page: Any) -> None:
-    announcement_id, members, subject = await _failed_broadcast(stack, 2)
+    announcement_id, members, subject = await failed_broadcast(stack, 2)
     await sign_in_as_admin(page)
     await page.goto(f"{PAGES}/{announcement_id}")
     rows = page.locator("#failures-table tbody tr[data-email]")

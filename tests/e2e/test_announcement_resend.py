@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from authflow.models import EmailDelivery
+from tests.announcement_calls import failed_broadcast
 from tests.e2e.test_announcements import BASE, _finished, _role_with, _to
 from tests.e2e.test_rbac_matrix import admin_headers, new_member
 from tests.stack import Stack, eventually
@@ -120,20 +121,8 @@ async def test_failed_recipients_are_listed_and_resent_once(stack: Stack) -> Non
 
 
 async def test_a_resend_round_can_be_paused_and_resumed(stack: Stack) -> None:
-    role, members = await _role_with(stack, 4)
+    one, members, subject = await failed_broadcast(stack, 4, "Round")
     admin = await admin_headers(stack)
-    subject = f"Round {secrets.token_hex(3)}"
-    stack.sink.faults.mode = "permanent"
-    try:
-        r = await stack.http.post(
-            BASE,
-            json={"audience": {"kind": "role", "role": role}, "subject": subject, "body": "b"},
-            headers=admin,
-        )
-        one = r.json()["id"]
-        assert (await _finished(stack, one, admin))["failed"] == 4
-    finally:
-        stack.sink.faults.reset()
     mark = stack.sink.last_id
     assert (await stack.http.post(f"{BASE}/{one}/resend-failed", headers=admin)).status_code == 202
     paused = await stack.http.post(f"{BASE}/{one}/pause", headers=admin)

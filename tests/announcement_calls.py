@@ -1,0 +1,33 @@
+"""Announcement set-ups shared by the API's and the console's tests."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from tests.e2e.test_announcements import BASE, _finished, _role_with
+from tests.e2e.test_rbac_matrix import admin_headers
+from tests.stack import Stack
+
+
+async def failed_broadcast(
+    stack: Stack, members: int, label: str = "Failing"
+) -> tuple[str, list[Any], str]:
+    """An announcement (by an admin) to a fresh role of ``members`` whose every email the
+    provider refused for good: its id, the members and the subject."""
+    role, people = await _role_with(stack, members)
+    admin = await admin_headers(stack)
+    subject = f"{label} {secrets.token_hex(3)}"
+    stack.sink.faults.mode = "permanent"
+    try:
+        r = await stack.http.post(
+            BASE,
+            json={"audience": {"kind": "role", "role": role}, "subject": subject, "body": "b"},
+            headers=admin,
+        )
+        assert r.status_code == 202, r.text
+        done = await _finished(stack, r.json()["id"], admin)
+    finally:
+        stack.sink.faults.reset()
+    assert done["failed"] == members
+    return r.json()["id"], people, subject
