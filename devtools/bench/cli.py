@@ -150,26 +150,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _floor_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="authflow bench floor",
-        description="CPU floor of a registration on this machine: one argon2id hash plus "
-        "one Temporal workflow with one no-op activity (docs/benchmarks.md).",
-    )
-    parser.add_argument("--n", type=int, default=300, help="workflows (300)")
+# The two measurements apart from the load scenarios: what they do, their --n and its help.
+_APART = {
+    "floor": (
+        "CPU floor of a registration on this machine: one argon2id hash plus one Temporal "
+        "workflow with one no-op activity (docs/benchmarks.md).",
+        300,
+        "workflows (300)",
+    ),
+    "timing": (
+        "Whether login, resend-otp and password/forgot answer a known and an unknown email "
+        "in the same time (the contract: medians within 5 ms).",
+        40,
+        "addresses of each sort (40)",
+    ),
+}
+
+
+def _apart_parser(name: str) -> argparse.ArgumentParser:
+    description, n, n_help = _APART[name]
+    parser = argparse.ArgumentParser(prog=f"authflow bench {name}", description=description)
+    parser.add_argument("--n", type=int, default=n, help=n_help)
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
     return parser
 
 
-def _timing_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="authflow bench timing",
-        description="Whether login, resend-otp and password/forgot answer a known and an "
-        "unknown email in the same time (the contract: medians within 5 ms).",
-    )
-    parser.add_argument("--n", type=int, default=40, help="addresses of each sort (40)")
-    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
-    return parser
+def _run_apart(name: str, argv: list[str]) -> int:
+    args = _apart_parser(name).parse_args(argv)
+    if args.n < 1:
+        print(f"authflow bench {name}: --n must be positive", file=sys.stderr)
+        return 2
+    if name == "floor":
+        from devtools.bench import floor
+
+        return floor.main(args.n, args.out, rate_limits()["register"])
+    from devtools.bench import timing
+
+    return timing.main(args.n, args.out)
 
 
 def main(argv: list[str]) -> int:
@@ -182,22 +199,8 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    if argv[:1] == ["floor"]:
-        from devtools.bench import floor
-
-        floor_args = _floor_parser().parse_args(argv[1:])
-        if floor_args.n < 1:
-            print("authflow bench floor: --n must be positive", file=sys.stderr)
-            return 2
-        return floor.main(floor_args.n, floor_args.out, rate_limits()["register"])
-    if argv[:1] == ["timing"]:
-        from devtools.bench import timing
-
-        timing_args = _timing_parser().parse_args(argv[1:])
-        if timing_args.n < 1:
-            print("authflow bench timing: --n must be positive", file=sys.stderr)
-            return 2
-        return timing.main(timing_args.n, timing_args.out)
+    if argv[0] in _APART:
+        return _run_apart(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     n = args.n if args.n is not None else DEFAULT_N.get(args.scenario, 500)
     positive = (n, args.runs, args.workers, args.rate, args.duration, args.code_rate)
