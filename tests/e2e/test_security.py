@@ -153,17 +153,23 @@ async def test_whoever_verifies_gets_the_password_of_their_own_registration(
         mark = stack.sink.last_id
         response = await stack.register(email, password)
         assert response.status_code == 202, response.text
-        codes[password] = await stack.wait_for_code(email, after_id=mark)
+        # (A registration of a pending address once sent no code and kept the first
+        # registration's password: then the owner has only the code in their inbox.)
+        with contextlib.suppress(TimeoutError):
+            codes[password] = await stack.wait_for_code(email, after_id=mark)
         await asyncio.sleep(cooldown + 0.2)
     # Within the cooldown a second registration is refused.
     assert (await stack.register(email, "yet-another-pw")).status_code in (202, 429)
 
+    owner_code = codes.get(owner_password) or codes[stranger_password]
     verified = await stack.http.post(
-        f"{AUTH}/register/verify", json={"email": email, "otp": codes[owner_password]}
+        f"{AUTH}/register/verify", json={"email": email, "otp": owner_code}
     )
     assert verified.status_code == 200, verified.text
-    assert (await try_login(stack, email, owner_password)).status_code == 200
-    assert (await try_login(stack, email, stranger_password)).status_code == 401
+    owner = await try_login(stack, email, owner_password)
+    assert owner.status_code == 200, "the owner's password does not open the account"
+    stranger = await try_login(stack, email, stranger_password)
+    assert stranger.status_code == 401, "the stranger's password opens the owner's account"
 
 
 async def test_a_strangers_resend_never_hands_over_their_password(stack: Stack) -> None:
@@ -176,7 +182,9 @@ async def test_a_strangers_resend_never_hands_over_their_password(stack: Stack) 
     for password in (stranger_password, owner_password):
         mark = stack.sink.last_id
         assert (await stack.register(email, password)).status_code == 202
-        await stack.wait_for_code(email, after_id=mark)
+        # (A registration of a pending address once sent no code: nothing to wait for.)
+        with contextlib.suppress(TimeoutError):
+            await stack.wait_for_code(email, after_id=mark)
         await asyncio.sleep(cooldown + 0.2)
     mark = stack.sink.last_id
     resent = await stack.http.post(f"{AUTH}/register/resend-otp", json={"email": email})
@@ -184,7 +192,8 @@ async def test_a_strangers_resend_never_hands_over_their_password(stack: Stack) 
     code = await stack.wait_for_code(email, after_id=mark)
     verified = await stack.http.post(f"{AUTH}/register/verify", json={"email": email, "otp": code})
     assert verified.status_code == 200, verified.text
-    assert (await try_login(stack, email, stranger_password)).status_code == 401
+    stranger = await try_login(stack, email, stranger_password)
+    assert stranger.status_code == 401, "the stranger's password opens the owner's account"
     assert (await try_login(stack, email, owner_password)).status_code == 401
 
 
