@@ -21,9 +21,11 @@ import jwt
 import pytest
 from sqlalchemy import event, select, update
 
+from api.admission import IN_FLIGHT_PER_HASH_WORKER
 from api.deps import peer_address
 from authflow.models import RefreshToken, Session, User, utcnow
 from authflow.policies import ALL_TASK_QUEUES
+from authflow.security.passwords import hashing_threads
 from tests.auth_calls import AUTH, do_refresh, get_me, try_login
 from tests.stack import Stack, eventually
 from workers.health import polling_queues
@@ -252,6 +254,48 @@ async def test_a_wrong_reset_code_costs_no_password_hashing(stack: Stack) -> Non
     finally:
         del hasher.hash
     assert calls == 0
+
+
+async def test_logins_have_capacity_of_their_own(stack: Stack) -> None:
+    """Registrations whose hashing is held back fill the hashing door and queue behind
+    it; a login still gets in and answers (it shared that door with them once: 120 bogus
+    resets pushed a login from 0.06 s to 2.4 s)."""
+    email, password = await stack.register_and_verify()
+    hasher = stack.app.state.services.hasher
+    original = hasher.hash
+    held = asyncio.Event()
+    stuck = 0
+
+    async def held_back(password: str) -> str:
+        nonlocal stuck
+        stuck += 1
+        await held.wait()
+        result: str = await original(password)
+        return result
+
+    async def door_full() -> bool:
+        return stuck >= places
+
+    places = hashing_threads(stack.settings.hash_workers) * IN_FLIGHT_PER_HASH_WORKER
+    hasher.hash = held_back
+    crowd = [
+        asyncio.create_task(stack.register(stack.new_email("crowd"), "a crowd pass phrase"))
+        for _ in range(places + 4)
+    ]
+    try:
+        # Every place at the door is taken by a registration stuck in its hashing, and
+        # more registrations wait in front of it.
+        await eventually(door_full)
+        login = asyncio.create_task(try_login(stack, email, password))
+        done, _ = await asyncio.wait({login}, timeout=20)
+        assert login in done, "the login waited behind registrations' hashing"
+        assert login.result().status_code == 200, login.result().text
+        assert not any(task.done() for task in crowd)
+    finally:
+        held.set()
+        answers = await asyncio.gather(*crowd, return_exceptions=True)
+        del hasher.hash
+    assert all(isinstance(a, httpx.Response) and a.status_code == 202 for a in answers)
 
 
 # --- finding 7: failures from one address never lock the owner out --------------------------
