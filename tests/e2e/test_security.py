@@ -27,7 +27,7 @@ from authflow.models import RefreshToken, Session, User, utcnow
 from authflow.policies import ALL_TASK_QUEUES
 from authflow.security.passwords import hashing_threads
 from tests.auth_calls import AUTH, do_refresh, get_me, try_login
-from tests.stack import Stack, eventually
+from tests.stack import CODE_RE, Stack, eventually
 from workers.health import polling_queues
 
 pytestmark = pytest.mark.e2e
@@ -296,6 +296,28 @@ async def test_logins_have_capacity_of_their_own(stack: Stack) -> None:
         answers = await asyncio.gather(*crowd, return_exceptions=True)
         del hasher.hash
     assert all(isinstance(a, httpx.Response) and a.status_code == 202 for a in answers)
+
+
+# --- finding 6: an internationalised address gets its code -----------------------------------
+async def test_an_internationalised_address_gets_its_registration_code(stack: Stack) -> None:
+    """Registered, its code arrives (IDNA domain, UTF-8 mailbox over SMTPUTF8, which the
+    sink offers) and verifies.  The message once failed to build (headers encoded as
+    ASCII) and was retried for the code's whole life: the code never came."""
+    suffix = secrets.token_hex(4)
+    typed = f"José-{suffix}@Exämple.test"
+    mark = stack.sink.last_id
+    assert (await stack.register(typed)).status_code == 202
+    try:
+        message = await stack.sink.wait_for(
+            lambda m: any(suffix in rcpt for rcpt in m.rcpt_tos), timeout=30, after_id=mark
+        )
+    except TimeoutError:
+        pytest.fail("no code reached the internationalised address within 30 s")
+    assert message.rcpt_tos == [f"josé-{suffix}@xn--exmple-cua.test"]
+    [code] = CODE_RE.findall(message.text)
+    stack.remember(code)
+    verified = await stack.http.post(f"{AUTH}/register/verify", json={"email": typed, "otp": code})
+    assert verified.status_code == 200, verified.text
 
 
 # --- finding 7: failures from one address never lock the owner out --------------------------
