@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from api.admission import IN_FLIGHT_PER_HASH_WORKER
+from api.console.session import LOGIN_COOKIE
 from api.deps import peer_address
 from authflow.models import RefreshToken, Session, User, utcnow
 from authflow.policies import ALL_TASK_QUEUES
@@ -575,6 +576,49 @@ async def test_forwarded_headers_from_an_untrusted_client_are_ignored(stack: Sta
     assert response.status_code == 401
     failed = await audit(stack, action="auth.login_failed")
     assert failed[0]["ip"] == "127.0.0.4"
+
+
+async def session_ip(stack: Stack, tokens: dict[str, Any]) -> str | None:
+    sid = jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"]
+    async with stack.db.session() as session:
+        ip: str | None = await session.scalar(select(Session.ip).where(Session.id == sid))
+    return ip
+
+
+def login_cookie_is_secure(response: httpx.Response) -> bool:
+    [cookie] = [c for c in response.headers.get_list("set-cookie") if c.startswith(LOGIN_COOKIE)]
+    return "secure" in [part.strip().lower() for part in cookie.split(";")]
+
+
+async def test_forwarded_headers_are_believed_from_the_configured_proxy_only(
+    stack: Stack,
+) -> None:
+    """No proxy is configured in this stack: 127.0.0.1 (which the HTTP server's own
+    proxy handling trusts by default) names no other client and cannot claim TLS.  Once
+    127.0.0.5 is the configured proxy, its headers name the client and the scheme the
+    console's cookies follow."""
+    email, password = await stack.register_and_verify()
+    spoofed = {"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Proto": "https"}
+    body = {"email": email, "password": password}
+    direct = await stack.http.post(f"{AUTH}/login", json=body, headers=spoofed)
+    assert direct.status_code == 200, direct.text
+    stack.remember(direct.json()["access_token"], direct.json()["refresh_token"])
+    assert await session_ip(stack, direct.json()) == "127.0.0.1"
+    async with client_from(stack, "127.0.0.1") as direct_browser:
+        form = await direct_browser.get("/admin/login", headers=spoofed)
+    assert not login_cookie_is_secure(form), "an unconfigured peer claimed TLS"
+
+    previous, stack.settings.trusted_proxies = stack.settings.trusted_proxies, "127.0.0.5"
+    try:
+        async with client_from(stack, "127.0.0.5") as proxy:
+            relayed = await proxy.post(f"{AUTH}/login", json=body, headers=spoofed)
+            assert relayed.status_code == 200, relayed.text
+            stack.remember(relayed.json()["access_token"], relayed.json()["refresh_token"])
+            assert await session_ip(stack, relayed.json()) == "10.9.9.9"
+            assert login_cookie_is_secure(await proxy.get("/admin/login", headers=spoofed))
+            assert not login_cookie_is_secure(await proxy.get("/admin/login"))
+    finally:
+        stack.settings.trusted_proxies = previous
 
 
 def test_a_trusted_proxy_names_the_client() -> None:
