@@ -146,6 +146,13 @@ class Mailer:
         )
         async with _as_delivery_errors():
             await smtp.connect()  # (also STARTTLS, EHLO again and AUTH, as configured)
+            if smtp.is_ehlo_or_helo_needed:
+                # A plain connection greets at its first MAIL; the extensions it offers
+                # (SMTPUTF8) must be known before that MAIL is written.
+                try:
+                    await smtp.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await smtp.helo()
         self._smtp = smtp
         self.connections_opened += 1
         return smtp

@@ -86,6 +86,29 @@ async def test_one_connection_carries_every_send_and_closes_on_shutdown(sink: Ma
     await _eventually(lambda: not sink._sessions)  # QUIT: the server side closed too
 
 
+async def test_a_new_connections_first_email_may_need_smtputf8(sink: MailSink) -> None:
+    """Whether the server offers SMTPUTF8 is known once it answered EHLO: a plain
+    connection (no STARTTLS, no login) has not sent one yet when it opens."""
+    mailer = Mailer(SmtpConfig(host="127.0.0.1", port=sink.port))
+    try:
+        await mailer.send(_message("zoë@example.com"))
+    finally:
+        await mailer.close()
+    assert [m.rcpt_tos for m in sink.messages] == [["zoë@example.com"]]
+
+
+async def test_without_smtputf8_such_an_email_fails_for_good(sink: MailSink) -> None:
+    sink.smtputf8 = False
+    mailer = Mailer(SmtpConfig(host="127.0.0.1", port=sink.port))
+    try:
+        with pytest.raises(PermanentDeliveryError, match="SMTPUTF8"):
+            await mailer.send(_message("zoë@example.com"))
+        await mailer.send(_message("zoe@example.com"))  # an ASCII mailbox still goes
+    finally:
+        await mailer.close()
+    assert [m.rcpt_tos for m in sink.messages] == [["zoe@example.com"]]
+
+
 async def test_a_connection_the_server_dropped_is_reopened_transparently(sink: MailSink) -> None:
     mailer = Mailer(SmtpConfig(host="127.0.0.1", port=sink.port))
     try:
