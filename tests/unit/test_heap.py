@@ -7,14 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from authflow.heap import freeze_startup_objects
+from authflow.heap import YOUNG_COLLECTION_THRESHOLD, freeze_startup_objects
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def test_what_exists_at_start_up_is_frozen_and_later_cycles_are_still_collected(
@@ -26,6 +28,7 @@ def test_what_exists_at_start_up_is_frozen_and_later_cycles_are_still_collected(
     before = gc.get_freeze_count()
     freeze_startup_objects()
     assert gc.get_freeze_count() > before
+    assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
 
     collected: list[int] = []
 
