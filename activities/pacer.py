@@ -20,19 +20,24 @@ timeout, a dropped connection, a cancelled activity) counts as accepted when it 
 released: the provider may have taken the message.  An expired lease counts as
 accepted at its expiry, for the same reason.
 
-Why this holds whatever each send's duration: a message accepted at ``s`` was let
-through by its ``enter`` at some ``e <= s``; every other message accepted in
-``[s - 1, s]`` was then either in flight at ``e`` (a lease) or already accepted after
-``e - 1`` (in the window): at most R - 1 of them, plus this one.  The window is
-``1 / PACING_FACTOR`` (1.031 s) rather than 1 s: the acceptance time a worker records
-is when it *read* the answer, a little after the server sent it, and hosts' clocks
-differ by a few milliseconds; 31 ms covers both.
+Why this holds whatever each send's duration: take the messages the server accepted
+in any second ``[s - 1, s]`` and, of them, the last to ``enter``, at ``e``.  Its end of
+DATA was written after ``e``, so the server accepted it at ``s' >= e``.  Every other one
+entered before ``e`` and was then either still in flight (a lease) or released with an
+acceptance time ``r``: when its worker *read* the server's answer, hence ``r >= `` the
+server's acceptance ``>= s - 1 >= s' - 1 >= e - 1``, inside the window.  So at most
+R - 1 others, plus this one.  Reading the answer late only makes the window stricter;
+this holds on any one clock, the server's being irrelevant (only differences of our own
+times are compared).  The window is ``1 / PACING_FACTOR`` (1.0101 s) rather than 1 s for
+the clocks of *different* worker hosts, whose times the ledger compares: 10 ms covers
+what NTP leaves between them.
 
 The mailer calls ``enter`` at the last moment, after the message body and just
 before the final ``.``: a lease is then held for one round trip, not for the whole
 SMTP dialogue, so in-flight sends hardly reduce the rate and a backlog drains at
-``R / (window + round trip)`` ~ ``0.97 R``.  (A fractional rate admits ``floor(R)``
-per ``max(window, floor(R) / (PACING_FACTOR * R))``.)
+``R / (window + the time from a slot's opening to the next acceptance)``, a little under
+``0.99 R``.  (A fractional rate admits ``floor(R)`` per
+``max(window, floor(R) / (PACING_FACTOR * R))``.)
 
 Call site (an email activity)::
 

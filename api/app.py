@@ -34,6 +34,7 @@ from api.preferences.endpoints import router as preferences_router
 from api.quizzes.endpoints import router as quizzes_router
 from api.rate_limit import ClientRateLimiter, ClientRateLimitMiddleware
 from api.services import Services
+from authflow.heap import freeze_startup_objects
 from authflow.security.passwords import hashing_threads
 from authflow.settings import Settings, get_settings
 from authflow.temporal import connect
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         services.hasher.warm_up()
         app.state.services = services
         relay = asyncio.create_task(services.outbox.relay_forever())
+        freeze_startup_objects()
         yield
         relay.cancel()
         await asyncio.gather(relay, return_exceptions=True)

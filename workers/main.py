@@ -30,6 +30,7 @@ from activities.mailer import Mailer, SmtpConfig
 from activities.pacer import Pacer
 from activities.quizzes import QuizActivities
 from authflow.db import Database
+from authflow.heap import freeze_startup_objects
 from authflow.policies import QUIZ_ATTEMPTS, EmailKind, EmailPolicy, resolve_email_policies
 from authflow.preferences import UNSUBSCRIBE_KEY_LABEL
 from authflow.security.otp import CodeVault
@@ -226,6 +227,7 @@ async def run_workers(settings: Settings, client: Client, queues: Sequence[str])
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling %s", ", ".join(f"{q} ({by_rate(policies, q)})" for q in queues))
+    freeze_startup_objects()
     tasks = [asyncio.create_task(w.run()) for w in workers]
     stopping = asyncio.create_task(stop.wait())
     try:
