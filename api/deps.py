@@ -9,12 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from api.services import Services
 from api.unit_of_work import UnitOfWork
 from authflow.errors import Forbidden, InvalidToken, NotAuthenticated
-from authflow.models import Session, User, UserStatus, utcnow
+from authflow.models import Role, Session, User, UserStatus, utcnow
 
 bearer_scheme = _bearer = HTTPBearer(
     auto_error=False, description="Access token from /api/v1/auth/login"
@@ -86,18 +88,35 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated()
     claims = services.tokens.decode_access(credentials.credentials)
-    session = await db.get(Session, claims.session_id)
-    if (
-        session is None
-        or session.user_id != claims.user_id
-        or session.revoked_at is not None
-        or session.expires_at <= utcnow()
-    ):
+    principal = await principal_of_session(db, claims.session_id, user_id=claims.user_id)
+    if principal is None:
         raise InvalidToken()
-    user = await db.get(User, claims.user_id)
-    if user is None or user.status != UserStatus.ACTIVE:
-        raise InvalidToken()
-    return Principal(user, session.id, effective_permissions(user))
+    return principal
+
+
+async def principal_of_session(
+    db: AsyncSession, session_id: str, *, user_id: str | None = None
+) -> Principal | None:
+    """The session's user, if the session is live and the user active (and, when
+    ``user_id`` is given, the session is that user's); None otherwise.
+
+    One statement: the session, its user, the user's roles and their permissions come
+    joined (a query each was four round trips to the database on every request)."""
+    query = (
+        select(User, Session.revoked_at, Session.expires_at)
+        .join(Session, Session.user_id == User.id)
+        .where(Session.id == session_id)
+        .options(joinedload(User.roles).joinedload(Role.permissions))
+    )
+    if user_id is not None:
+        query = query.where(User.id == user_id)
+    row = (await db.execute(query)).unique().first()
+    if row is None:
+        return None
+    user, revoked_at, expires_at = row
+    if revoked_at is not None or expires_at <= utcnow() or user.status != UserStatus.ACTIVE:
+        return None
+    return Principal(user, session_id, effective_permissions(user))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

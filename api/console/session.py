@@ -29,10 +29,10 @@ from api.deps import (
     Principal,
     ServicesDep,
     client_ip,
-    effective_permissions,
+    principal_of_session,
     request_scheme,
 )
-from authflow.models import Session, User, UserStatus, utcnow
+from authflow.models import User
 from authflow.settings import Settings
 
 from .signed import mac, same_token, sign, unsign
@@ -131,13 +131,7 @@ def form_list(form: FormData, name: str) -> list[str]:
 
 async def load_principal(db: AsyncSession, session_id: str) -> Principal | None:
     """The same checks as ``api.deps.get_principal`` makes for a bearer token."""
-    session = await db.get(Session, session_id)
-    if session is None or session.revoked_at is not None or session.expires_at <= utcnow():
-        return None
-    user = await db.get(User, session.user_id)
-    if user is None or user.status != UserStatus.ACTIVE:
-        return None
-    return Principal(user, session.id, effective_permissions(user))
+    return await principal_of_session(db, session_id)
 
 
 def may_use_console(user: User) -> bool:
