@@ -52,7 +52,8 @@ class Services:
     def build(cls, settings: Settings, temporal: Client, db: Database | None = None) -> Services:
         return cls(
             settings=settings,
-            db=db or Database(settings.database_url),
+            # SQLite inline on the loop, as the workers do (``authflow.db.Database``).
+            db=db or Database(settings.database_url, inline_sqlite=True),
             hasher=PasswordHasher(workers=settings.hash_workers, nice=settings.hash_nice),
             tokens=TokenService(
                 settings.jwt_secret,

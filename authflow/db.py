@@ -35,10 +35,14 @@ class Database:
     """Owns the engine and hands out sessions; one per process.
 
     ``inline_sqlite``: drive a SQLite file on the event loop's thread
-    (``authflow.sqlite.InlineSqliteConnection``), for the workers, whose CPU per email is
-    what bounds a backlog's drain.  The API keeps aiosqlite's thread: its loop answers probes and
-    token refreshes between other requests, and SQLite's work (commits, checkpoints)
-    stays off it.
+    (``authflow.sqlite.InlineSqliteConnection``) instead of through aiosqlite's thread,
+    whose two thread hand-offs per call cost more CPU than SQLite's own work.  The
+    workers and the API use it: the workers' CPU per email bounds a backlog's drain, the
+    API's CPU per request the learners one process serves.  The loop still runs other
+    tasks between a transaction's calls (a probe does not wait behind a whole
+    transaction); what moves onto it is SQLite's own work, commits and WAL checkpoints
+    included (docs/benchmarks.md, "Learning": the probe's latency was measured both ways).
+    Without it (tests, seeding, migrations) aiosqlite's thread is used.
     """
 
     def __init__(

@@ -1,5 +1,6 @@
-"""The workers drive SQLite file databases inline, on the event loop's thread (no
-aiosqlite thread per connection; the API keeps it), and such a connection still behaves as a database connection should: errors
+"""The workers and the API drive SQLite file databases inline, on the event loop's
+thread (no aiosqlite thread per connection), and such a connection still behaves as a
+database connection should: errors
 surface as SQLAlchemy's, a failed transaction rolls back, other tasks run between the
 calls of a transaction, and disposing the engine closes the file."""
 
@@ -9,11 +10,14 @@ import asyncio
 import itertools
 import threading
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from temporalio.client import Client
 
+from api.services import Services
 from authflow.db import Database
 from authflow.policies import resolve_email_policies
 from authflow.settings import Settings
@@ -46,7 +50,7 @@ async def test_statements_run_on_the_event_loops_thread(db: Database) -> None:
 
 
 async def test_by_default_sqlite_runs_on_aiosqlites_thread(sqlite_url: str) -> None:
-    database = Database(sqlite_url)  # as the API uses it
+    database = Database(sqlite_url)  # as tests, seeding and migrations use it
     try:
         async with database.engine.connect() as conn:
             raw = await conn.get_raw_connection()
@@ -71,6 +75,18 @@ async def test_the_workers_drive_sqlite_inline(sqlite_url: str) -> None:
                 assert isinstance(raw.driver_connection, InlineSqliteConnection)
     finally:
         await deps.close()
+
+
+async def test_the_api_drives_sqlite_inline(sqlite_url: str) -> None:
+    settings = Settings(environment="test", jwt_secret=TEST_SECRET, database_url=sqlite_url)
+    services = Services.build(settings, cast(Client, None))
+    try:
+        async with services.db.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            assert isinstance(raw.driver_connection, InlineSqliteConnection)
+    finally:
+        services.hasher.shutdown()
+        await services.db.dispose()
 
 
 async def test_a_failed_statement_raises_and_its_transaction_rolls_back(db: Database) -> None:
