@@ -20,14 +20,40 @@ from authflow.courses.models import (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class OutlineModule:
+    id: str
+    title: str
+    position: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutlineLesson:
+    """What an outline shows of a lesson (not its body)."""
+
+    id: str
+    module_id: str
+    title: str
+    kind: str
+    duration_seconds: int | None
+    preview: bool
+    release_after_days: int
+    position: int
+
+
 @dataclass(frozen=True)
 class Outline:
-    modules: Sequence[CourseModule]
+    """A course's modules and lessons in order, read-only: plain rows, not ORM objects
+    (an outline of 100 lessons built as ORM instances, bodies and all, cost more CPU
+    than the rest of the request).  Changes go through ``modules`` and the service."""
+
+    modules: Sequence[OutlineModule]
     # module id -> its lessons, in order
-    lessons: dict[str, list[Lesson]]
+    lessons: dict[str, list[OutlineLesson]]
 
     @property
-    def ordered_lessons(self) -> list[Lesson]:
+    def ordered_lessons(self) -> list[OutlineLesson]:
         return [lesson for m in self.modules for lesson in self.lessons.get(m.id, [])]
 
 
@@ -38,23 +64,45 @@ async def course_by_id_or_slug(db: AsyncSession, key: str, *, lock: bool = False
     return await db.scalar(query)
 
 
-async def outline(db: AsyncSession, course_id: str) -> Outline:
-    """Two statements: the modules, then every lesson of the course."""
-    modules = (
+_MODULE_ORDER = (CourseModule.position, CourseModule.created_at, CourseModule.id)
+
+
+async def modules(db: AsyncSession, course_id: str) -> Sequence[CourseModule]:
+    """The course's modules in order, as ORM objects (to change them)."""
+    return (
         await db.scalars(
-            select(CourseModule)
-            .where(CourseModule.course_id == course_id)
-            .order_by(CourseModule.position, CourseModule.created_at, CourseModule.id)
+            select(CourseModule).where(CourseModule.course_id == course_id).order_by(*_MODULE_ORDER)
         )
     ).all()
-    lessons: dict[str, list[Lesson]] = {m.id: [] for m in modules}
-    for lesson in await db.scalars(
-        select(Lesson)
+
+
+async def outline(db: AsyncSession, course_id: str) -> Outline:
+    """Two statements: the modules, then every lesson of the course."""
+    module_rows = await db.execute(
+        select(CourseModule.id, CourseModule.title, CourseModule.position, CourseModule.version)
+        .where(CourseModule.course_id == course_id)
+        .order_by(*_MODULE_ORDER)
+    )
+    ordered = [OutlineModule(*row) for row in module_rows.tuples()]
+    lessons: dict[str, list[OutlineLesson]] = {m.id: [] for m in ordered}
+    lesson_rows = await db.execute(
+        select(
+            Lesson.id,
+            Lesson.module_id,
+            Lesson.title,
+            Lesson.kind,
+            Lesson.duration_seconds,
+            Lesson.preview,
+            Lesson.release_after_days,
+            Lesson.position,
+        )
         .where(Lesson.course_id == course_id)
         .order_by(Lesson.position, Lesson.created_at, Lesson.id)
-    ):
+    )
+    for row in lesson_rows.tuples():
+        lesson = OutlineLesson(*row)
         lessons.setdefault(lesson.module_id, []).append(lesson)
-    return Outline(modules, lessons)
+    return Outline(ordered, lessons)
 
 
 async def lesson_count(db: AsyncSession, course_id: str) -> int:

@@ -207,10 +207,10 @@ async def add_module(
     db: AsyncSession, actor: Actor, course_id: str, title: str, position: int | None
 ) -> CourseModule:
     course = await get_managed_course(db, course_id, actor, lock=True)
-    outline = await repo.outline(db, course.id)
+    siblings = await repo.modules(db, course.id)
     module = CourseModule(course_id=course.id, title=title, version=1)
     db.add(module)
-    _insert_at(outline.modules, module, position)
+    _insert_at(siblings, module, position)
     await db.flush()
     return module
 
@@ -228,7 +228,7 @@ async def update_module(
     if title is not None:
         module.title = title
     if position is not None:
-        _insert_at((await repo.outline(db, course.id)).modules, module, position)
+        _insert_at(await repo.modules(db, course.id), module, position)
     module.version += 1
     return module
 
@@ -238,7 +238,7 @@ async def delete_module(db: AsyncSession, actor: Actor, module_id: str) -> None:
     await db.execute(delete(Lesson).where(Lesson.module_id == module.id))
     await db.delete(module)
     await db.flush()
-    for index, sibling in enumerate((await repo.outline(db, course.id)).modules):
+    for index, sibling in enumerate(await repo.modules(db, course.id)):
         sibling.position = index
 
 
@@ -246,8 +246,7 @@ async def order_modules(
     db: AsyncSession, actor: Actor, course_id: str, ids: list[str]
 ) -> repo.Outline:
     course = await get_managed_course(db, course_id, actor, lock=True)
-    outline = await repo.outline(db, course.id)
-    by_id = {m.id: m for m in outline.modules}
+    by_id = {m.id: m for m in await repo.modules(db, course.id)}
     if len(ids) != len(by_id) or set(ids) != set(by_id):
         raise InvalidOrder("ids must be exactly this course's modules, each once.")
     for index, module_id in enumerate(ids):
@@ -327,7 +326,9 @@ async def order_lessons(
     return sorted(lessons, key=lambda lesson: lesson.position)
 
 
-def available_at(lesson: Lesson, enrollment: Enrollment | None) -> datetime | None:
+def available_at(
+    lesson: Lesson | repo.OutlineLesson, enrollment: Enrollment | None
+) -> datetime | None:
     """When ``lesson`` opens for this learner (drip release counts from enrolment)."""
     if enrollment is None:
         return None
