@@ -27,7 +27,7 @@ from api.deps import DbSession, ServicesDep
 from api.openapi import responses
 from authflow.courses import filetypes, service
 from authflow.courses import repository as repo
-from authflow.courses.models import Attachment, LessonCompletion
+from authflow.courses.models import Attachment
 from authflow.courses.progress import readable_lesson
 from authflow.courses.service import available_at
 from authflow.errors import FileTooLarge, NotFound, RangeNotSatisfiable, UnsupportedType
@@ -95,16 +95,11 @@ async def get_lesson(lesson_id: ItemId, actor: SignedIn, db: DbSession) -> Lesso
     owner and course managers; any signed-in user for a preview lesson."""
     access = await readable_lesson(db, actor, lesson_id)
     attachments = await repo.attachments_of(db, lesson_id)
-    completed = False
-    if access.enrollment is not None:
-        completed = (
-            await db.get(LessonCompletion, (access.enrollment.id, access.lesson.id))
-        ) is not None
     return LessonOut.of(
         access.lesson,
         available_at=available_at(access.lesson, access.enrollment),
         attachments=[AttachmentOut.of(a) for a in attachments],
-        completed=completed,
+        completed=access.completed,
     )
 
 

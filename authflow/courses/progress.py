@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -224,24 +224,44 @@ class LessonAccess:
     course: Course
     # The reader's active enrollment (None for the owner, a manager or a preview reader).
     enrollment: Enrollment | None
+    # Whether ``enrollment`` has completed the lesson (False without one).
+    completed: bool = False
 
 
 async def readable_lesson(db: AsyncSession, actor: Actor, lesson_id: str) -> LessonAccess:
     """A lesson ``actor`` may read: its course's managers; its enrolled learners once it
     is open (403 ``lesson_locked`` with ``available_at`` before); any signed-in user for
     a preview of a published course; 403 ``not_enrolled`` for the rest of those who can
-    see the course, 404 for those who cannot."""
-    lesson = await db.get(Lesson, lesson_id)
-    course = await db.get(Course, lesson.course_id) if lesson is not None else None
-    if lesson is None or course is None:
+    see the course, 404 for those who cannot.
+
+    One statement: the lesson, its course, the reader's enrollment and completion."""
+    row = (
+        await db.execute(
+            select(Lesson, Course, Enrollment, LessonCompletion.completed_at)
+            .join(Course, Course.id == Lesson.course_id)
+            .outerjoin(
+                Enrollment,
+                and_(Enrollment.course_id == Course.id, Enrollment.user_id == actor.user_id),
+            )
+            .outerjoin(
+                LessonCompletion,
+                and_(
+                    LessonCompletion.enrollment_id == Enrollment.id,
+                    LessonCompletion.lesson_id == Lesson.id,
+                ),
+            )
+            .where(Lesson.id == lesson_id)
+        )
+    ).first()
+    if row is None:
         raise NotFound("No such lesson.")
+    lesson, course, enrollment, completed_at = row
     if actor.manages(course):
         return LessonAccess(lesson, course, None)
-    enrollment = await repo.enrollment_for(db, course.id, actor.user_id)
     if enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE:
         if not lesson.preview:
             ensure_open(lesson, enrollment, utcnow())
-        return LessonAccess(lesson, course, enrollment)
+        return LessonAccess(lesson, course, enrollment, completed_at is not None)
     if course.status == CourseStatus.PUBLISHED:
         if lesson.preview:
             return LessonAccess(lesson, course, None)
