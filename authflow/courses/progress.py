@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,8 +153,21 @@ def ensure_open(lesson: Lesson, enrollment: Enrollment, now: datetime) -> None:
 
 
 async def progress_of(db: AsyncSession, enrollment: Enrollment) -> Progress:
-    completed, totals = await repo.progress_counts(db, [enrollment.id], [enrollment.course_id])
-    return Progress(completed.get(enrollment.id, 0), totals.get(enrollment.course_id, 0))
+    """One statement: the enrollment's completions and its course's lessons, counted."""
+    completed = (
+        select(func.count())
+        .select_from(LessonCompletion)
+        .where(LessonCompletion.enrollment_id == enrollment.id)
+        .scalar_subquery()
+    )
+    total = (
+        select(func.count())
+        .select_from(Lesson)
+        .where(Lesson.course_id == enrollment.course_id)
+        .scalar_subquery()
+    )
+    row = (await db.execute(select(completed, total))).one()
+    return Progress(int(row[0] or 0), int(row[1] or 0))
 
 
 async def complete_lesson(
@@ -164,25 +178,43 @@ async def complete_lesson(
     ``by_quiz``: the quiz domain completing a quiz lesson its learner just passed (the
     learner cannot complete a quiz lesson directly: 409 ``quiz_required``).
     """
-    lesson = await db.get(Lesson, lesson_id)
-    if lesson is None:
-        raise NotFound("No such lesson.")
-    enrollment = await active_enrollment(db, lesson.course_id, user_id, lock=True)
+    # The lesson and the learner's active enrollment in one statement.  Completions of
+    # one enrollment are serialised on its row: two tabs completing the last two lessons
+    # at once both count, and the certificate is decided once.
+    row = (
+        await db.execute(
+            select(Lesson, Enrollment)
+            .join(
+                Enrollment,
+                and_(
+                    Enrollment.course_id == Lesson.course_id,
+                    Enrollment.user_id == user_id,
+                    Enrollment.status == EnrollmentStatus.ACTIVE,
+                ),
+            )
+            .where(Lesson.id == lesson_id)
+            .with_for_update(of=Enrollment)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if row is None:
+        if await db.get(Lesson, lesson_id) is None:
+            raise NotFound("No such lesson.")
+        raise NotEnrolled()
+    lesson, enrollment = row
     if lesson.kind == LessonKind.QUIZ and not by_quiz:
         raise QuizRequired()
     now = utcnow()
     ensure_open(lesson, enrollment, now)
-    done = await db.get(LessonCompletion, (enrollment.id, lesson.id))
-    if done is None:
-        try:
-            async with db.begin_nested():
-                db.add(
-                    LessonCompletion(
-                        enrollment_id=enrollment.id, lesson_id=lesson.id, completed_at=now
-                    )
-                )
-        except IntegrityError:
-            pass  # completed by a concurrent request: the same outcome
+    # Already completed (earlier, or by a concurrent request): the same outcome.
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    added = await db.scalar(
+        insert(LessonCompletion)
+        .values(enrollment_id=enrollment.id, lesson_id=lesson.id, completed_at=now)
+        .on_conflict_do_nothing()
+        .returning(LessonCompletion.lesson_id)
+    )
+    if added is not None:
         enrollment.last_activity_at = now
     progress = await progress_of(db, enrollment)
     issued = None
