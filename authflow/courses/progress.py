@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +34,7 @@ from authflow.errors import (
     PaymentRequired,
     QuizRequired,
 )
-from authflow.models import User, utcnow
+from authflow.models import User, UtcDateTime, utcnow
 
 
 @dataclass(frozen=True)
@@ -152,22 +152,55 @@ def ensure_open(lesson: Lesson, enrollment: Enrollment, now: datetime) -> None:
         raise LessonLocked(opens.isoformat())
 
 
+# Built once, with bound parameters: building these on every request cost about as
+# much CPU as running them.
+_PROGRESS = select(
+    select(func.count())
+    .select_from(LessonCompletion)
+    .where(LessonCompletion.enrollment_id == bindparam("enrollment_id"))
+    .scalar_subquery(),
+    select(func.count())
+    .select_from(Lesson)
+    .where(Lesson.course_id == bindparam("course_id"))
+    .scalar_subquery(),
+)
+# The lesson and the learner's active enrollment.  Completions of one enrollment are
+# serialised on its row: two tabs completing the last two lessons at once both count,
+# and the certificate is decided once.
+_LESSON_AND_LOCKED_ENROLLMENT = (
+    select(Lesson, Enrollment)
+    .join(
+        Enrollment,
+        and_(
+            Enrollment.course_id == Lesson.course_id,
+            Enrollment.user_id == bindparam("user_id"),
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+        ),
+    )
+    .where(Lesson.id == bindparam("lesson_id"))
+    .with_for_update(of=Enrollment)
+    .execution_options(populate_existing=True)
+)
+# Already completed (earlier, or by a concurrent request): nothing inserted, the same
+# outcome.  One statement per dialect (ON CONFLICT is spelled by each).
+_COMPLETE = {
+    name: dialect_insert(LessonCompletion)
+    .values(
+        enrollment_id=bindparam("enrollment_id"),
+        lesson_id=bindparam("lesson_id"),
+        completed_at=bindparam("now", type_=UtcDateTime()),
+    )
+    .on_conflict_do_nothing()
+    .returning(LessonCompletion.lesson_id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
 async def progress_of(db: AsyncSession, enrollment: Enrollment) -> Progress:
     """One statement: the enrollment's completions and its course's lessons, counted."""
-    completed = (
-        select(func.count())
-        .select_from(LessonCompletion)
-        .where(LessonCompletion.enrollment_id == enrollment.id)
-        .scalar_subquery()
-    )
-    total = (
-        select(func.count())
-        .select_from(Lesson)
-        .where(Lesson.course_id == enrollment.course_id)
-        .scalar_subquery()
-    )
-    row = (await db.execute(select(completed, total))).one()
-    return Progress(int(row[0] or 0), int(row[1] or 0))
+    params = {"enrollment_id": enrollment.id, "course_id": enrollment.course_id}
+    completed, total = (await db.execute(_PROGRESS, params)).one()
+    return Progress(int(completed or 0), int(total or 0))
 
 
 async def complete_lesson(
@@ -178,25 +211,8 @@ async def complete_lesson(
     ``by_quiz``: the quiz domain completing a quiz lesson its learner just passed (the
     learner cannot complete a quiz lesson directly: 409 ``quiz_required``).
     """
-    # The lesson and the learner's active enrollment in one statement.  Completions of
-    # one enrollment are serialised on its row: two tabs completing the last two lessons
-    # at once both count, and the certificate is decided once.
-    row = (
-        await db.execute(
-            select(Lesson, Enrollment)
-            .join(
-                Enrollment,
-                and_(
-                    Enrollment.course_id == Lesson.course_id,
-                    Enrollment.user_id == user_id,
-                    Enrollment.status == EnrollmentStatus.ACTIVE,
-                ),
-            )
-            .where(Lesson.id == lesson_id)
-            .with_for_update(of=Enrollment)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
+    params = {"lesson_id": lesson_id, "user_id": user_id}
+    row = (await db.execute(_LESSON_AND_LOCKED_ENROLLMENT, params)).first()
     if row is None:
         if await db.get(Lesson, lesson_id) is None:
             raise NotFound("No such lesson.")
@@ -206,13 +222,9 @@ async def complete_lesson(
         raise QuizRequired()
     now = utcnow()
     ensure_open(lesson, enrollment, now)
-    # Already completed (earlier, or by a concurrent request): the same outcome.
-    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     added = await db.scalar(
-        insert(LessonCompletion)
-        .values(enrollment_id=enrollment.id, lesson_id=lesson.id, completed_at=now)
-        .on_conflict_do_nothing()
-        .returning(LessonCompletion.lesson_id)
+        _COMPLETE[db.get_bind().dialect.name],
+        {"enrollment_id": enrollment.id, "lesson_id": lesson.id, "now": now},
     )
     if added is not None:
         enrollment.last_activity_at = now
@@ -260,6 +272,24 @@ class LessonAccess:
     completed: bool = False
 
 
+_READABLE_LESSON = (
+    select(Lesson, Course, Enrollment, LessonCompletion.completed_at)
+    .join(Course, Course.id == Lesson.course_id)
+    .outerjoin(
+        Enrollment,
+        and_(Enrollment.course_id == Course.id, Enrollment.user_id == bindparam("user_id")),
+    )
+    .outerjoin(
+        LessonCompletion,
+        and_(
+            LessonCompletion.enrollment_id == Enrollment.id,
+            LessonCompletion.lesson_id == Lesson.id,
+        ),
+    )
+    .where(Lesson.id == bindparam("lesson_id"))
+)
+
+
 async def readable_lesson(db: AsyncSession, actor: Actor, lesson_id: str) -> LessonAccess:
     """A lesson ``actor`` may read: its course's managers; its enrolled learners once it
     is open (403 ``lesson_locked`` with ``available_at`` before); any signed-in user for
@@ -267,24 +297,8 @@ async def readable_lesson(db: AsyncSession, actor: Actor, lesson_id: str) -> Les
     see the course, 404 for those who cannot.
 
     One statement: the lesson, its course, the reader's enrollment and completion."""
-    row = (
-        await db.execute(
-            select(Lesson, Course, Enrollment, LessonCompletion.completed_at)
-            .join(Course, Course.id == Lesson.course_id)
-            .outerjoin(
-                Enrollment,
-                and_(Enrollment.course_id == Course.id, Enrollment.user_id == actor.user_id),
-            )
-            .outerjoin(
-                LessonCompletion,
-                and_(
-                    LessonCompletion.enrollment_id == Enrollment.id,
-                    LessonCompletion.lesson_id == Lesson.id,
-                ),
-            )
-            .where(Lesson.id == lesson_id)
-        )
-    ).first()
+    params = {"lesson_id": lesson_id, "user_id": actor.user_id}
+    row = (await db.execute(_READABLE_LESSON, params)).first()
     if row is None:
         raise NotFound("No such lesson.")
     lesson, course, enrollment, completed_at = row
