@@ -32,6 +32,14 @@ def _renderer() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": True, "linkify": False}).enable("table")
 
 
+# Rendering is a pure function of the source, and a lesson is read by every learner of
+# its course far more often than it is edited: the latest sources' HTML is kept (a
+# lesson read cost about a sixth of its CPU in rendering).  Bounded by entries: at most
+# this many sources, each at most ``api.courses.schemas.MAX_MARKDOWN`` characters.
+RENDERED_KEPT = 128
+
+
+@lru_cache(maxsize=RENDERED_KEPT)
 def render(source: str) -> str:
     html = _renderer().render(source or "")
     return str(
