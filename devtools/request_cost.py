@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
@@ -108,6 +109,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         if pg_name is not None:
             await _pg(f'DROP DATABASE IF EXISTS "{pg_name}"')
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 async def _measure(args: argparse.Namespace, tmp: str, database_url: str) -> None:
