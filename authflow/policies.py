@@ -163,6 +163,12 @@ class QuizAttemptPolicy:
     task_queue: str = "quiz-attempts"
     close_attempt_timeout_seconds: float = 10.0
     close_local_attempts: int = 5
+    # A timed attempt's workflow is started with its first workflow task held back by
+    # the server until this long before the deadline (Temporal's start delay), and
+    # only then sets its timer for the rest: the timer runs from when that task
+    # completes, and a task run in the rush of a whole class starting at once
+    # completed seconds late, and so did the close (docs/benchmarks.md, "Quizzes").
+    wake_before_deadline_seconds: float = 5.0
     close_retry_seconds: float = 7 * 86_400
     close_retry_initial_seconds: float = 0.2
     close_retry_maximum_seconds: float = 5.0
