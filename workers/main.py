@@ -200,16 +200,24 @@ def build_workers(
     return workers
 
 
+# A killed worker's sticky queue is given up this soon (the server falls back at once
+# when that queue had no poller for 10 s): a deadline's task waits at most this long
+# for a worker that is gone.
+QUIZ_STICKY_TIMEOUT = timedelta(seconds=1)
+
+
 def build_quiz_worker(client: Client, deps: WorkerDeps, *, sandboxed: bool = True) -> Worker:
-    """Timed quiz attempts.  No workflow cache (so no sticky queue): a deadline's task
-    goes straight to any live worker, instead of waiting seconds for a killed worker's
-    sticky queue to time out; replaying a history of a dozen events costs little."""
+    """Timed quiz attempts.  A workflow cache: the close is a local activity, which
+    the SDK cancels (and runs again, over and over under load) when its run is evicted
+    in the middle of the task, as a worker without a cache does after every task; the
+    sticky queue this brings is given up after ``QUIZ_STICKY_TIMEOUT``."""
     return Worker(
         client,
         task_queue=QUIZ_ATTEMPTS.task_queue,
         workflows=list(QUIZ_WORKFLOWS),
         activities=[deps.quizzes.close_attempt],
-        max_cached_workflows=0,
+        max_cached_workflows=1000,
+        sticky_queue_schedule_to_start_timeout=QUIZ_STICKY_TIMEOUT,
         max_concurrent_activities=50,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         workflow_runner=workflow_runner(sandboxed=sandboxed),

@@ -18,6 +18,5 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     BroadcastWorkflow,
 )
 
-# The quiz-attempts queue's own worker runs only these (no workflow cache: a deadline
-# never waits for a killed worker's sticky queue).
+# The quiz-attempts queue's own worker runs only these.
 QUIZ_WORKFLOWS: tuple[type, ...] = (QuizAttemptWorkflow,)

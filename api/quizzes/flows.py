@@ -5,6 +5,8 @@ workflow (deterministic id from the attempt's), and tell it its learner submitte
 from __future__ import annotations
 
 import logging
+import time
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.common import (
@@ -32,7 +34,14 @@ WORKFLOW = "QuizAttemptWorkflow"
 async def start_attempt_workflow(client: Client, command: StartQuizAttempt) -> None:
     """Start the deadline's workflow; an existing one (a retried dispatch) is kept.
     Started late (Temporal was down), it closes the attempt at once if the deadline
-    passed meanwhile; the API refuses answers after the deadline in any case."""
+    passed meanwhile; the API refuses answers after the deadline in any case.
+
+    Its first workflow task waits (on the server) until ``wake_before_deadline_seconds``
+    before the deadline: none runs in the rush of a class starting together, and the
+    timer it then sets starts at a quiet moment, so it ends at the deadline.  A
+    "submitted" signal sent meanwhile waits for that task (a plain signal does not
+    interrupt a start delay) and ends the workflow then."""
+    wait = command.deadline_epoch - QUIZ_ATTEMPTS.wake_before_deadline_seconds - time.time()
     try:
         await client.start_workflow(
             WORKFLOW,
@@ -47,6 +56,7 @@ async def start_attempt_workflow(client: Client, command: StartQuizAttempt) -> N
             task_queue=QUIZ_ATTEMPTS.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            start_delay=timedelta(seconds=wait) if wait > 0 else None,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.KIND, KIND),

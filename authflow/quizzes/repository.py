@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from authflow.courses.models import Course, CourseModule, Lesson
 from authflow.models import User
@@ -70,6 +71,30 @@ async def add_version(db: AsyncSession, quiz: Quiz, new: QuizDefinition, *, now:
 
 
 # -- attempts -------------------------------------------------------------------------
+
+
+async def attempt_with_quiz(
+    db: AsyncSession, attempt_id: str
+) -> tuple[QuizAttempt, Quiz, Course] | None:
+    """An attempt with its quiz and course, in one query, read afresh (a caller that
+    lost a race to a concurrent save reads the attempt again)."""
+    row = (
+        await db.execute(
+            select(QuizAttempt, Quiz, Course)
+            .join(Quiz, Quiz.id == QuizAttempt.quiz_id)
+            .join(Course, Course.id == Quiz.course_id)
+            .where(QuizAttempt.id == attempt_id)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def written(attempt: QuizAttempt, **values: Any) -> None:
+    """Set on the loaded ``attempt`` what a conditional UPDATE just wrote to its row,
+    instead of reading the row back."""
+    for key, value in values.items():
+        set_committed_value(attempt, key, value)
 
 
 async def attempts_of(db: AsyncSession, quiz_id: str, user_id: str) -> list[QuizAttempt]:
@@ -143,6 +168,16 @@ async def close_attempt(
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
+    written(
+        attempt,
+        state=AttemptState.SUBMITTED,
+        submitted_at=now,
+        submitted_by=by,
+        score=grade.score,
+        max_score=grade.max_score,
+        percent=grade.percent,
+        passed=grade.passed,
+    )
     await db.execute(
         insert(QuizAttemptResult),
         [

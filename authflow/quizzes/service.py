@@ -212,10 +212,9 @@ async def save_answers(
         merged: dict[str, Answer] = {**repo.attempt_answers(attempt), **checked}
         for cleared in (k for k, v in answers.items() if v is None):
             merged.pop(cleared, None)
-        if await repo.save_answers(
-            db, attempt.id, merged, seen_revision=attempt.answers_revision, now=now
-        ):
-            await db.refresh(attempt)
+        seen = attempt.answers_revision
+        if await repo.save_answers(db, attempt.id, merged, seen_revision=seen, now=now):
+            repo.written(attempt, answers=merged, answers_revision=seen + 1)
             return record
     raise AttemptClosed("The attempt changed too often while saving; try again.")
 
@@ -229,7 +228,6 @@ async def submit(db: AsyncSession, actor: Actor, attempt_id: str) -> AttemptReco
         if await repo.close_attempt(
             db, attempt, result, by=SubmittedBy.LEARNER, now=now, before_deadline=True
         ):
-            await db.refresh(attempt)
             return await _graded(db, record, result)
     raise AttemptClosed("The attempt changed too often while submitting; try again.")
 
@@ -266,7 +264,6 @@ async def close_at_deadline(db: AsyncSession, attempt_id: str) -> AttemptRecord 
             raise TooEarly(attempt.deadline)
         result = await _close_at_deadline(db, attempt, now, record.definition)
         if result is not None:
-            await db.refresh(attempt)
             graded = await _graded(db, record, result)
             if graded.certificate is not None:
                 # No request will dispatch its email: the API's outbox relay will.
@@ -327,10 +324,10 @@ class TooEarly(Exception):
 
 
 async def _attempt(db: AsyncSession, attempt_id: str) -> AttemptRecord:
-    attempt = await db.get(QuizAttempt, attempt_id, populate_existing=True)
-    if attempt is None:
+    found = await repo.attempt_with_quiz(db, attempt_id)
+    if found is None:
         raise NotFound("No such attempt.")
-    quiz, course = await _quiz(db, attempt.quiz_id)
+    attempt, quiz, course = found
     definition = await repo.definition(db, quiz.id, attempt.version)
     return AttemptRecord(attempt, definition, course, quiz.lesson_id)
 

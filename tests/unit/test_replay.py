@@ -71,6 +71,9 @@ _QUIZZES = {
     # Recorded before the result email (and its patch marker): still replays.
     "quiz_attempt_deadline_before_email": "QuizAttemptWorkflow",
     "quiz_attempt_submitted": "QuizAttemptWorkflow",
+    # Since ``LOCAL_CLOSE_PATCH`` (the close a local activity; ``--only quizzes --prefix
+    # local_``, keeping only the deadline's file: a submitted run did not change).
+    "local_quiz_attempt_deadline": "QuizAttemptWorkflow",
 }
 # Since the one email pipeline, notifications are SendEmailWorkflow runs.
 _PIPELINE = {
@@ -219,6 +222,30 @@ def test_the_lean_histories_record_one_patch_marker_and_no_used_state() -> None:
         ["core_patch", "core_patch"],
         {'"delivered"', '"used"'},
     )
+
+
+def test_the_local_close_history_has_no_activity_task_and_the_older_one_has() -> None:
+    """Both ways of closing at the deadline are covered: runs since ``LOCAL_CLOSE_PATCH``
+    grade in a local activity (its marker, no activity task), older runs in a
+    server-scheduled activity (and replay on it, above)."""
+
+    def close_of(stem: str) -> tuple[list[str], list[str]]:
+        history = next(h for h in load_histories() if h.workflow_id == stem)
+        markers = [
+            e.marker_recorded_event_attributes.marker_name
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+        ]
+        tasks = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        return markers, tasks
+
+    assert close_of("local_quiz_attempt_deadline") == (["core_patch", "core_local_activity"], [])
+    assert close_of("quiz_attempt_deadline") == (["core_patch"], ["close_quiz_attempt"])
+    assert close_of("quiz_attempt_deadline_before_email") == ([], ["close_quiz_attempt"])
 
 
 def test_histories_are_encrypted_with_the_test_key() -> None:
