@@ -1,10 +1,13 @@
 """Quiz routes: define a quiz (owner, [courses:manage]), take it (enrolled learner),
 read attempts and statistics.  The contract's "Quizzes" section.
 
-A timed attempt's workflow is started after the attempt row is written (flushed) and
-before it is committed: if Temporal is down the request fails with 503 and leaves no
-attempt; if the commit fails, the workflow wakes at the deadline, finds no attempt and
-ends.  Either way no attempt lives without its deadline's workflow.
+A timed attempt's workflow is started through the outbox: the start command is written
+in the attempt's own transaction and dispatched after the commit (relayed until
+Temporal takes it), so no attempt lives without its deadline's workflow and no
+workflow without its attempt.  Temporal unreachable when a timed attempt would start:
+503 ``unavailable`` and the attempt rolls back with the request.  The API refuses
+answers after the deadline whatever the workflow does (``api/quizzes/flows.py`` has
+the start itself).
 """
 
 from __future__ import annotations
