@@ -22,7 +22,7 @@ from authflow.errors import (
     PendingApproval,
     TooManyAttempts,
 )
-from authflow.models import RefreshToken, Session, User, UserStatus, utcnow
+from authflow.models import RefreshToken, Session, Throttle, User, UserStatus, utcnow
 from authflow.policies import REFRESH_GRACE_SECONDS
 from authflow.security.crypto import seal, unseal
 from authflow.security.tokens import hash_refresh_token, new_refresh_token
@@ -101,8 +101,7 @@ async def count_password_attempt(
     lock the owner out when they sign in from another.
     """
     cap = services.settings.login_max_failures_per_hour
-    account = await throttle.load(db, account_key(services, email))
-    guard = await throttle.load(db, login_key(services, email, ip))
+    account, guard = await _lock_login_throttles(db, services, email, ip)
     blocked = throttle.login_blocked_for(guard) or throttle.rolling_wait(
         account, cap, throttle.HOUR
     )
@@ -117,8 +116,20 @@ async def count_password_attempt(
 async def forgive_password_attempt(
     db: AsyncSession, services: Services, email: str, ip: str | None
 ) -> None:
-    throttle.reset(await throttle.load(db, login_key(services, email, ip)))
-    throttle.forgive_rolling(await throttle.load(db, account_key(services, email)))
+    account, guard = await _lock_login_throttles(db, services, email, ip)
+    throttle.reset(guard)
+    throttle.forgive_rolling(account)
+
+
+async def _lock_login_throttles(
+    db: AsyncSession, services: Services, email: str, ip: str | None
+) -> list[Throttle]:
+    """The account's and the (account, address) pair's counters, locked in key order:
+    a login counting its attempt and a concurrent one of the same account forgiving its
+    own must take the two rows in the same order, or PostgreSQL finds them deadlocked."""
+    return await throttle.load_many(
+        db, [account_key(services, email), login_key(services, email, ip)]
+    )
 
 
 async def reload_user(db: AsyncSession, user_id: str) -> User | None:
