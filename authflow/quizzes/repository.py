@@ -152,32 +152,24 @@ async def close_attempt(
     ]
     if before_deadline:
         conditions.append(or_(QuizAttempt.deadline.is_(None), QuizAttempt.deadline > now))
+    closed: dict[str, Any] = {
+        "state": AttemptState.SUBMITTED,
+        "submitted_at": now,
+        "submitted_by": by,
+        "score": grade.score,
+        "max_score": grade.max_score,
+        "percent": grade.percent,
+        "passed": grade.passed,
+    }
     result = await db.execute(
         update(QuizAttempt)
         .where(*conditions)
-        .values(
-            state=AttemptState.SUBMITTED,
-            submitted_at=now,
-            submitted_by=by,
-            score=grade.score,
-            max_score=grade.max_score,
-            percent=grade.percent,
-            passed=grade.passed,
-        )
+        .values(**closed)
         .execution_options(synchronize_session=False)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
-    written(
-        attempt,
-        state=AttemptState.SUBMITTED,
-        submitted_at=now,
-        submitted_by=by,
-        score=grade.score,
-        max_score=grade.max_score,
-        percent=grade.percent,
-        passed=grade.passed,
-    )
+    written(attempt, **closed)
     await db.execute(
         insert(QuizAttemptResult),
         [

@@ -116,6 +116,18 @@ def load_histories() -> list[WorkflowHistory]:
     ]
 
 
+def recorded(stem: str) -> WorkflowHistory:
+    return next(h for h in load_histories() if h.workflow_id == stem)
+
+
+def marker_names(history: WorkflowHistory) -> list[str]:
+    return [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+
+
 def workflow_type(history: WorkflowHistory) -> str:
     started = history.events[0].workflow_execution_started_event_attributes
     return str(started.workflow_type.name)
@@ -196,12 +208,8 @@ def test_the_lean_histories_record_one_patch_marker_and_no_used_state() -> None:
     the older generations keep theirs (and still replay, above)."""
 
     def markers_and_states(stem: str) -> tuple[list[str], set[str]]:
-        history = next(h for h in load_histories() if h.workflow_id == stem)
-        markers = [
-            e.marker_recorded_event_attributes.marker_name
-            for e in history.events
-            if e.HasField("marker_recorded_event_attributes")
-        ]
+        history = recorded(stem)
+        markers = marker_names(history)
         states = {
             e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
                 "AuthflowDeliveryState"
@@ -230,12 +238,8 @@ def test_the_local_close_history_has_no_activity_task_and_the_older_one_has() ->
     server-scheduled activity (and replay on it, above)."""
 
     def close_of(stem: str) -> tuple[list[str], list[str]]:
-        history = next(h for h in load_histories() if h.workflow_id == stem)
-        markers = [
-            e.marker_recorded_event_attributes.marker_name
-            for e in history.events
-            if e.HasField("marker_recorded_event_attributes")
-        ]
+        history = recorded(stem)
+        markers = marker_names(history)
         tasks = [
             e.activity_task_scheduled_event_attributes.activity_type.name
             for e in history.events
