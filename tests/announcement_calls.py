@@ -16,6 +16,14 @@ async def failed_broadcast(
     """An announcement (by an admin) to a fresh role of ``members`` whose every email the
     provider refused for good: its id, the members and the subject."""
     role, people = await _role_with(stack, members)
+    announcement, subject, done = await refused_broadcast(stack, role, label)
+    assert done["failed"] == members
+    return announcement, people, subject
+
+
+async def refused_broadcast(stack: Stack, role: str, label: str) -> tuple[str, str, dict[str, Any]]:
+    """An announcement (by an admin) to ``role`` sent while the provider refuses every
+    email for good, once finished: its id, its subject and its final figures."""
     admin = await admin_headers(stack)
     subject = f"{label} {secrets.token_hex(3)}"
     stack.sink.faults.mode = "permanent"
@@ -26,8 +34,7 @@ async def failed_broadcast(
             headers=admin,
         )
         assert r.status_code == 202, r.text
-        done = await _finished(stack, r.json()["id"], admin)
+        done: dict[str, Any] = await _finished(stack, r.json()["id"], admin)
     finally:
         stack.sink.faults.reset()
-    assert done["failed"] == members
-    return r.json()["id"], people, subject
+    return r.json()["id"], subject, done

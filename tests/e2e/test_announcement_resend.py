@@ -4,7 +4,6 @@ list, ``resend-failed`` and its round's own broadcast workflow, and the states i
 from __future__ import annotations
 
 import base64
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from authflow.models import EmailDelivery
-from tests.announcement_calls import failed_broadcast
+from tests.announcement_calls import failed_broadcast, refused_broadcast
 from tests.e2e.test_announcements import BASE, _finished, _role_with, _to
 from tests.e2e.test_rbac_matrix import admin_headers, new_member
 from tests.stack import Stack, eventually
@@ -46,19 +45,7 @@ async def test_failed_recipients_are_listed_and_resent_once(stack: Stack) -> Non
     )
     assert off.status_code == 200
     admin = await admin_headers(stack)
-    subject = f"Resend {secrets.token_hex(3)}"
-    stack.sink.faults.mode = "permanent"
-    try:
-        r = await stack.http.post(
-            BASE,
-            json={"audience": {"kind": "role", "role": role}, "subject": subject, "body": "b"},
-            headers=admin,
-        )
-        assert r.status_code == 202, r.text
-        one = r.json()["id"]
-        done = await _finished(stack, one, admin)
-    finally:
-        stack.sink.faults.reset()
+    one, subject, done = await refused_broadcast(stack, role, "Resend")
     assert (done["state"], done["sent"], done["failed"], done["skipped"]) == ("done", 0, 2, 1)
     assert done["resends"] == 0
 
