@@ -197,8 +197,14 @@ class Mailer:
                 self._drop()
 
     async def _data(self, smtp: aiosmtplib.SMTP, data: bytes, gate: Gate | None) -> None:
-        """DATA, with the end of DATA held back until the gate opens (aiosmtplib's
-        ``data()`` writes the message and its end in one go)."""
+        """DATA, with the end of DATA held back until the gate opens.  aiosmtplib's
+        documented ``data()`` writes the message and its end in one go, and nothing in
+        its documented API writes one without the other, so this writes through the
+        connection's protocol object (``SMTP.protocol``: ``write``, ``read_response``),
+        which is not documented: pyproject.toml keeps aiosmtplib below its next major
+        version, and the gate's tests in tests/unit/test_mailer.py (the end of DATA
+        waits, a staged send that fails drops its connection, dots arrive intact) fail
+        if a release changes it."""
         response = await smtp.execute_command(b"DATA")
         if response.code != 354:
             raise aiosmtplib.SMTPDataError(response.code, response.message)

@@ -12,8 +12,11 @@ itself, with one row per queue in the shared database (``send_slots``):
   with an expiry, so a worker killed mid-send does not hold its slot for ever;
 * ``recent_accepts``: when the server accepted the queue's latest messages.
 
-A send may write its end of DATA only while ``in flight + accepted within the window``
-is below R (``enter``, under the row's lock); it then holds a lease.  When the server
+A send takes a lease (``enter``, under the row's lock) for the first moment, its slot's
+*opening*, at which ``in flight + accepted within the window`` is below R, every lease
+counted: now if there is room, else when enough acceptances will have left the window
+(the slot is then reserved from now: every later look counts it).  It writes its end of
+DATA no earlier than that opening.  When the server
 answers, the lease is released with the acceptance time (``accepted``), or without one
 when the server refused the message (``refused``).  An answer that never came (a
 timeout, a dropped connection, a cancelled activity) counts as accepted when it is
@@ -21,22 +24,26 @@ released: the provider may have taken the message.  An expired lease counts as
 accepted at its expiry, for the same reason.
 
 Why this holds whatever each send's duration: take the messages the server accepted
-in any second ``[s - 1, s]`` and, of them, the last to ``enter``, at ``e``.  Its end of
-DATA was written after ``e``, so the server accepted it at ``s' >= e``.  Every other one
-entered before ``e`` and was then either still in flight (a lease) or released with an
-acceptance time ``r``: when its worker *read* the server's answer, hence ``r >= `` the
-server's acceptance ``>= s - 1 >= s' - 1 >= e - 1``, inside the window.  So at most
-R - 1 others, plus this one.  Reading the answer late only makes the window stricter;
-this holds on any one clock, the server's being irrelevant (only differences of our own
-times are compared).  The window is ``1 / PACING_FACTOR`` (1.0101 s) rather than 1 s for
-the clocks of *different* worker hosts, whose times the ledger compares: 10 ms covers
-what NTP leaves between them.
+in any second ``[s - 1, s]`` and, of them, the last to ``enter``, at ``e``, for an
+opening ``o >= e``.  Its end of DATA was written at or after ``o``, so the server
+accepted it at ``s' >= o``.  Every other one entered before ``e`` and was then either
+in flight (a lease) or released with an acceptance time ``r``: when its worker *read*
+the server's answer, hence ``r >= `` the server's acceptance
+``>= s - 1 >= s' - 1 >= o - 1``, still inside the window at ``o``.  Both were counted
+for ``o``: so at most R - 1 others, plus this one.  Reading the answer late only makes
+the window stricter; this holds on any one clock, the server's being irrelevant (only
+differences of our own times are compared).  The window is ``1 / PACING_FACTOR``
+(1.0101 s) rather than 1 s for the clocks of *different* worker hosts, whose times the
+ledger compares: 10 ms covers what NTP leaves between them.
 
 The mailer calls ``enter`` at the last moment, after the message body and just
-before the final ``.``: a lease is then held for one round trip, not for the whole
-SMTP dialogue, so in-flight sends hardly reduce the rate and a backlog drains at
-``R / (window + the time from a slot's opening to the next acceptance)``, a little under
-``0.99 R``.  (A fractional rate admits ``floor(R)`` per
+before the final ``.``: a lease is then held for one round trip after its opening, not
+for the whole SMTP dialogue, so in-flight sends hardly reduce the rate.  A send that
+finds the window full reserves the next slot and sleeps until its opening, so the end
+of DATA goes out the moment the slot opens, with no database transaction (and no wait
+for the writer lock) in between: a backlog drains at
+``R / (window + the wake-up + one round trip)``, a little under ``0.99 R``.  (A
+fractional rate admits ``floor(R)`` per
 ``max(window, floor(R) / (PACING_FACTOR * R))``.)
 
 Call site (an email activity)::
@@ -143,20 +150,25 @@ class Ledger:
         self.accepts = sorted(a for a in self.accepts if a > now - window.seconds)
         return bool(expired)
 
-    def admit(self, now: float, window: AcceptWindow) -> float | None:
-        """None if one more send may be let through at ``now`` (after ``settle``);
-        otherwise the earliest moment to look again."""
-        busy = len(self.leases) + len(self.accepts)
-        if busy < window.count:
+    def opening(self, now: float, window: AcceptWindow) -> float | None:
+        """When one more send may write its end of DATA (after ``settle``), every lease
+        counted as an acceptance that may come any moment: ``now`` if the window has
+        room, else the moment enough acceptances will have left it; None when the
+        leases alone fill it (only a released lease makes room)."""
+        room = window.count - len(self.leases) - 1  # acceptances that may stay in it
+        if room < 0:
             return None
-        # Enough acceptances must leave the window to make room: the k-th oldest.
-        over = len(self.accepts) - (window.count - len(self.leases) - 1)
-        retry = math.inf
-        if 0 < over <= len(self.accepts):
-            retry = self.accepts[over - 1] + window.seconds
-        if self.leases:  # a lease is usually released within a round trip
-            retry = min(retry, now + LEASE_POLL_SECONDS, min(self.leases.values()))
-        return retry
+        over = len(self.accepts) - room
+        if over <= 0:
+            return now
+        return max(now, self.accepts[over - 1] + window.seconds)
+
+    def next_look(self, now: float, window: AcceptWindow, lease_seconds: float) -> float:
+        """With the window full of leases: when to look again.  A lease is released
+        about a round trip after its opening, which is its expiry less the lease's
+        length (a reserved slot's opening may be up to a window ahead)."""
+        first_opening = min(self.leases.values(), default=now) - lease_seconds
+        return max(now + LEASE_POLL_SECONDS, min(first_opening, now + window.seconds))
 
 
 def _stamp(moment: float) -> float:
@@ -175,6 +187,7 @@ class Slot:
         self._token: str | None = None
         self._outcome: float | None = None  # acceptance time
         self._refused = False
+        self._unsent = False  # the lease was given up before the end of DATA was written
         self._on_accepted = on_accepted
         # Whether ``on_accepted`` ran (and committed) with the release.
         self.recorded = False
@@ -190,10 +203,16 @@ class Slot:
         return self._outcome if self._outcome is not None else self._pacer.now()
 
     async def enter(self) -> None:
-        """Wait until the queue's window admits one more acceptance, and take a lease."""
+        """Take a lease in the queue's window (a reserved slot, counted from now) and
+        wait until its opening: the end of DATA may be written when this returns."""
         if self._token is not None:
             raise RuntimeError("a slot is entered once")
-        self._token = await self._pacer._enter(self._queue)
+        self._token, opens_at = await self._pacer._enter(self._queue)
+        try:
+            await self._pacer._sleep_until(opens_at)
+        except asyncio.CancelledError:
+            self._unsent = True  # nothing was written: nothing can have been accepted
+            raise
 
     def accepted(self, at: float) -> None:
         """The server accepted the message at ``at`` (when its answer was read)."""
@@ -207,7 +226,7 @@ class Slot:
         if self._token is None:
             return
         token, self._token = self._token, None
-        if self._refused:
+        if self._refused or self._unsent:
             accepted_at = None
         else:  # no answer: count it as accepted now, the provider may have it
             accepted_at = self._outcome if self._outcome is not None else self._pacer.now()
@@ -264,7 +283,9 @@ class Pacer:
                 # queue runs one short until the lease expires.
                 await asyncio.shield(slot._release())
 
-    async def _enter(self, task_queue: str) -> str:
+    async def _enter(self, task_queue: str) -> tuple[str, float]:
+        """Take a lease for one send; returns its token and its slot's opening, the
+        moment from which its end of DATA may be written."""
         window = self.window(task_queue)
         token = secrets.token_hex(6)
         while True:
@@ -274,14 +295,16 @@ class Pacer:
                 # for the lock would be stale, and two waiters could both pass.
                 now = _stamp(self._clock())
                 expired = ledger.settle(now, window)
-                retry_at = ledger.admit(now, window)
-                if retry_at is None:
-                    ledger.leases[token] = _stamp(now + self._lease)
-                if retry_at is None or expired:  # a refused look writes nothing
+                opens_at = ledger.opening(now, window)
+                if opens_at is not None:
+                    # Reserved from now (every later look counts it), for a lease's
+                    # length from its opening.
+                    ledger.leases[token] = _stamp(opens_at + self._lease)
+                if opens_at is not None or expired:  # a refused look writes nothing
                     await self._store(session, task_queue, ledger)
-            if retry_at is None:
-                return token
-            await self._sleep_until(retry_at)
+            if opens_at is not None:
+                return token, opens_at
+            await self._sleep_until(ledger.next_look(now, window, self._lease))
 
     async def _release(
         self,
@@ -333,6 +356,8 @@ class Pacer:
         await session.execute(_STORE_LEDGER, {"queue": task_queue, **ledger.dump()})
 
     async def _sleep_until(self, when: float) -> None:
-        delay = when - self._clock()
-        if delay > 0:
+        """Not before ``when`` on this clock: the event loop's timer runs on another,
+        which may wake a hair early, and a reserved slot's end of DATA must not."""
+        # A deadline on another clock, not an event to wait for: one pass, or two.
+        while (delay := when - self._clock()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)

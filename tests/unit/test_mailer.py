@@ -19,7 +19,10 @@ from activities.mailer import (
     SmtpConfig,
     TransientDeliveryError,
 )
+from activities.pacer import Pacer
 from activities.templates import OutgoingEmail, Rendered, build_message
+from authflow.db import Database
+from authflow.policies import PACING_FACTOR
 from devtools.mailsink import MailSink
 from devtools.mailsink.sink import _accept_any_login, _SinkSMTP
 
@@ -201,6 +204,42 @@ async def test_the_end_of_data_waits_for_the_gate(sink: MailSink) -> None:
         assert refused.outcome == "refused"
     finally:
         await mailer.close()
+
+
+async def test_a_send_staged_behind_a_full_window_goes_when_its_slot_opens(
+    sink: MailSink, sqlite_url: str
+) -> None:
+    """With the real pacer as the gate (1 a second): a message waits for its slot with
+    its MAIL, RCPT, DATA and body already on the server, which accepts it only once the
+    slot opens.  A send cancelled while staged drops the connection (the server never
+    gets its end of DATA) and the next one goes through on a new connection."""
+    db = Database(sqlite_url)
+    pacer = Pacer(db, {"email-register": 1.0})
+    mailer = Mailer(SmtpConfig(host="127.0.0.1", port=sink.port))
+
+    async def send(to: str) -> float:
+        async with pacer.sending("email-register") as slot:
+            await mailer.send(_message(to), gate=slot)
+        return slot.accepted_at
+
+    try:
+        await pacer.ensure_rows()
+        first = await send("a@example.com")
+        second = await send("b@example.com")
+        assert second >= first + 1 / PACING_FACTOR
+        staged = asyncio.create_task(send("c@example.com"))
+        await asyncio.sleep(0.3)
+        assert not staged.done() and _recipients(sink) == ["a@example.com", "b@example.com"]
+        staged.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await staged
+        third = await send("d@example.com")
+        assert third >= second + 1 / PACING_FACTOR
+        assert _recipients(sink) == ["a@example.com", "b@example.com", "d@example.com"]
+        assert mailer.connections_opened == 2
+    finally:
+        await mailer.close()
+        await db.dispose()
 
 
 async def test_a_dot_at_the_start_of_a_line_arrives_intact(sink: MailSink) -> None:

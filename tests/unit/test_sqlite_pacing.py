@@ -110,20 +110,26 @@ WINDOW = AcceptWindow(count=3, seconds=1.031)
 
 def test_the_window_admits_rate_acceptances_including_those_in_flight() -> None:
     ledger = Ledger({}, [])
-    assert ledger.admit(10.0, WINDOW) is None
+    assert ledger.opening(10.0, WINDOW) == 10.0
     # Catching up: acceptances closer together than 1/R are fine while fewer than R.
-    assert Ledger({}, [10.0, 10.01]).admit(10.02, WINDOW) is None
+    assert Ledger({}, [10.0, 10.01]).opening(10.02, WINDOW) == 10.02
     # R accepted within the window: the next may go when the oldest leaves it.
-    assert Ledger({}, [10.0, 10.01, 10.02]).admit(10.5, WINDOW) == pytest.approx(11.031)
-    # Sends in flight count like acceptances (they may be accepted any moment) ...
-    assert Ledger({"a": 40.0}, [10.0, 10.01]).admit(10.5, WINDOW) == pytest.approx(10.505)
-    # ... and with the window full of leases only a released lease makes room.
-    full = Ledger({"a": 40.0, "b": 40.0, "c": 12.0}, [])
-    assert full.admit(10.5, WINDOW) == pytest.approx(10.505)
-    # Two leases and two acceptances at R = 3: both acceptances must leave the window.
+    assert Ledger({}, [10.0, 10.01, 10.02]).opening(10.5, WINDOW) == pytest.approx(11.031)
+    # Sends in flight count like acceptances (they may be accepted any moment): the
+    # next slot opens when the oldest acceptance leaves ...
+    assert Ledger({"a": 40.0}, [10.0, 10.01]).opening(10.5, WINDOW) == pytest.approx(11.031)
+    # ... and two leases and two acceptances at R = 3: both acceptances must leave.
     mixed = Ledger({"a": 40.0, "b": 40.0}, [10.0, 10.2])
-    assert mixed.admit(10.5, WINDOW) == pytest.approx(10.505)
-    assert Ledger({"a": 40.0}, [10.0, 10.2]).admit(10.5, WINDOW) == pytest.approx(10.505)
+    assert mixed.opening(10.5, WINDOW) == pytest.approx(11.231)
+    # With the window full of leases only a released lease makes room: no opening; look
+    # again a moment after the first lease's own opening (its expiry less its length).
+    full = Ledger({"a": 40.0, "b": 40.0, "c": 41.2}, [])
+    assert full.opening(10.5, WINDOW) is None
+    assert full.next_look(10.5, WINDOW, lease_seconds=30.0) == pytest.approx(10.505)
+    reserved = Ledger({"a": 41.2, "b": 41.3, "c": 41.4}, [])
+    assert reserved.next_look(10.5, WINDOW, lease_seconds=30.0) == pytest.approx(11.2)
+    # (A lease of some other length: never later than a window from now.)
+    assert reserved.next_look(10.5, WINDOW, lease_seconds=3.0) == pytest.approx(11.531)
 
 
 def test_settling_forgets_old_acceptances_and_counts_expired_leases() -> None:
@@ -294,6 +300,71 @@ async def test_a_cancelled_send_gives_its_lease_back(url: str) -> None:
         # Counted as accepted at its cancellation (it may have been), not held for 30 s.
         async with pacer.sending(QUEUE) as slot:
             await asyncio.wait_for(slot.enter(), 1 / PACING_FACTOR + 1)
+    finally:
+        await db.dispose()
+
+
+async def test_a_send_that_finds_the_window_full_reserves_the_next_slot(pacer_url: str) -> None:
+    """A send that must wait takes its lease at once, for the slot that opens next, and
+    sleeps until that opening (so no transaction stands between the opening and its
+    end of DATA).  Another process looking meanwhile counts the reservation and gets
+    the slot after it; no send goes before its slot opens."""
+    db, other = Database(pacer_url), Database(pacer_url)
+    pacer, elsewhere = Pacer(db, {QUEUE: 2.0}), Pacer(other, {QUEUE: 2.0})
+
+    async def send(through: Pacer) -> float:
+        async with through.sending(QUEUE) as slot:
+            await slot.enter()
+            slot.accepted(time.time())
+        return slot.accepted_at
+
+    try:
+        await pacer.ensure_rows()
+        accepted = [await send(pacer)]
+        await asyncio.sleep(0.1)
+        accepted.append(await send(pacer))
+        waiting = asyncio.create_task(send(pacer))
+        await asyncio.sleep(0.2)
+        async with other.session() as session:
+            in_flight = (await session.execute(text("SELECT in_flight FROM send_slots"))).scalar()
+        assert not waiting.done() and in_flight  # waiting, with its slot reserved
+        later = await send(elsewhere)
+        reserved = await waiting
+        assert reserved >= accepted[0] + 1 / PACING_FACTOR
+        assert later >= accepted[1] + 1 / PACING_FACTOR  # the slot after the reserved one
+        assert most_in_one_second([*accepted, reserved, later]) <= 2
+    finally:
+        await db.dispose()
+        await other.dispose()
+
+
+async def test_a_send_cancelled_before_its_slot_opens_gives_it_back_unused(url: str) -> None:
+    """Cancelled while it waits for its reserved slot, a send wrote no end of DATA: its
+    lease goes back without an acceptance (the window is not charged for it)."""
+    db = Database(url)
+    pacer = Pacer(db, {QUEUE: 1.0})
+    try:
+        await pacer.ensure_rows()
+        async with pacer.sending(QUEUE) as slot:
+            await slot.enter()
+            slot.accepted(time.time())
+
+        async def waits() -> None:
+            async with pacer.sending(QUEUE) as slot:
+                await slot.enter()
+                raise AssertionError("the slot opened before the cancellation")
+
+        task = asyncio.create_task(waits())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with db.session() as session:
+            row = (
+                await session.execute(text("SELECT in_flight, recent_accepts FROM send_slots"))
+            ).one()
+        assert row.in_flight == ""
+        assert row.recent_accepts.split() == [f"{slot.accepted_at:.6f}"]
     finally:
         await db.dispose()
 
