@@ -188,7 +188,14 @@ ALL_TASK_QUEUES: tuple[str, ...] = (
 # processes of their own and the other queues one more: in one process, a password
 # reset's workflow and send waited behind a registration spike's (isolation, issue 6).
 SPIKE_QUEUES: tuple[str, ...] = (EMAIL_POLICIES[EmailKind.REGISTER].task_queue,)
-OTHER_QUEUES: tuple[str, ...] = tuple(q for q in ALL_TASK_QUEUES if q not in SPIKE_QUEUES)
+# Timed quiz deadlines come in bursts (a class that started together runs out together)
+# and each must close within 2 s: in the process of the other queues, the closes shared
+# one event loop and SQLite connection with the burst of result emails they start
+# (docs/benchmarks.md, "Quizzes").  Layouts give them a process of their own.
+DEADLINE_QUEUES: tuple[str, ...] = (QUIZ_ATTEMPTS.task_queue,)
+OTHER_QUEUES: tuple[str, ...] = tuple(
+    q for q in ALL_TASK_QUEUES if q not in SPIKE_QUEUES and q not in DEADLINE_QUEUES
+)
 
 # The pacer counts a queue's acceptances over a window slightly wider than one second
 # (1 / PACING_FACTOR = 1.0101 s).  The time a worker takes to read the server's answer
