@@ -169,6 +169,10 @@ class QuizAttemptPolicy:
     # completes, and a task run in the rush of a whole class starting at once
     # completed seconds late, and so did the close (docs/benchmarks.md, "Quizzes").
     wake_before_deadline_seconds: float = 5.0
+    # On SQLite, closes that arrive together share a transaction (activities/quizzes.py),
+    # at most this many: the writer lock is held for the whole batch, and a learner's
+    # save waits behind it.
+    close_batch_size: int = 20
     close_retry_seconds: float = 7 * 86_400
     close_retry_initial_seconds: float = 0.2
     close_retry_maximum_seconds: float = 5.0

@@ -49,8 +49,8 @@ SCENARIOS_HELP = {
     "faults": "the spike with transient and permanent SMTP failures",
     "learn": "learners browse, enrol, open and complete lessons; p99 per route "
     "(--courses, --learners, --duration; own stacks only)",
-    "quiz": "learners start a timed quiz at once; deadline closes, lost answers, "
-    "double grades (--learners, --time-limit; own stacks only)",
+    "quiz": "learners start a timed quiz in the same second; deadline closes, lost answers, "
+    "double grades (--learners, --time-limit, --start-spread; own stacks only)",
     "announce": "an announcement to N users (10,000) on its queue, codes beside it "
     "(--n, --announce-rate; own stacks only; not in all)",
     "all": "every scenario above but announce, one after the other",
@@ -139,8 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         "--start-spread",
         type=float,
         default=1.0,
-        help="quiz: the starts arrive uniformly over this many seconds, \"in the same "
-        "second\" (1); 0 fires them all at once",
+        help='quiz: the starts arrive uniformly over this many seconds, "in the same '
+        'second" (1); 0 fires them all at once',
     )
     parser.add_argument(
         "--drain-timeout",

@@ -4,14 +4,17 @@ timed attempts), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from temporalio.api.enums.v1 import EventType
+from temporalio.exceptions import ApplicationError
 
+from activities.quizzes import QuizActivities
+from authflow.models import utcnow
 from authflow.quizzes.models import QuizAttempt, QuizAttemptResult
 from tests.quiz_calls import (
     ALL_RIGHT,
@@ -23,6 +26,7 @@ from tests.quiz_calls import (
     signed_in,
 )
 from tests.stack import Stack, eventually
+from workflows.inputs import CloseAttemptInput, CloseAttemptOutcome
 
 pytestmark = pytest.mark.e2e
 
@@ -385,3 +389,52 @@ async def test_the_deadline_closes_the_attempt_of_a_learner_who_left_without_ema
     # The grade stands in the statistics.
     stats = (await setup.stats()).json()
     assert (stats["attempts"], stats["pass_rate"]) == (1, 1.0)
+
+
+async def test_deadline_closes_arriving_together_are_each_graded_once(stack: Stack) -> None:
+    """On SQLite the closes of a class running out together share a transaction
+    (``activities/quizzes.py``); each is still graded once, and one that must not close
+    yet (its deadline is ahead: ``TooEarly``) is left open without holding up the
+    others.  Run batched on both databases."""
+    setup = await ready_quiz(stack, time_limit_seconds=3600)
+    await setup.add_learner()
+    await setup.add_learner()
+    ids = []
+    for tokens in [setup.learner, *setup.learners]:
+        attempt = (await setup.start(tokens)).json()
+        assert (await setup.save(attempt["id"], ALL_RIGHT, tokens)).status_code == 200
+        ids.append(attempt["id"])
+    due, later = ids[:2], ids[2]
+    async with stack.db.session() as session:
+        await session.execute(
+            update(QuizAttempt)
+            .where(QuizAttempt.id.in_(due))
+            .values(deadline=utcnow() - timedelta(seconds=1))
+        )
+    closer = QuizActivities(stack.db, batch=True)
+    outcomes = await asyncio.gather(
+        *(closer.close_attempt(CloseAttemptInput(i)) for i in [*due, later]),
+        return_exceptions=True,
+    )
+    graded = [o for o in outcomes[:2] if isinstance(o, CloseAttemptOutcome)]
+    assert [(o.status, o.passed) for o in graded] == [("graded", True), ("graded", True)]
+    too_early = outcomes[2]
+    assert isinstance(too_early, ApplicationError) and too_early.type == "TooEarly"
+    again = await closer.close_attempt(CloseAttemptInput(due[0]))
+    assert again.status == "already_closed"
+    async with stack.db.session() as session:
+        rows = {
+            a.id: a
+            for a in await session.scalars(select(QuizAttempt).where(QuizAttempt.id.in_(ids)))
+        }
+        results = await session.scalar(
+            select(func.count())
+            .select_from(QuizAttemptResult)
+            .where(QuizAttemptResult.attempt_id.in_(ids))
+        )
+    assert [(rows[i].state, rows[i].submitted_by, rows[i].score) for i in due] == [
+        ("submitted", "deadline", 6),
+        ("submitted", "deadline", 6),
+    ]
+    assert rows[later].state == "open"
+    assert results == 2 * len(quiz_body()["questions"])
