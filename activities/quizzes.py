@@ -51,13 +51,20 @@ class QuizActivities:
         return outcome
 
     async def _close_with_others(self, attempt_id: str) -> CloseAttemptOutcome:
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((attempt_id, done))
+        done: asyncio.Future[CloseAttemptOutcome] = asyncio.get_running_loop().create_future()
+        waiting = (attempt_id, done)
+        self._waiting.append(waiting)
         if self._closer is None:
             self._closer = asyncio.create_task(self._close_batches())
-        # Shielded: a cancelled activity leaves its close to the batch (it is retried
-        # and then finds the attempt closed).
-        return await asyncio.shield(done)
+        try:
+            # Shielded: the batch's other closes go on whatever happens to this one.
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # Not taken yet: withdrawn.  Already in a batch: that batch closes it, and
+            # the retry finds it closed (``already_closed``: no result email for it).
+            if waiting in self._waiting:
+                self._waiting.remove(waiting)
+            raise
 
     async def _close_batches(self) -> None:
         """Everything that waits, in one transaction; then what came meanwhile."""
