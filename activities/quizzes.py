@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from authflow.db import Database
 from authflow.policies import QUIZ_ATTEMPTS
 from authflow.quizzes import service
+from authflow.quizzes.models import SubmittedBy
 from workflows.inputs import (
     CLOSE_QUIZ_ATTEMPT,
     GRADED_LEARNER_LEFT,
@@ -61,7 +62,7 @@ class QuizActivities:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
             # Not taken yet: withdrawn.  Already in a batch: that batch closes it, and
-            # the retry finds it closed (``already_closed``: no result email for it).
+            # the retry finds it closed at its deadline and answers for it (``_close``).
             if waiting in self._waiting:
                 self._waiting.remove(waiting)
             raise
@@ -102,11 +103,20 @@ async def _close(session: AsyncSession, attempt_id: str) -> CloseAttemptOutcome:
         raise ApplicationError(str(exc), type="TooEarly") from exc
     if record is None:
         return CloseAttemptOutcome("missing")
-    if record.graded_now is None:
+    if record.graded_now is not None:
+        passed = record.graded_now.passed
+    elif record.attempt.submitted_by == SubmittedBy.DEADLINE:
+        # Closed at its deadline, but not by an answer this workflow received: by a
+        # batch this activity had left when it was cancelled, by an earlier attempt
+        # whose answer was lost (a crash after the commit), or by the API finding it
+        # overdue.  Its result email is still owed, and the workflow sends it once,
+        # for the one "graded" it receives.
+        passed = bool(record.attempt.passed)
+    else:  # the learner submitted: no result email
         return CloseAttemptOutcome("already_closed", record.attempt.passed)
     result = await service.quiz_result(session, attempt_id)
     if result is None:
         # The learner left the course: graded all the same, but no email (the
         # workflow sends one only for "graded", so its code is unchanged).
-        return CloseAttemptOutcome(GRADED_LEARNER_LEFT, record.graded_now.passed)
-    return CloseAttemptOutcome("graded", record.graded_now.passed, result)
+        return CloseAttemptOutcome(GRADED_LEARNER_LEFT, passed)
+    return CloseAttemptOutcome("graded", passed, result)

@@ -420,8 +420,10 @@ async def test_deadline_closes_arriving_together_are_each_graded_once(stack: Sta
     assert [(o.status, o.passed) for o in graded] == [("graded", True), ("graded", True)]
     too_early = outcomes[2]
     assert isinstance(too_early, ApplicationError) and too_early.type == "TooEarly"
+    # A retry (its first answer lost: a cancelled activity whose batch went on, a crash
+    # after the commit) answers for the closed attempt again, so its email is still sent.
     again = await closer.close_attempt(CloseAttemptInput(due[0]))
-    assert again.status == "already_closed"
+    assert (again.status, again.passed) == ("graded", True)
     async with stack.db.session() as session:
         rows = {
             a.id: a
@@ -438,3 +440,36 @@ async def test_deadline_closes_arriving_together_are_each_graded_once(stack: Sta
     ]
     assert rows[later].state == "open"
     assert results == 2 * len(quiz_body()["questions"])
+
+
+async def test_an_attempt_closed_at_its_deadline_elsewhere_still_gets_its_result_email(
+    stack: Stack,
+) -> None:
+    """Whoever closed an attempt at its deadline (the API finding it overdue, a batch its
+    workflow's cancelled activity had left, an activity whose answer was lost), the
+    workflow's close answers ``graded`` with the result email's content: the email is
+    owed, and the workflow sends it for the one answer it receives.  An attempt its
+    learner submitted answers ``already_closed``: no email."""
+    setup = await ready_quiz(stack, time_limit_seconds=3600)
+    learner = await setup.add_learner()
+    overdue = (await setup.start()).json()["id"]
+    submitted = (await setup.start(learner)).json()["id"]
+    assert (await setup.save(overdue, ALL_RIGHT)).status_code == 200
+    assert (await setup.save(submitted, ALL_RIGHT, learner)).status_code == 200
+    assert (await setup.submit(submitted, learner)).status_code == 200
+    async with stack.db.session() as session:
+        await session.execute(
+            update(QuizAttempt)
+            .where(QuizAttempt.id == overdue)
+            .values(deadline=utcnow() - timedelta(seconds=1))
+        )
+    # The API closes the overdue attempt when its learner reads it.
+    read = (await setup.attempt(overdue)).json()
+    assert (read["state"], read["submitted_by"]) == ("submitted", "deadline"), read
+
+    closer = QuizActivities(stack.db)
+    owed = await closer.close_attempt(CloseAttemptInput(overdue))
+    assert (owed.status, owed.passed) == ("graded", True)
+    assert owed.result is not None and owed.result["attempt"]["passed"] is True
+    learners_own = await closer.close_attempt(CloseAttemptInput(submitted))
+    assert (learners_own.status, learners_own.result) == ("already_closed", None)
