@@ -16,12 +16,22 @@ The entries that requests dispatched are deleted together, in one statement ever
 transaction for many registrations (docs/benchmarks.md, "Work per registration").  An
 entry whose delete is lost (a crash in between) is dispatched again by the relay, which
 the commands make harmless (at worst a code email is sent again, see docs/benchmarks.md).
+
+A workflow start that may wait (a timed quiz attempt's: its workflow only has to exist
+well before its first task, ``wake_before_deadline_seconds`` before the deadline) goes
+to a second lane, dispatched one at a time once no request has added to the lane for
+``DEFER_QUIET_SECONDS``, and at the latest ``DEFER_MAX_SECONDS`` after its commit: a
+whole class starting a quiz in one second spent the API's CPU on 300 workflow starts
+while the starts and first saves waited (docs/benchmarks.md, "Quizzes").  The entries
+are committed like any other, so a crash loses none (the relay dispatches them), and
+the lane is emptied well within ``RELAY_GRACE``, so the relay does not race it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -30,9 +40,10 @@ from sqlalchemy import delete, select
 from api.courses.starter import LearningFlows
 from api.flows import FlowStarter
 from api.unit_of_work import decode, run_command
+from authflow.commands import Command, QuizSubmitted, StartQuizAttempt
 from authflow.db import Database
 from authflow.models import PendingFlow, utcnow
-from authflow.policies import TEMPORAL_CALL_TIMEOUT_SECONDS
+from authflow.policies import QUIZ_ATTEMPTS, TEMPORAL_CALL_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 RELAY_INTERVAL = 5.0
@@ -41,6 +52,21 @@ RELAY_GRACE = timedelta(seconds=10)
 # Dispatched entries are deleted together this often (well within RELAY_GRACE).
 DELETE_BATCH_SECONDS = 0.05
 _DELETE_CHUNK = 500
+# The lane of starts that may wait: dispatched once requests stopped adding to it for
+# this long, or at the latest this long after their commit (well within RELAY_GRACE),
+# and always this long before their workflow's first task is due.
+DEFER_QUIET_SECONDS = 0.5
+DEFER_MAX_SECONDS = 5.0
+DEFER_MARGIN_SECONDS = 2.0
+
+
+def deferrable_until(command: Command | None, now: float) -> float | None:
+    """When the lane must have dispatched ``command`` (epoch seconds), or None: at once."""
+    if not isinstance(command, StartQuizAttempt):
+        return None
+    first_task = command.deadline_epoch - QUIZ_ATTEMPTS.wake_before_deadline_seconds
+    due = min(now + DEFER_MAX_SECONDS, first_task - DEFER_MARGIN_SECONDS)
+    return due if due > now else None
 
 
 class Outbox:
@@ -51,13 +77,59 @@ class Outbox:
         self._learning = learning
         self._dispatched: list[str] = []
         self._deleting: asyncio.Task[None] | None = None
+        # The lane: (due, attempt id, entry) in arrival order, and its one dispatcher.
+        self._later: list[tuple[float, str, PendingFlow]] = []
+        self._later_added = 0.0
+        self._later_task: asyncio.Task[None] | None = None
+        self._hurry = False
 
     def dispatch_soon(self, entries: Iterable[PendingFlow]) -> None:
-        """Dispatch committed entries in the background, in order."""
-        entries = list(entries)
-        if not entries:
-            return
-        self._track(asyncio.create_task(self._dispatch_all(entries)))
+        """Dispatch committed entries in the background, in order; starts that may wait
+        go to the lane (a submit's signal takes its attempt's start out of it first)."""
+        now = time.time()
+        urgent: list[PendingFlow] = []
+        for entry in entries:
+            command = decode(entry.action, dict(entry.args))
+            due = None if self._hurry else deferrable_until(command, now)
+            if due is not None:
+                assert isinstance(command, StartQuizAttempt)
+                self._later.append((due, command.attempt_id, entry))
+                self._later_added = now
+                continue
+            if isinstance(command, QuizSubmitted):
+                urgent.extend(self._take_later(command.attempt_id))
+            urgent.append(entry)
+        if urgent:
+            self._track(asyncio.create_task(self._dispatch_all(urgent)))
+        if self._later and self._later_task is None:
+            self._later_task = asyncio.create_task(self._dispatch_later())
+            self._track(self._later_task)
+
+    def _take_later(self, attempt_id: str) -> list[PendingFlow]:
+        taken = [entry for _, key, entry in self._later if key == attempt_id]
+        if taken:
+            self._later = [item for item in self._later if item[1] != attempt_id]
+        return taken
+
+    async def _dispatch_later(self) -> None:
+        """The lane's dispatcher: waits for a quiet moment (or the earliest due), then
+        dispatches one entry at a time, so requests run between the calls."""
+        try:
+            while self._later:
+                now = time.time()
+                wake = min(
+                    self._later_added + DEFER_QUIET_SECONDS, min(due for due, _, _ in self._later)
+                )
+                if wake > now and not self._hurry:
+                    await asyncio.sleep(min(wake - now, DEFER_QUIET_SECONDS))
+                    continue
+                _, _, entry = self._later.pop(0)
+                try:
+                    await self.dispatch(entry, delete_later=True)
+                except Exception:  # the relay retries it
+                    log.exception("outbox dispatch of %s failed", entry.action)
+        finally:
+            self._later_task = None
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
@@ -69,9 +141,14 @@ class Outbox:
         self.dispatch_soon(entries)
 
     async def drain(self) -> None:
-        """Wait for the background dispatches and deletes (shutdown; tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for the background dispatches and deletes (shutdown; tests); the lane is
+        dispatched at once, and nothing waits in it meanwhile."""
+        self._hurry = True
+        try:
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            self._hurry = False
 
     async def _dispatch_all(self, entries: list[PendingFlow]) -> None:
         for entry in entries:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from authflow.policies import OTHER_QUEUES, SPIKE_QUEUES
+from authflow.policies import DEADLINE_QUEUES, OTHER_QUEUES, SPIKE_QUEUES
 from authflow.ports import PortNeed, ensure_all_free, free_port, is_listening
 from devtools.mailsink import InboxServer, MailSink
 from devtools.temporal_server import (
@@ -46,12 +46,18 @@ class DevOptions:
 
 def worker_commands(spike_workers: int) -> list[tuple[str, list[str]]]:
     """The dev stack's worker processes: ``spike_workers`` for the queues a registration
-    spike floods, and one for the others (password reset, notifications), so that a
-    spike never holds them up."""
+    spike floods, one for the others (password reset, notifications), so that a spike
+    never holds them up, and one for quiz deadlines, so that a burst of closes never
+    shares a process with the result emails it starts."""
     spike = ["worker", *(arg for q in SPIKE_QUEUES for arg in ("--queue", q))]
     other = ["worker", *(arg for q in OTHER_QUEUES for arg in ("--queue", q))]
+    deadlines = ["worker", *(arg for q in DEADLINE_QUEUES for arg in ("--queue", q))]
     commands = [(f"worker-{n + 1}", spike) for n in range(spike_workers)]
-    return [*commands, (f"worker-{spike_workers + 1}", other)]
+    return [
+        *commands,
+        (f"worker-{spike_workers + 1}", other),
+        (f"worker-{spike_workers + 2}", deadlines),
+    ]
 
 
 def dev_secrets(path: Path) -> dict[str, str]:

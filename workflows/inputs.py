@@ -195,8 +195,10 @@ GRADED_LEARNER_LEFT = "graded_learner_left"
 
 @dataclass(frozen=True)
 class CloseAttemptOutcome:
-    """``graded`` (closed by this call), ``graded_learner_left`` (closed by this call, its
-    learner had left the course: no result email), ``already_closed`` or ``missing``."""
+    """``graded`` (closed at its deadline: by this call, or before it by whatever else,
+    the result email still owed), ``graded_learner_left`` (the same, its learner had
+    left the course: no result email), ``already_closed`` (its learner submitted) or
+    ``missing``."""
 
     status: str
     passed: bool | None = None

@@ -5,7 +5,7 @@ The timer lives in Temporal, so the close happens whatever restarts in between (
 worker, Temporal itself: an overdue timer fires when the server is back).  A learner's
 submit signals ``submitted`` and the workflow ends early; a submit that races the timer
 is harmless: the database grades an attempt once (a conditional UPDATE), and the
-activity reports ``already_closed``.
+activity reports ``already_closed`` when the learner's submit won.
 
 Runs since ``LOCAL_CLOSE_PATCH`` close the attempt in a local activity: the worker that
 handles the timer's workflow task runs the close within it, instead of scheduling an

@@ -8,6 +8,7 @@ that races the deadline is graded exactly once, and never on stale answers.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,11 +45,39 @@ async def course_of(db: AsyncSession, course_id: str) -> Course | None:
     return await db.get(Course, course_id)
 
 
+async def quiz_to_take(db: AsyncSession, quiz_id: str) -> tuple[Quiz, Course, Lesson] | None:
+    """A quiz with its course and lesson, in one query (a start needs all three)."""
+    row = (
+        await db.execute(
+            select(Quiz, Course, Lesson)
+            .join(Course, Course.id == Quiz.course_id)
+            .join(Lesson, Lesson.id == Quiz.lesson_id)
+            .where(Quiz.id == quiz_id)
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
 async def quiz_of_lesson(db: AsyncSession, lesson_id: str) -> Quiz | None:
     return await db.scalar(select(Quiz).where(Quiz.lesson_id == lesson_id))
 
 
+# A version's definition never changes once written (an edit adds a version), and every
+# start, save, submit and deadline close needs its attempt's: each process reads and
+# parses one version once, not on every request (the parse of a 20-question quiz was
+# a good part of a save's CPU, docs/benchmarks.md, "Quizzes").  Bounded by entries: at
+# most this many definitions, each at most ``QUIZ_LIMITS.max_questions`` questions.
+DEFINITIONS_KEPT = 64
+_definitions: OrderedDict[tuple[str, int], QuizDefinition] = OrderedDict()
+
+
 async def definition(db: AsyncSession, quiz_id: str, version: int) -> QuizDefinition:
+    """Version ``version`` of the quiz (a frozen model, shared: never mutate it)."""
+    key = (quiz_id, version)
+    kept = _definitions.get(key)
+    if kept is not None:
+        _definitions.move_to_end(key)
+        return kept
     stored = await db.scalar(
         select(QuizVersion.definition).where(
             QuizVersion.quiz_id == quiz_id, QuizVersion.version == version
@@ -56,7 +85,11 @@ async def definition(db: AsyncSession, quiz_id: str, version: int) -> QuizDefini
     )
     if stored is None:
         raise LookupError(f"quiz {quiz_id} has no version {version}")
-    return QuizDefinition.model_validate(stored)
+    parsed = QuizDefinition.model_validate(stored)
+    _definitions[key] = parsed
+    if len(_definitions) > DEFINITIONS_KEPT:
+        _definitions.popitem(last=False)
+    return parsed
 
 
 async def add_version(db: AsyncSession, quiz: Quiz, new: QuizDefinition, *, now: datetime) -> None:

@@ -152,12 +152,12 @@ async def start_attempt(
     db: AsyncSession, actor: Actor, quiz_id: str, *, retry: bool = True
 ) -> tuple[AttemptRecord, bool]:
     """The learner's open attempt (False) or a new one (True, flushed, not committed)."""
-    quiz, course = await _quiz(db, quiz_id)
+    found = await repo.quiz_to_take(db, quiz_id)
+    if found is None:
+        raise NotFound("No such quiz.")
+    quiz, course, lesson = found
     now = utcnow()
     enrollment = await learning.active_enrollment(db, course.id, actor.user_id)
-    lesson = await db.get(Lesson, quiz.lesson_id)
-    if lesson is None:
-        raise NotFound("No such quiz.")
     learning.ensure_open(lesson, enrollment, now)
     attempts = await repo.attempts_of(db, quiz.id, actor.user_id)
     for attempt in attempts:

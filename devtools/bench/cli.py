@@ -49,8 +49,8 @@ SCENARIOS_HELP = {
     "faults": "the spike with transient and permanent SMTP failures",
     "learn": "learners browse, enrol, open and complete lessons; p99 per route "
     "(--courses, --learners, --duration; own stacks only)",
-    "quiz": "learners start a timed quiz at once; deadline closes, lost answers, "
-    "double grades (--learners, --time-limit; own stacks only)",
+    "quiz": "learners start a timed quiz in the same second; deadline closes, lost answers, "
+    "double grades (--learners, --time-limit, --start-spread; own stacks only)",
     "announce": "an announcement to N users (10,000) on its queue, codes beside it "
     "(--n, --announce-rate; own stacks only; not in all)",
     "all": "every scenario above but announce, one after the other",
@@ -135,6 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     learning.add_argument(
         "--save-interval", type=float, default=5.0, help="quiz: seconds between saves (5)"
     )
+    learning.add_argument(
+        "--start-spread",
+        type=float,
+        default=1.0,
+        help='quiz: the starts arrive uniformly over this many seconds, "in the same '
+        'second" (1); 0 fires them all at once',
+    )
     parser.add_argument(
         "--drain-timeout",
         type=float,
@@ -216,9 +223,11 @@ def main(argv: list[str]) -> int:
         or (args.learners is not None and args.learners < 1)
         or args.think <= 0
         or args.save_interval <= 0
+        or args.start_spread < 0
     ):
         print(
-            "authflow bench: --courses, --learners, --think and --save-interval must be positive",
+            "authflow bench: --courses, --learners, --think and --save-interval must be "
+            "positive, --start-spread not negative",
             file=sys.stderr,
         )
         return 2
@@ -245,6 +254,7 @@ def main(argv: list[str]) -> int:
         think=args.think,
         time_limit=args.time_limit,
         save_interval=args.save_interval,
+        start_spread=args.start_spread,
     )
     names = SCENARIO_NAMES if args.scenario == "all" else (args.scenario,)
     command = "authflow bench " + " ".join(argv)

@@ -8,7 +8,8 @@ apart (``cpu_seconds``).
   (``GET /courses/{id}``), enrols (``POST .../enroll``), then opens and completes lessons
   in order (``GET /lessons/{id}``, ``POST /lessons/{id}/complete``) for a while before
   browsing again.
-* ``quiz``: every learner starts the quiz at ``start_at`` (``POST /quizzes/{id}/attempts``),
+* ``quiz``: every learner starts the quiz at a moment of ``[start_at, start_at +
+  start_spread]`` (``POST /quizzes/{id}/attempts``; all at once with a spread of 0),
   saves a few more answers every ``save_interval`` seconds (``PUT /attempts/{id}/answers``);
   learners of even index submit (``POST /attempts/{id}/submit``) between half and four
   fifths of the time limit, the others keep saving until the deadline and let it close
@@ -52,6 +53,7 @@ class LearnersConfig:
     question_ids: list[str] = field(default_factory=list)
     time_limit: float = 60.0  # quiz: the attempt's time limit (seconds)
     save_interval: float = 5.0
+    start_spread: float = 0.0  # quiz: starts arrive uniformly over this many seconds
     seed: int = 7
     timeout: float = 60.0
 
@@ -235,6 +237,9 @@ def save_batch(questions: list[str], round_: int) -> list[str]:
 async def _quiz_taker(runner: Learners, learner: QuizLearner) -> None:
     config = runner.config
     rng = random.Random(config.seed * 100_003 + learner.index)  # noqa: S311 - timing
+    if config.start_spread > 0:
+        # "In the same second": arrivals uniform over it, as people press Start.
+        await _sleep_until(config.start_at + rng.uniform(0, config.start_spread))
     status, attempt = await runner.call(
         learner.index, "start", "POST", f"{API}/quizzes/{config.quiz_id}/attempts"
     )

@@ -218,6 +218,7 @@ async def _quiz(
         question_ids=[str(q.id) for q in definition.questions],
         time_limit=float(options.time_limit),
         save_interval=options.save_interval,
+        start_spread=options.start_spread,
     )
     measured = await _drive(stack, config)
     attempts = await wait_for_closes(db, seeded.quiz_id, options.time_limit)

@@ -78,6 +78,8 @@ class BenchOptions:
     think: float = 1.0
     time_limit: int = 60
     save_interval: float = 5.0
+    # The quiz's starts arrive uniformly over this many seconds (0: all at once).
+    start_spread: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -9,9 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from api.outbox import Outbox
-from authflow.commands import CancelUserFlows, Notify, encode
+from api.outbox import DEFER_MARGIN_SECONDS, DEFER_MAX_SECONDS, Outbox, deferrable_until
+from authflow.commands import CancelUserFlows, Notify, QuizSubmitted, StartQuizAttempt, encode
 from authflow.models import PendingFlow, User, utcnow
+from authflow.policies import QUIZ_ATTEMPTS
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -99,3 +102,105 @@ async def test_entries_dispatched_together_are_deleted_in_one_statement(stack: S
             .where(PendingFlow.id.in_([e.id for e in entries]))
         )
     assert left == 0
+
+
+class _RecordingTemporal:
+    """Stands in for FlowStarter and its client: records the quiz calls, in order."""
+
+    def __init__(self) -> None:
+        self.client = self
+        self.calls: list[tuple[str, str]] = []
+
+    async def start_workflow(self, *args: object, id: str, **kwargs: object) -> None:
+        self.calls.append(("start", id))
+
+    def get_workflow_handle(self, workflow_id: str) -> _RecordingTemporal:
+        self._handle = workflow_id
+        return self
+
+    async def signal(self, name: str) -> None:
+        self.calls.append((name, self._handle))
+
+
+async def _quiz_entries(stack: Stack, *commands: Any) -> list[PendingFlow]:
+    entries = []
+    async with stack.db.session() as session:
+        for command in commands:
+            action, args = encode(command)
+            # Dated ahead: the stack's own relay leaves them to the test.
+            entry = PendingFlow(
+                action=action, args=args, created_at=utcnow() + timedelta(hours=1), attempts=0
+            )
+            session.add(entry)
+            entries.append(entry)
+    return entries
+
+
+def _start(attempt_id: str, in_seconds: float) -> StartQuizAttempt:
+    return StartQuizAttempt(attempt_id, time.time() + in_seconds, "user", "course")
+
+
+async def _turns(n: int = 20) -> None:
+    """Let the loop run what is ready (a dispatch started at once has made its call)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_quiz_workflow_starts_wait_in_their_lane_and_none_is_lost(stack: Stack) -> None:
+    """A class starting a quiz together: the attempts' workflow starts (not urgent: a
+    workflow's first task is due shortly before its deadline) wait for requests to stop
+    adding to the lane, are then all made, in order, and their entries deleted; a start
+    whose first task is near goes at once."""
+    temporal = _RecordingTemporal()
+    outbox = Outbox(stack.db, temporal, temporal)  # type: ignore[arg-type]
+    later = [_start(f"a{n}", 60) for n in range(3)]
+    near = _start("near", QUIZ_ATTEMPTS.wake_before_deadline_seconds + DEFER_MARGIN_SECONDS)
+    entries = await _quiz_entries(stack, *later, near)
+    for entry in entries:
+        outbox.dispatch_soon([entry])
+    await _turns()
+    assert temporal.calls == [("start", "quiz-attempt-near")]
+    for _ in range(200):  # they go once the lane is quiet
+        if len(temporal.calls) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert temporal.calls[1:] == [("start", f"quiz-attempt-a{n}") for n in range(3)]
+    await outbox.drain()
+    async with stack.db.session() as session:
+        left = await session.scalar(
+            select(func.count())
+            .select_from(PendingFlow)
+            .where(PendingFlow.id.in_([e.id for e in entries]))
+        )
+    assert left == 0
+
+
+async def test_a_submit_takes_its_attempts_start_out_of_the_lane_first(stack: Stack) -> None:
+    """The "submitted" signal needs its workflow: a submit right after the start makes
+    that start first, then signals; the other starts keep waiting (``drain`` then sends
+    them at once)."""
+    temporal = _RecordingTemporal()
+    outbox = Outbox(stack.db, temporal, temporal)  # type: ignore[arg-type]
+    start_a, start_b, submitted = await _quiz_entries(
+        stack, _start("a", 60), _start("b", 60), QuizSubmitted("a")
+    )
+    outbox.dispatch_soon([start_a])
+    outbox.dispatch_soon([start_b])
+    outbox.dispatch_soon([submitted])
+    await _turns()
+    assert temporal.calls == [("start", "quiz-attempt-a"), ("submitted", "quiz-attempt-a")]
+    await outbox.drain()
+    assert temporal.calls[2:] == [("start", "quiz-attempt-b")]
+
+
+def test_a_start_waits_in_the_lane_at_most_until_shortly_before_its_first_task() -> None:
+    now = 1000.0
+    wake = QUIZ_ATTEMPTS.wake_before_deadline_seconds
+    assert deferrable_until(Notify("u", "password_changed"), now) is None  # at once
+    far = StartQuizAttempt("x", now + 3600, "u", "c")
+    assert deferrable_until(far, now) == now + DEFER_MAX_SECONDS
+    soon = StartQuizAttempt("x", now + wake + DEFER_MARGIN_SECONDS + 1, "u", "c")
+    assert deferrable_until(soon, now) == now + 1
+    due = StartQuizAttempt("x", now + wake + DEFER_MARGIN_SECONDS, "u", "c")
+    assert deferrable_until(due, now) is None
+    assert deferrable_until(QuizSubmitted("x"), now) is None

@@ -4,14 +4,17 @@ timed attempts), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from temporalio.api.enums.v1 import EventType
+from temporalio.exceptions import ApplicationError
 
+from activities.quizzes import QuizActivities
+from authflow.models import utcnow
 from authflow.quizzes.models import QuizAttempt, QuizAttemptResult
 from tests.quiz_calls import (
     ALL_RIGHT,
@@ -23,6 +26,7 @@ from tests.quiz_calls import (
     signed_in,
 )
 from tests.stack import Stack, eventually
+from workflows.inputs import CloseAttemptInput, CloseAttemptOutcome
 
 pytestmark = pytest.mark.e2e
 
@@ -385,3 +389,87 @@ async def test_the_deadline_closes_the_attempt_of_a_learner_who_left_without_ema
     # The grade stands in the statistics.
     stats = (await setup.stats()).json()
     assert (stats["attempts"], stats["pass_rate"]) == (1, 1.0)
+
+
+async def test_deadline_closes_arriving_together_are_each_graded_once(stack: Stack) -> None:
+    """On SQLite the closes of a class running out together share a transaction
+    (``activities/quizzes.py``); each is still graded once, and one that must not close
+    yet (its deadline is ahead: ``TooEarly``) is left open without holding up the
+    others.  Run batched on both databases."""
+    setup = await ready_quiz(stack, time_limit_seconds=3600)
+    await setup.add_learner()
+    await setup.add_learner()
+    ids = []
+    for tokens in [setup.learner, *setup.learners]:
+        attempt = (await setup.start(tokens)).json()
+        assert (await setup.save(attempt["id"], ALL_RIGHT, tokens)).status_code == 200
+        ids.append(attempt["id"])
+    due, later = ids[:2], ids[2]
+    async with stack.db.session() as session:
+        await session.execute(
+            update(QuizAttempt)
+            .where(QuizAttempt.id.in_(due))
+            .values(deadline=utcnow() - timedelta(seconds=1))
+        )
+    closer = QuizActivities(stack.db, batch=True)
+    outcomes = await asyncio.gather(
+        *(closer.close_attempt(CloseAttemptInput(i)) for i in [*due, later]),
+        return_exceptions=True,
+    )
+    graded = [o for o in outcomes[:2] if isinstance(o, CloseAttemptOutcome)]
+    assert [(o.status, o.passed) for o in graded] == [("graded", True), ("graded", True)]
+    too_early = outcomes[2]
+    assert isinstance(too_early, ApplicationError) and too_early.type == "TooEarly"
+    # A retry (its first answer lost: a cancelled activity whose batch went on, a crash
+    # after the commit) answers for the closed attempt again, so its email is still sent.
+    again = await closer.close_attempt(CloseAttemptInput(due[0]))
+    assert (again.status, again.passed) == ("graded", True)
+    async with stack.db.session() as session:
+        rows = {
+            a.id: a
+            for a in await session.scalars(select(QuizAttempt).where(QuizAttempt.id.in_(ids)))
+        }
+        results = await session.scalar(
+            select(func.count())
+            .select_from(QuizAttemptResult)
+            .where(QuizAttemptResult.attempt_id.in_(ids))
+        )
+    assert [(rows[i].state, rows[i].submitted_by, rows[i].score) for i in due] == [
+        ("submitted", "deadline", 6),
+        ("submitted", "deadline", 6),
+    ]
+    assert rows[later].state == "open"
+    assert results == 2 * len(quiz_body()["questions"])
+
+
+async def test_an_attempt_closed_at_its_deadline_elsewhere_still_gets_its_result_email(
+    stack: Stack,
+) -> None:
+    """Whoever closed an attempt at its deadline (the API finding it overdue, a batch its
+    workflow's cancelled activity had left, an activity whose answer was lost), the
+    workflow's close answers ``graded`` with the result email's content: the email is
+    owed, and the workflow sends it for the one answer it receives.  An attempt its
+    learner submitted answers ``already_closed``: no email."""
+    setup = await ready_quiz(stack, time_limit_seconds=3600)
+    learner = await setup.add_learner()
+    overdue = (await setup.start()).json()["id"]
+    submitted = (await setup.start(learner)).json()["id"]
+    assert (await setup.save(overdue, ALL_RIGHT)).status_code == 200
+    assert (await setup.save(submitted, ALL_RIGHT, learner)).status_code == 200
+    assert (await setup.submit(submitted, learner)).status_code == 200
+    async with stack.db.session() as session:
+        await session.execute(
+            update(QuizAttempt)
+            .where(QuizAttempt.id == overdue)
+            .values(deadline=utcnow() - timedelta(seconds=1))
+        )
+    # The API closes the overdue attempt when its learner reads it.
+    read = (await setup.attempt(overdue)).json()
+    assert (read["state"], read["submitted_by"]) == ("submitted", "deadline"), read
+
+    closer = QuizActivities(stack.db)
+    owed = await closer.close_attempt(CloseAttemptInput(overdue))
+    assert (owed.status, owed.passed) == ("graded", True)
+    assert owed.result is not None and owed.result["attempt"]["passed"] is True
+    learners_own = await closer.close_attempt(CloseAttemptInput(submitted))
+    assert (learners_own.status, learners_own.result) == ("already_closed", None)

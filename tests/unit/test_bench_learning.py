@@ -185,6 +185,8 @@ def test_the_cli_lists_the_learning_scenarios_and_checks_their_options(
     assert main(["quiz", "--time-limit", "5"]) == 2  # the contract's minimum is 10 s
     assert "--time-limit" in capsys.readouterr().err
     assert main(["learn", "--learners", "0"]) == 2
+    assert main(["quiz", "--start-spread", "-1"]) == 2  # 0: all at once; no less
+    assert "--start-spread" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--courses" in capsys.readouterr().out

@@ -20,11 +20,12 @@ def _queues(args: list[str]) -> list[str]:
 
 def test_dev_runs_the_spike_queue_apart_from_the_others() -> None:
     commands = worker_commands(2)
-    assert [name for name, _ in commands] == ["worker-1", "worker-2", "worker-3"]
+    assert [name for name, _ in commands] == ["worker-1", "worker-2", "worker-3", "worker-4"]
     assert [_queues(args) for _, args in commands] == [
         ["email-register"],
         ["email-register"],
-        ["email-password-reset", "email-notification", "email-announcement", "quiz-attempts"],
+        ["email-password-reset", "email-notification", "email-announcement"],
+        ["quiz-attempts"],
     ]
     served = {q for _, args in commands for q in _queues(args)}
     assert served == set(ALL_TASK_QUEUES)
