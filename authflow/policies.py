@@ -173,6 +173,13 @@ class QuizAttemptPolicy:
     # at most this many: the writer lock is held for the whole batch, and a learner's
     # save waits behind it.
     close_batch_size: int = 20
+    # Workflow task polls the quiz worker keeps open at once (the SDK's default is 5:
+    # one on the normal queue, four on the sticky one).  Each poll brings one task, and
+    # 150 deadlines in one second bring 300 (the close's, then the result email child's
+    # start): with four sticky polls the tasks were taken about 80 a second, the last
+    # waited on the sticky queue past its timeout, and closed about 2 s late
+    # (docs/benchmarks.md, "Quizzes").
+    workflow_task_pollers: int = 20
     close_retry_seconds: float = 7 * 86_400
     close_retry_initial_seconds: float = 0.2
     close_retry_maximum_seconds: float = 5.0

@@ -19,7 +19,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import (
+    PollerBehaviorSimpleMaximum,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.announcements import AnnouncementActivities
@@ -218,6 +223,9 @@ def build_quiz_worker(client: Client, deps: WorkerDeps, *, sandboxed: bool = Tru
         activities=[deps.quizzes.close_attempt],
         max_cached_workflows=1000,
         sticky_queue_schedule_to_start_timeout=QUIZ_STICKY_TIMEOUT,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
+            maximum=QUIZ_ATTEMPTS.workflow_task_pollers
+        ),
         max_concurrent_activities=50,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         workflow_runner=workflow_runner(sandboxed=sandboxed),
