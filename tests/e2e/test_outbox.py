@@ -95,13 +95,7 @@ async def test_entries_dispatched_together_are_deleted_in_one_statement(stack: S
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
     assert len(deletes) == 1, deletes
-    async with stack.db.session() as session:
-        left = await session.scalar(
-            select(func.count())
-            .select_from(PendingFlow)
-            .where(PendingFlow.id.in_([e.id for e in entries]))
-        )
-    assert left == 0
+    assert await _entries_left(stack, entries) == 0
 
 
 class _RecordingTemporal:
@@ -120,6 +114,17 @@ class _RecordingTemporal:
 
     async def signal(self, name: str) -> None:
         self.calls.append((name, self._handle))
+
+
+async def _entries_left(stack: Stack, entries: list[PendingFlow]) -> int:
+    """How many of ``entries`` are still in the outbox."""
+    async with stack.db.session() as session:
+        left = await session.scalar(
+            select(func.count())
+            .select_from(PendingFlow)
+            .where(PendingFlow.id.in_([e.id for e in entries]))
+        )
+    return int(left or 0)
 
 
 async def _quiz_entries(stack: Stack, *commands: Any) -> list[PendingFlow]:
@@ -166,13 +171,7 @@ async def test_quiz_workflow_starts_wait_in_their_lane_and_none_is_lost(stack: S
         await asyncio.sleep(0.05)
     assert temporal.calls[1:] == [("start", f"quiz-attempt-a{n}") for n in range(3)]
     await outbox.drain()
-    async with stack.db.session() as session:
-        left = await session.scalar(
-            select(func.count())
-            .select_from(PendingFlow)
-            .where(PendingFlow.id.in_([e.id for e in entries]))
-        )
-    assert left == 0
+    assert await _entries_left(stack, entries) == 0
 
 
 async def test_a_submit_takes_its_attempts_start_out_of_the_lane_first(stack: Stack) -> None:
