@@ -13,8 +13,11 @@ from . import announcements, assets, audit, courses, deliveries, quizzes, roles,
 
 # Each module's router carries the /admin prefix itself: FastAPI labels a request with the
 # declaring router's route, so a prefix added here would be missing from the metrics' labels.
-console_router = APIRouter(include_in_schema=False)
-for _module in (signin, users, roles, deliveries, courses, quizzes, announcements, audit, assets):
-    console_router.include_router(_module.router)
+# The app includes them one by one (``api.app.ROUTERS``): a router nested in another is one
+# more level that every request behind it is matched through.
+console_routers: tuple[APIRouter, ...] = tuple(
+    module.router
+    for module in (signin, users, roles, deliveries, courses, quizzes, announcements, audit, assets)
+)
 
-__all__ = ["console_router"]
+__all__ = ["console_routers"]

@@ -44,7 +44,7 @@ from .session import Console, ConsoleDep, PostedDep, form_text
 from .signed import mac, same_token
 from .web import PREFIX, ConsoleRoute, Flash, redirect, render
 
-router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
 Text = Annotated[str | None, Query(max_length=2000)]
 SEND = service.SEND_ANY

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from .web import PREFIX, TEMPLATES_DIR, ConsoleRoute, PageError
 
-router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
 _ASSETS = {
     "console.css": "text/css; charset=utf-8",

@@ -26,7 +26,7 @@ from .quizzes import course_quizzes
 from .session import ConsoleDep, PostedDep
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
 Text = Annotated[str | None, Query(max_length=2000)]
 MANAGE = "courses:manage"

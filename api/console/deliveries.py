@@ -31,7 +31,7 @@ from .pages import PAGE_SIZE, Pager, choice, need, offset_param
 from .session import ConsoleDep, PostedDep
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
 Text = Annotated[str | None, Query(max_length=2000)]
 # Every delivery state, and "used" for codes.

@@ -29,7 +29,7 @@ from .pages import PAGE_SIZE, Pager, need, offset_param
 from .session import ConsoleDep
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
 Text = Annotated[str | None, Query(max_length=2000)]
 MANAGE = "courses:manage"

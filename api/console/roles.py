@@ -19,7 +19,7 @@ from .pages import need
 from .session import ConsoleDep, PostedDep, form_list, form_text
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 PAGE = f"{PREFIX}/roles"
 
 

@@ -45,7 +45,7 @@ from .web import (
     safe_next,
 )
 
-router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
 NextParam = Annotated[str | None, Query(alias="next", max_length=2000)]
 

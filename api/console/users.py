@@ -18,7 +18,7 @@ from .pages import PAGE_SIZE, Pager, need, offset_param, text_param
 from .session import ConsoleDep, PostedDep, form_list
 from .web import PREFIX, ConsoleRoute, render
 
-router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
 Text = Annotated[str | None, Query(max_length=2000)]
 

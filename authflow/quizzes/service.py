@@ -152,13 +152,14 @@ async def start_attempt(
     db: AsyncSession, actor: Actor, quiz_id: str, *, retry: bool = True
 ) -> tuple[AttemptRecord, bool]:
     """The learner's open attempt (False) or a new one (True, flushed, not committed)."""
-    found = await repo.quiz_to_take(db, quiz_id)
+    found = await repo.quiz_to_take(db, quiz_id, actor.user_id)
     if found is None:
         raise NotFound("No such quiz.")
-    quiz, course, lesson = found
+    quiz, course = found.quiz, found.course
+    if found.enrollment is None:
+        raise NotEnrolled()
     now = utcnow()
-    enrollment = await learning.active_enrollment(db, course.id, actor.user_id)
-    learning.ensure_open(lesson, enrollment, now)
+    learning.ensure_open(found.lesson, found.enrollment, now)
     attempts = await repo.attempts_of(db, quiz.id, actor.user_id)
     for attempt in attempts:
         if attempt.state != AttemptState.OPEN:
