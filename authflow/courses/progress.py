@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from authflow.courses import repository as repo
 from authflow.courses.models import (
@@ -164,19 +165,24 @@ _PROGRESS = select(
     .where(Lesson.course_id == bindparam("course_id"))
     .scalar_subquery(),
 )
+
+
+def learners_active_enrollment(course_id: InstrumentedAttribute[str]) -> ColumnElement[bool]:
+    """The join condition of the learner's (``:user_id``) active enrollment in the
+    course ``course_id`` names, for statements built once."""
+    return and_(
+        Enrollment.course_id == course_id,
+        Enrollment.user_id == bindparam("user_id"),
+        Enrollment.status == EnrollmentStatus.ACTIVE,
+    )
+
+
 # The lesson and the learner's active enrollment.  Completions of one enrollment are
 # serialised on its row: two tabs completing the last two lessons at once both count,
 # and the certificate is decided once.
 _LESSON_AND_LOCKED_ENROLLMENT = (
     select(Lesson, Enrollment)
-    .join(
-        Enrollment,
-        and_(
-            Enrollment.course_id == Lesson.course_id,
-            Enrollment.user_id == bindparam("user_id"),
-            Enrollment.status == EnrollmentStatus.ACTIVE,
-        ),
-    )
+    .join(Enrollment, learners_active_enrollment(Lesson.course_id))
     .where(Lesson.id == bindparam("lesson_id"))
     .with_for_update(of=Enrollment)
     .execution_options(populate_existing=True)

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from authflow.courses.models import Course, CourseModule, Enrollment, EnrollmentStatus, Lesson
+from authflow.courses.models import Course, CourseModule, Enrollment, Lesson
+from authflow.courses.progress import learners_active_enrollment
 from authflow.models import User
 from authflow.quizzes.definitions import QuizDefinition
 from authflow.quizzes.grading import Answer, Grade
@@ -51,14 +52,7 @@ _QUIZ_TO_TAKE = (
     select(Quiz, Course, Lesson, Enrollment)
     .join(Course, Course.id == Quiz.course_id)
     .join(Lesson, Lesson.id == Quiz.lesson_id)
-    .outerjoin(
-        Enrollment,
-        and_(
-            Enrollment.course_id == Quiz.course_id,
-            Enrollment.user_id == bindparam("user_id"),
-            Enrollment.status == EnrollmentStatus.ACTIVE,
-        ),
-    )
+    .outerjoin(Enrollment, learners_active_enrollment(Quiz.course_id))
     .where(Quiz.id == bindparam("quiz_id"))
 )
 _ATTEMPTS_OF = (
