@@ -17,14 +17,18 @@ transaction for many registrations (docs/benchmarks.md, "Work per registration")
 entry whose delete is lost (a crash in between) is dispatched again by the relay, which
 the commands make harmless (at worst a code email is sent again, see docs/benchmarks.md).
 
-A workflow start that may wait (a timed quiz attempt's: its workflow only has to exist
-well before its first task, ``wake_before_deadline_seconds`` before the deadline) goes
-to a second lane, dispatched one at a time once no request has added to the lane for
-``DEFER_QUIET_SECONDS``, and at the latest ``DEFER_MAX_SECONDS`` after its commit: a
-whole class starting a quiz in one second spent the API's CPU on 300 workflow starts
-while the starts and first saves waited (docs/benchmarks.md, "Quizzes").  The entries
-are committed like any other, so a crash loses none (the relay dispatches them), and
-the lane is emptied well within ``RELAY_GRACE``, so the relay does not race it.
+A workflow start that may wait goes to a second lane, dispatched one at a time once no
+request has added to the lane for ``DEFER_QUIET_SECONDS``, and at the latest
+``DEFER_MAX_SECONDS`` after its commit: a timed quiz attempt's (its workflow only has to
+exist well before its first task, ``wake_before_deadline_seconds`` before the deadline)
+and an enrollment's (its first email, the welcome, goes on a queue of a few a second
+anyway).  A whole class starting a quiz, or enrolling, in the same seconds spent the
+machine's CPU on hundreds of workflow starts while the requests waited
+(docs/benchmarks.md, "Quizzes" and "Learning").  A call about a start that waits (a
+submit, leaving, a certificate, a course's lessons changing, a user's flows cancelled)
+takes it out of the lane and makes it first (``lane_keys``, ``keys_to_flush``).  The
+entries are committed like any other, so a crash loses none (the relay dispatches them),
+and the lane is emptied well within ``RELAY_GRACE``, so the relay does not race it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,16 @@ from sqlalchemy import delete, select
 from api.courses.starter import LearningFlows
 from api.flows import FlowStarter
 from api.unit_of_work import decode, run_command
-from authflow.commands import Command, QuizSubmitted, StartQuizAttempt
+from authflow.commands import (
+    CancelUserFlows,
+    CertificateIssued,
+    Command,
+    EndEnrollment,
+    LessonsChanged,
+    QuizSubmitted,
+    StartEnrollment,
+    StartQuizAttempt,
+)
 from authflow.db import Database
 from authflow.models import PendingFlow, utcnow
 from authflow.policies import QUIZ_ATTEMPTS, TEMPORAL_CALL_TIMEOUT_SECONDS
@@ -62,11 +75,45 @@ DEFER_MARGIN_SECONDS = 2.0
 
 def deferrable_until(command: Command | None, now: float) -> float | None:
     """When the lane must have dispatched ``command`` (epoch seconds), or None: at once."""
+    if isinstance(command, StartEnrollment):
+        # Its first email (the welcome) goes out on a queue of a few a second anyway, and
+        # its drip timers count from the enrolment the database recorded.
+        return now + DEFER_MAX_SECONDS
     if not isinstance(command, StartQuizAttempt):
         return None
     first_task = command.deadline_epoch - QUIZ_ATTEMPTS.wake_before_deadline_seconds
     due = min(now + DEFER_MAX_SECONDS, first_task - DEFER_MARGIN_SECONDS)
     return due if due > now else None
+
+
+def lane_keys(command: Command | None) -> frozenset[str]:
+    """What a start waiting in the lane is about: a command about any of these keys
+    (``keys_to_flush``) takes the start out of the lane and sends it first, so the lane
+    never reorders the calls about one attempt, enrollment, course or user."""
+    if isinstance(command, StartQuizAttempt):
+        return frozenset({f"attempt:{command.attempt_id}", f"user:{command.user_id}"})
+    if isinstance(command, StartEnrollment):
+        return frozenset(
+            {
+                f"enrollment:{command.enrollment_id}",
+                f"course:{command.course_id}",
+                f"user:{command.user_id}",
+            }
+        )
+    return frozenset()
+
+
+def keys_to_flush(command: Command | None) -> frozenset[str]:
+    """The lane keys whose waiting starts must be made before ``command``'s call."""
+    if isinstance(command, QuizSubmitted):
+        return frozenset({f"attempt:{command.attempt_id}"})
+    if isinstance(command, EndEnrollment | CertificateIssued):
+        return frozenset({f"enrollment:{command.enrollment_id}"})
+    if isinstance(command, LessonsChanged):
+        return frozenset({f"course:{command.course_id}"})
+    if isinstance(command, CancelUserFlows):
+        return frozenset({f"user:{command.user_id}"})
+    return frozenset()
 
 
 class Outbox:
@@ -77,27 +124,25 @@ class Outbox:
         self._learning = learning
         self._dispatched: list[str] = []
         self._deleting: asyncio.Task[None] | None = None
-        # The lane: (due, attempt id, entry) in arrival order, and its one dispatcher.
-        self._later: list[tuple[float, str, PendingFlow]] = []
+        # The lane: (due, lane keys, entry) in arrival order, and its one dispatcher.
+        self._later: list[tuple[float, frozenset[str], PendingFlow]] = []
         self._later_added = 0.0
         self._later_task: asyncio.Task[None] | None = None
         self._hurry = False
 
     def dispatch_soon(self, entries: Iterable[PendingFlow]) -> None:
         """Dispatch committed entries in the background, in order; starts that may wait
-        go to the lane (a submit's signal takes its attempt's start out of it first)."""
+        go to the lane (a call about a waiting start takes it out of the lane first)."""
         now = time.time()
         urgent: list[PendingFlow] = []
         for entry in entries:
             command = decode(entry.action, dict(entry.args))
             due = None if self._hurry else deferrable_until(command, now)
             if due is not None:
-                assert isinstance(command, StartQuizAttempt)
-                self._later.append((due, command.attempt_id, entry))
+                self._later.append((due, lane_keys(command), entry))
                 self._later_added = now
                 continue
-            if isinstance(command, QuizSubmitted):
-                urgent.extend(self._take_later(command.attempt_id))
+            urgent.extend(self._take_later(keys_to_flush(command)))
             urgent.append(entry)
         if urgent:
             self._track(asyncio.create_task(self._dispatch_all(urgent)))
@@ -105,10 +150,12 @@ class Outbox:
             self._later_task = asyncio.create_task(self._dispatch_later())
             self._track(self._later_task)
 
-    def _take_later(self, attempt_id: str) -> list[PendingFlow]:
-        taken = [entry for _, key, entry in self._later if key == attempt_id]
+    def _take_later(self, keys: frozenset[str]) -> list[PendingFlow]:
+        if not keys or not self._later:
+            return []
+        taken = [entry for _, about, entry in self._later if about & keys]
         if taken:
-            self._later = [item for item in self._later if item[1] != attempt_id]
+            self._later = [item for item in self._later if not item[1] & keys]
         return taken
 
     async def _dispatch_later(self) -> None:

@@ -11,8 +11,27 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from api.outbox import DEFER_MARGIN_SECONDS, DEFER_MAX_SECONDS, Outbox, deferrable_until
-from authflow.commands import CancelUserFlows, Notify, QuizSubmitted, StartQuizAttempt, encode
+from api.courses.starter import LearningFlows
+from api.outbox import (
+    DEFER_MARGIN_SECONDS,
+    DEFER_MAX_SECONDS,
+    Outbox,
+    deferrable_until,
+    keys_to_flush,
+    lane_keys,
+)
+from authflow.commands import (
+    CancelUserFlows,
+    CertificateIssued,
+    Command,
+    EndEnrollment,
+    LessonsChanged,
+    Notify,
+    QuizSubmitted,
+    StartEnrollment,
+    StartQuizAttempt,
+    encode,
+)
 from authflow.models import PendingFlow, User, utcnow
 from authflow.policies import QUIZ_ATTEMPTS
 from tests.stack import Stack
@@ -203,3 +222,58 @@ def test_a_start_waits_in_the_lane_at_most_until_shortly_before_its_first_task()
     due = StartQuizAttempt("x", now + wake + DEFER_MARGIN_SECONDS, "u", "c")
     assert deferrable_until(due, now) is None
     assert deferrable_until(QuizSubmitted("x"), now) is None
+
+
+async def test_an_enrollments_start_waits_in_the_lane_and_leaving_takes_it_out_first(
+    stack: Stack,
+) -> None:
+    """A class enrolling together: the enrollment workflows' starts wait in the lane
+    (their first email goes on a queue of a few a second anyway); a learner who leaves
+    at once has the start made first, then the "ended" signal, so no enrollment flow
+    is left running for an enrollment that ended."""
+    temporal = _RecordingTemporal()
+    learning = LearningFlows(
+        temporal,  # type: ignore[arg-type]
+        stack.db,
+        temporal,  # type: ignore[arg-type]
+        reminder_days=7,
+        base_url="http://127.0.0.1",
+    )
+    outbox = Outbox(stack.db, temporal, learning)  # type: ignore[arg-type]
+    start_a, start_b, ended = await _quiz_entries(
+        stack,
+        StartEnrollment("u1", "e1", "c"),
+        StartEnrollment("u2", "e2", "c"),
+        EndEnrollment("u1", "e1"),
+    )
+    outbox.dispatch_soon([start_a])
+    outbox.dispatch_soon([start_b])
+    await _turns()
+    assert temporal.calls == []  # both wait
+    outbox.dispatch_soon([ended])
+    await _turns()
+    assert temporal.calls == [("start", "enrollment-e1"), ("ended", "enrollment-e1")]
+    await outbox.drain()
+    assert temporal.calls[2:] == [("start", "enrollment-e2")]
+    assert await _entries_left(stack, [start_a, start_b, ended]) == 0
+
+
+def test_a_call_about_a_waiting_start_takes_it_out_of_the_lane() -> None:
+    """The lane never reorders the calls about one attempt, enrollment, course or user."""
+    now = 1000.0
+    enrol = StartEnrollment("u", "e", "c")
+    assert deferrable_until(enrol, now) == now + DEFER_MAX_SECONDS
+    attempt = StartQuizAttempt("a", now + 3600, "u", "c")
+    cases: list[tuple[Command, Command]] = [
+        (QuizSubmitted("a"), attempt),
+        (EndEnrollment("u", "e"), enrol),
+        (CertificateIssued("u", "cert", "c", "Title", "e"), enrol),
+        (LessonsChanged("c"), enrol),
+        (CancelUserFlows("u"), enrol),
+        (CancelUserFlows("u"), attempt),
+    ]
+    for call, waiting in cases:
+        assert keys_to_flush(call) & lane_keys(waiting), call
+    assert not keys_to_flush(EndEnrollment("u", "other")) & lane_keys(enrol)
+    assert not keys_to_flush(QuizSubmitted("other")) & lane_keys(attempt)
+    assert not keys_to_flush(Notify("u", "password_changed"))
