@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from fastapi import APIRouter
 from starlette.routing import Match, Route
 
-from api.app import ROUTERS
+from api.app import DOC_SECTIONS, ROUTERS
 
 # A path parameter, with or without a convertor ("{lesson_id}", "{name:path}").
 _PARAMETER = re.compile(r"\{[^}]+\}")
@@ -55,3 +55,16 @@ def test_a_route_behind_one_that_answers_its_path_is_found() -> None:
     assert shadowed([early, late]) == [
         "GET /api/v1/courses/mine is answered by /api/v1/courses/{course_id}"
     ]
+
+
+def test_the_reference_lists_every_section_its_routes_use() -> None:
+    """The reference's sections are ordered by ``DOC_SECTIONS``, not by ``ROUTERS``: a
+    router with a tag missing there would land at the end of the reference unannounced."""
+    used = {
+        str(tag)
+        for router in ROUTERS
+        for route in router.routes
+        for tag in getattr(route, "tags", [])
+    }
+    assert used <= set(DOC_SECTIONS), used - set(DOC_SECTIONS)
+    assert set(DOC_SECTIONS) <= used, set(DOC_SECTIONS) - used
