@@ -7,7 +7,12 @@ two commits quickly (run it in a worktree of each, interleaved: docs/benchmarks.
 ``--db postgresql``) with the bench's catalogue, enrols learners directly, then calls
 the ASGI app directly (no server, no client), one request at a time, and prints the
 process CPU (every thread) per request of each route.  Temporal is not needed: no route
-measured here calls it.
+measured here calls it (the quiz routes use an untimed quiz, whose attempts have no
+workflow).
+
+``quiz_start`` starts a first attempt (a new learner each time: ``--n`` times
+``--rounds`` learners are enrolled for it); ``quiz_save`` saves three answers of an open
+attempt of a 20-question quiz, as ``authflow bench quiz`` does.
 """
 
 from __future__ import annotations
@@ -25,22 +30,38 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 
+from devtools.bench.learners import answer_for, save_batch
+
 API = "/api/v1"
 ROUTES = ("catalogue", "catalogue_popular", "catalogue_next", "outline", "lesson", "complete")
-Request = tuple[str, str, str | None, str]  # method, path, bearer token, query string
+QUIZ_ROUTES = ("quiz_start", "quiz_save")
+QUIZ_QUESTIONS = 20
+QUESTION_IDS = [f"q{i}" for i in range(QUIZ_QUESTIONS)]
+# method, path, bearer token, query string, JSON body
+Request = tuple[str, str, str | None, str, Any]
 
 
 async def call(
-    app: FastAPI, method: str, path: str, token: str | None = None, query: str = ""
+    app: FastAPI,
+    method: str,
+    path: str,
+    token: str | None = None,
+    query: str = "",
+    document: Any = None,
 ) -> tuple[int, Any]:
-    """One request through the ASGI app; its status and parsed JSON body."""
+    """One request through the ASGI app (with ``document`` as its JSON body); its status
+    and parsed JSON body."""
     headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"request-cost")]
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
+    sent = b"" if document is None else json.dumps(document).encode()
+    if sent:
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(sent))]
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -65,7 +86,7 @@ async def call(
         nonlocal received
         if not received:
             received = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": sent, "more_body": False}
         await answered.wait()
         return {"type": "http.disconnect"}
 
@@ -117,8 +138,18 @@ async def _measure(args: argparse.Namespace, tmp: str, database_url: str) -> Non
     from authflow.db import Database
     from authflow.migrate import migrate_and_seed
     from authflow.settings import Settings
-    from devtools.bench.seed import enrol_directly, seed_catalogue, seed_users, token_service
+    from devtools.bench.seed import (
+        enrol_directly,
+        quiz_definition,
+        seed_catalogue,
+        seed_quiz_course,
+        seed_users,
+        token_service,
+    )
 
+    routes = args.routes.split(",")
+    if unknown := set(routes) - set(ROUTES) - set(QUIZ_ROUTES):
+        raise SystemExit(f"unknown routes {sorted(unknown)}; choose from {ROUTES + QUIZ_ROUTES}")
     secret = secrets.token_urlsafe(48)
     settings = Settings(
         environment="test",
@@ -139,6 +170,11 @@ async def _measure(args: argparse.Namespace, tmp: str, database_url: str) -> Non
     for course in set(course_of.values()):
         mine = [x.user_id for x in learners if course_of[x.token] == course]
         await enrol_directly(db, course, mine)
+    # The quiz routes: an untimed quiz (no workflow), a learner per start to come.
+    quiz = await seed_quiz_course(db, owner.user_id, quiz_definition(QUIZ_QUESTIONS, None), "rc")
+    starters = 20 + args.n * args.rounds if "quiz_start" in routes else 0
+    quizzers = await seed_users(db, "quizzer", starters + args.learners, tokens)
+    await enrol_directly(db, quiz.course_id, [x.user_id for x in quizzers])
     await db.dispose()
 
     app = create_app(settings)
@@ -150,8 +186,21 @@ async def _measure(args: argparse.Namespace, tmp: str, database_url: str) -> Non
                 raise SystemExit(f"outline answered {status}: {outline}")
             lessons_of[token] = [x["id"] for m in outline["modules"] for x in m["lessons"]]
         _, first = await call(app, "GET", f"{API}/courses", None, "limit=20&sort=popular")
-        request = _requests(list(course_of), course_of, lessons_of, first["next_cursor"])
-        routes = args.routes.split(",")
+        attempts: dict[str, str] = {}  # a saving learner's token -> their open attempt
+        for saver in quizzers[starters:]:
+            status, attempt = await call(
+                app, "POST", f"{API}/quizzes/{quiz.quiz_id}/attempts", saver.token
+            )
+            if status not in (200, 201):
+                raise SystemExit(f"quiz start answered {status}: {attempt}")
+            attempts[saver.token] = attempt["id"]
+        request = _requests(
+            list(course_of),
+            course_of,
+            lessons_of,
+            first["next_cursor"],
+            Quizzing(quiz.quiz_id, [x.token for x in quizzers[:starters]], attempts),
+        )
         for route in routes:  # warm-up: lazy set-up is paid once, not measured
             for i in range(20):
                 await _checked(app, route, request(route, i))
@@ -167,43 +216,67 @@ async def _measure(args: argparse.Namespace, tmp: str, database_url: str) -> Non
         print(f"{route:18s} {statistics.median(cpu[route]):6.2f} ms CPU/request ({runs})")
 
 
+@dataclass
+class Quizzing:
+    quiz_id: str
+    starters: list[str]  # tokens of learners who start a first attempt, one each
+    attempts: dict[str, str]  # token -> open attempt, of the learners who save
+    started: int = 0
+    saved: int = 0
+
+
 def _requests(
     tokens: list[str],
     course_of: dict[str, str],
     lessons_of: dict[str, list[str]],
     popular_cursor: str | None,
+    quizzing: Quizzing,
 ) -> Callable[[str, int], Request]:
     completed = dict.fromkeys(tokens, 0)
+    savers = list(quizzing.attempts)
 
     def request(route: str, i: int) -> Request:
         token = tokens[i % len(tokens)]
         if route == "catalogue":
-            return "GET", f"{API}/courses", token, f"limit=20&sort={('newest', 'title')[i % 2]}"
+            sort = ("newest", "title")[i % 2]
+            return "GET", f"{API}/courses", token, f"limit=20&sort={sort}", None
         if route == "catalogue_popular":
-            return "GET", f"{API}/courses", token, "limit=20&sort=popular"
+            return "GET", f"{API}/courses", token, "limit=20&sort=popular", None
         if route == "catalogue_next":
             if popular_cursor is None:
                 raise SystemExit("catalogue_next needs more than 20 courses (--courses)")
-            return "GET", f"{API}/courses", token, f"limit=20&sort=popular&cursor={popular_cursor}"
+            query = f"limit=20&sort=popular&cursor={popular_cursor}"
+            return "GET", f"{API}/courses", token, query, None
         if route == "outline":
-            return "GET", f"{API}/courses/{course_of[token]}", token, ""
+            return "GET", f"{API}/courses/{course_of[token]}", token, "", None
+        if route == "quiz_start":
+            starter = quizzing.starters[quizzing.started]
+            quizzing.started += 1
+            return "POST", f"{API}/quizzes/{quizzing.quiz_id}/attempts", starter, "", None
+        if route == "quiz_save":
+            saver = savers[quizzing.saved % len(savers)]
+            batch = save_batch(QUESTION_IDS, quizzing.saved // len(savers))
+            quizzing.saved += 1
+            path = f"{API}/attempts/{quizzing.attempts[saver]}/answers"
+            round_ = quizzing.saved
+            return "PUT", path, saver, "", {"answers": {q: answer_for(q, round_) for q in batch}}
         lessons = lessons_of[token]
         lesson = lessons[completed[token] % len(lessons)]
         if route == "complete":
             completed[token] += 1
-            return "POST", f"{API}/lessons/{lesson}/complete", token, ""
+            return "POST", f"{API}/lessons/{lesson}/complete", token, "", None
         if route == "lesson":
-            return "GET", f"{API}/lessons/{lesson}", token, ""
-        raise SystemExit(f"unknown route {route!r}; choose from {', '.join(ROUTES)}")
+            return "GET", f"{API}/lessons/{lesson}", token, "", None
+        raise SystemExit(f"unknown route {route!r}")
 
     return request
 
 
 async def _checked(app: FastAPI, route: str, request: Request) -> None:
-    method, path, token, query = request
-    status, document = await call(app, method, path, token, query)
+    method, path, token, query, document = request
+    status, answer = await call(app, method, path, token, query, document)
     if not 200 <= status < 300:
-        raise SystemExit(f"{route}: {status} {document}")
+        raise SystemExit(f"{route}: {status} {answer}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -212,7 +285,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--learners", type=int, default=50, help="enrolled learners (50)")
     parser.add_argument("--n", type=int, default=300, help="requests per route and round (300)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is shown (3)")
-    parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated")
+    parser.add_argument(
+        "--routes", default=",".join(ROUTES), help=f"comma-separated, of {ROUTES + QUIZ_ROUTES}"
+    )
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     return parser
 

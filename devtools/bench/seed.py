@@ -227,7 +227,7 @@ def _question(index: int) -> dict[str, Any]:
     return {**base, "kind": "numeric", "value": 42, "tolerance": 0.5}
 
 
-def quiz_definition(questions: int, time_limit_seconds: int) -> QuizDefinition:
+def quiz_definition(questions: int, time_limit_seconds: int | None) -> QuizDefinition:
     """``questions`` questions cycling through the five kinds (ids ``q0``, ``q1``...)."""
     return QuizDefinition.model_validate(
         {
