@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, select, update
+from sqlalchemy import BindParameter, ColumnElement, String, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,16 +132,11 @@ async def leave(db: AsyncSession, course_key: str, user_id: str) -> Enrollment:
 async def active_enrollment(
     db: AsyncSession, course_id: str, user_id: str, *, lock: bool = False
 ) -> Enrollment:
-    query = select(Enrollment).where(
-        Enrollment.course_id == course_id,
-        Enrollment.user_id == user_id,
-        Enrollment.status == EnrollmentStatus.ACTIVE,
-    )
-    if lock:
-        # Completions of one enrollment are serialised on its row: two tabs completing
-        # the last two lessons at once both count, and the certificate is decided once.
-        query = query.with_for_update()
-    enrollment = await db.scalar(query.execution_options(populate_existing=lock))
+    # Completions of one enrollment are serialised on its row (``lock``): two tabs
+    # completing the last two lessons at once both count, and the certificate is
+    # decided once.
+    query = _ACTIVE_ENROLLMENT_LOCKED if lock else _ACTIVE_ENROLLMENT
+    enrollment = await db.scalar(query, {"course_id": course_id, "user_id": user_id})
     if enrollment is None:
         raise NotEnrolled()
     return enrollment
@@ -167,14 +162,26 @@ _PROGRESS = select(
 )
 
 
-def learners_active_enrollment(course_id: InstrumentedAttribute[str]) -> ColumnElement[bool]:
-    """The join condition of the learner's (``:user_id``) active enrollment in the
-    course ``course_id`` names, for statements built once."""
+def learners_active_enrollment(
+    course_id: InstrumentedAttribute[str] | BindParameter[str],
+) -> ColumnElement[bool]:
+    """The condition of the learner's (``:user_id``) active enrollment in the course
+    ``course_id`` names (a column to join on, or a bound parameter), for statements
+    built once."""
     return and_(
         Enrollment.course_id == course_id,
         Enrollment.user_id == bindparam("user_id"),
         Enrollment.status == EnrollmentStatus.ACTIVE,
     )
+
+
+# Built once, like the statements above.
+_ACTIVE_ENROLLMENT = select(Enrollment).where(
+    learners_active_enrollment(bindparam("course_id", type_=String))
+)
+_ACTIVE_ENROLLMENT_LOCKED = _ACTIVE_ENROLLMENT.with_for_update().execution_options(
+    populate_existing=True
+)
 
 
 # The lesson and the learner's active enrollment.  Completions of one enrollment are

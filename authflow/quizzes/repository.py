@@ -125,21 +125,66 @@ async def add_version(db: AsyncSession, quiz: Quiz, new: QuizDefinition, *, now:
 # -- attempts -------------------------------------------------------------------------
 
 
+# An attempt's reads and its save, built once with bound parameters, like a start's:
+# a class saves every few seconds, and building these statements was a fifth of a
+# save's CPU (docs/benchmarks.md, "Quizzes").  Read afresh (``populate_existing``): a
+# caller that lost a race to a concurrent save reads the attempt again.
+_ATTEMPT_WITH_QUIZ = (
+    select(QuizAttempt, Quiz, Course)
+    .join(Quiz, Quiz.id == QuizAttempt.quiz_id)
+    .join(Course, Course.id == Quiz.course_id)
+    .where(QuizAttempt.id == bindparam("attempt_id"))
+    .execution_options(populate_existing=True)
+)
+_ATTEMPT_TO_TAKE = (
+    select(QuizAttempt, Quiz, Course, Enrollment)
+    .join(Quiz, Quiz.id == QuizAttempt.quiz_id)
+    .join(Course, Course.id == Quiz.course_id)
+    .outerjoin(Enrollment, learners_active_enrollment(Quiz.course_id))
+    .where(QuizAttempt.id == bindparam("attempt_id"))
+    .execution_options(populate_existing=True)
+)
+# (UPDATE reserves its columns' names for bound parameters of the SET clause.)
+_SAVE_ANSWERS = (
+    update(QuizAttempt)
+    .where(
+        QuizAttempt.id == bindparam("attempt_id"),
+        QuizAttempt.state == AttemptState.OPEN,
+        QuizAttempt.answers_revision == bindparam("seen_revision"),
+        or_(QuizAttempt.deadline.is_(None), QuizAttempt.deadline > bindparam("now")),
+    )
+    .values(
+        answers=bindparam("new_answers", type_=QuizAttempt.__table__.c.answers.type),
+        answers_revision=QuizAttempt.answers_revision + 1,
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 async def attempt_with_quiz(
     db: AsyncSession, attempt_id: str
 ) -> tuple[QuizAttempt, Quiz, Course] | None:
-    """An attempt with its quiz and course, in one query, read afresh (a caller that
-    lost a race to a concurrent save reads the attempt again)."""
-    row = (
-        await db.execute(
-            select(QuizAttempt, Quiz, Course)
-            .join(Quiz, Quiz.id == QuizAttempt.quiz_id)
-            .join(Course, Course.id == Quiz.course_id)
-            .where(QuizAttempt.id == attempt_id)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
+    """An attempt with its quiz and course, in one query, read afresh."""
+    row = (await db.execute(_ATTEMPT_WITH_QUIZ, {"attempt_id": attempt_id})).first()
     return (row[0], row[1], row[2]) if row else None
+
+
+@dataclass(frozen=True)
+class AttemptToTake:
+    attempt: QuizAttempt
+    quiz: Quiz
+    course: Course
+    enrollment: Enrollment | None  # the learner's active enrollment in the course
+
+
+async def attempt_to_take(db: AsyncSession, attempt_id: str, user_id: str) -> AttemptToTake | None:
+    """An attempt with its quiz, its course and the learner's (``user_id``) active
+    enrollment in the course, in one query, read afresh (a save or submit needs all
+    four)."""
+    row = (
+        await db.execute(_ATTEMPT_TO_TAKE, {"attempt_id": attempt_id, "user_id": user_id})
+    ).first()
+    return AttemptToTake(row[0], row[1], row[2], row[3]) if row else None
 
 
 def written(attempt: QuizAttempt, **values: Any) -> None:
@@ -164,16 +209,10 @@ async def save_answers(
     """True if saved: the attempt was open, before its deadline, and its answers were
     still those read at ``seen_revision`` (else the caller merges again)."""
     result = await db.execute(
-        update(QuizAttempt)
-        .where(
-            QuizAttempt.id == attempt_id,
-            QuizAttempt.state == AttemptState.OPEN,
-            QuizAttempt.answers_revision == seen_revision,
-            or_(QuizAttempt.deadline.is_(None), QuizAttempt.deadline > now),
-        )
-        .values(answers=answers, answers_revision=QuizAttempt.answers_revision + 1)
-        .execution_options(synchronize_session=False)
-    )
+        _SAVE_ANSWERS,
+        {"attempt_id": attempt_id, "seen_revision": seen_revision, "now": now,
+         "new_answers": answers},
+    )  # fmt: skip
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

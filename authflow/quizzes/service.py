@@ -345,11 +345,14 @@ async def _taking(db: AsyncSession, actor: Actor, attempt_id: str) -> AttemptRec
     the enrollment before a concurrent leave committed happened before it; locking the
     enrollment here would take it before the attempt row, the reverse of the deadline's
     close (attempt, then enrollment to complete the lesson), and could deadlock."""
-    record = await _attempt(db, attempt_id)
-    if record.attempt.user_id != actor.user_id:
+    found = await repo.attempt_to_take(db, attempt_id, actor.user_id)
+    if found is None or found.attempt.user_id != actor.user_id:
         raise NotFound("No such attempt.")
-    await learning.active_enrollment(db, record.course.id, actor.user_id)
-    return record
+    if found.enrollment is None:
+        raise NotEnrolled()
+    attempt, quiz = found.attempt, found.quiz
+    definition = await repo.definition(db, quiz.id, attempt.version)
+    return AttemptRecord(attempt, definition, found.course, quiz.lesson_id)
 
 
 def _past_deadline(attempt: QuizAttempt, now: datetime) -> bool:
