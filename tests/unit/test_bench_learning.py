@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from authflow.quizzes.grading import check_answers
-from devtools.bench.learners import QuizLearner, RouteRecord, answer_for, save_batch
+from devtools.bench.learners import (
+    QuizLearner,
+    RouteRecord,
+    answer_for,
+    refused_at_deadline,
+    save_batch,
+)
 from devtools.bench.learning import (
     double_graded,
     lost_answers,
@@ -200,3 +206,17 @@ def test_every_save_answers_something_and_rounds_cover_every_question() -> None:
     assert all(len(batch) == 3 for batch in batches[1:])
     assert set().union(*batches[:10]) == set(questions)
     assert save_batch(["q0"], 5) == ["q0"]
+
+
+def test_a_save_refused_at_the_deadline_is_fair_only_if_answered_after_it() -> None:
+    deadline = 1000.0
+
+    def save(sent: float, answered: float | None, status: int | None, error: str | None) -> bool:
+        return refused_at_deadline(RouteRecord("save", 0, sent, answered, status, error), deadline)
+
+    assert save(999.0, 1000.2, 409, "attempt_closed")  # sent before, decided after: fair
+    assert save(1000.1, 1000.2, 409, "attempt_closed")
+    assert not save(999.5, 999.9, 409, "attempt_closed")  # closed early: an error
+    assert not save(999.0, 1000.2, 409, "version_conflict")  # another refusal
+    assert not save(999.0, 1000.2, 500, "internal")
+    assert not save(999.0, None, None, "TimeoutError: ")  # no answer at all
