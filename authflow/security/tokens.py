@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
@@ -13,6 +14,9 @@ from authflow.security.crypto import sha256_hex
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "sid", "iat", "exp", "iss", "aud", "typ"]
+# Verified tokens kept per process (see ``TokenService.decode_access``): about one per
+# learner active in the last minutes; each entry is a token string and its claims.
+VERIFIED_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class TokenService:
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def issue_access(self, user_id: str, session_id: str) -> str:
         now = int(time.time())
@@ -45,6 +50,29 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def decode_access(self, token: str) -> AccessClaims:
+        """The claims of a valid access token; ``InvalidToken`` otherwise.
+
+        A token verified before is not verified again while it lives: PyJWT's decode
+        (parsing, HMAC, claim checks) was a tenth of an authenticated request's CPU,
+        and a learner sends the same token every few seconds.  The cache is keyed by
+        the whole token, signature included, so only the exact bytes that passed
+        verification hit it, and its expiry is checked on every use as PyJWT checks it
+        (expired once ``exp`` is not after now).  Whether the session is still live
+        is not the token's business: the database says so on every request."""
+        kept = self._verified.get(token)
+        if kept is not None:
+            if kept.expires_at <= time.time():
+                self._verified.pop(token, None)
+                raise InvalidToken()
+            self._verified.move_to_end(token)
+            return kept
+        claims = self._decode(token)
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_KEPT:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             claims = jwt.decode(
                 token,

@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from authflow.errors import InvalidToken
+from authflow.security import tokens
 from authflow.security.tokens import (
     REQUIRED_CLAIMS,
     TokenService,
@@ -133,3 +134,48 @@ def test_refresh_tokens_are_random_and_only_hashed() -> None:
         assert len(token) >= 43  # 256 bits, url-safe base64
         assert digest == hash_refresh_token(token)
         assert token not in digest
+
+
+def test_a_verified_token_is_not_verified_again_but_its_forgeries_are(
+    service: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = sign(claims())
+    decodes: list[str] = []
+    real_decode = jwt.decode
+
+    def counting(encoded: str, *args: Any, **kwargs: Any) -> Any:
+        decodes.append(encoded)
+        return real_decode(encoded, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    assert service.decode_access(token).user_id == "user-1"
+    assert service.decode_access(token).user_id == "user-1"
+    assert decodes == [token]  # the second came from the cache
+    for forged in (_tampered(token), _body_swapped(token), token + "x"):
+        with pytest.raises(InvalidToken):
+            service.decode_access(forged)
+    assert len(decodes) == 4  # each forgery went through PyJWT
+
+
+def test_a_kept_token_expires_when_its_exp_says(
+    service: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = int(time.time())
+    token = sign(claims(iat=now, exp=now + 60))
+    assert service.decode_access(token).expires_at == now + 60
+    monkeypatch.setattr("authflow.security.tokens.time.time", lambda: now + 59.9)
+    assert service.decode_access(token).user_id == "user-1"
+    monkeypatch.setattr("authflow.security.tokens.time.time", lambda: now + 60)
+    with pytest.raises(InvalidToken):  # exp is not after now
+        service.decode_access(token)
+    assert token not in service._verified  # (PyJWT's own expiry: BAD_TOKENS["expired"])
+
+
+def test_the_kept_tokens_are_bounded(
+    service: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens, "VERIFIED_KEPT", 2)
+    issued = [sign(claims(sub=f"user-{i}")) for i in range(3)]
+    for token in issued:
+        service.decode_access(token)
+    assert list(service._verified) == issued[1:]  # the least recently used went
