@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -157,7 +158,13 @@ class QuizDefinition(_Strict):
         return self
 
     def question(self, question_id: str) -> Question | None:
-        return next((q for q in self.questions if q.id == question_id), None)
+        return self.questions_by_id.get(question_id)
+
+    @cached_property
+    def questions_by_id(self) -> dict[str, Question]:
+        # A definition is frozen and shared by every request on its version (the
+        # repository keeps it): a view of 20 questions looked each one up by a scan.
+        return {q.id: q for q in self.questions if q.id is not None}
 
     @property
     def max_score(self) -> int:
