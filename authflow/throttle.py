@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Executable, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authflow.models import Throttle
 
 HOUR = 3600.0
+THROTTLES = cast(Table, Throttle.__table__)
 
 
 async def load(session: AsyncSession, key: str) -> Throttle:
@@ -64,11 +67,25 @@ async def upsert(session: AsyncSession, key: str | list[str], **values: float) -
     values) in one statement, creating them if missing (for writes that do not depend
     on the rows' current values).  Several rows are written in key order (see
     ``load_many``)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     keys = sorted(set(key)) if isinstance(key, list) else [key]
-    stmt = insert(Throttle).values([{"key": k, **values} for k in keys])
-    await session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
+    columns = tuple(sorted(values))
+    stmt = _upsert_statement(session.get_bind().dialect.name, len(keys), columns)
+    params: dict[str, object] = {f"key_{i}": k for i, k in enumerate(keys)}
+    params.update({f"value_{column}": values[column] for column in columns})
+    await session.execute(stmt, params)
+
+
+@lru_cache(maxsize=32)
+def _upsert_statement(dialect: str, rows: int, columns: tuple[str, ...]) -> Executable:
+    """``upsert``'s statement for this many rows and these columns, built once (a code
+    request's cooldown runs it on every registration, resend and reset)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    shared: dict[str, Any] = {column: bindparam(f"value_{column}") for column in columns}
+    # The table, not the entity: an ORM insert executed with parameters is a bulk insert.
+    stmt = insert(THROTTLES).values([{"key": bindparam(f"key_{i}"), **shared} for i in range(rows)])
+    return stmt.on_conflict_do_update(
+        index_elements=["key"], set_={column: stmt.excluded[column] for column in columns}
+    )
 
 
 def _now(now: float | None) -> float:
