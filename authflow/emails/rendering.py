@@ -45,11 +45,18 @@ def _environment(templates: Path) -> jinja2.Environment:
     )
 
 
+@lru_cache(maxsize=128)
+def _subject_template(templates: Path, subject: str) -> jinja2.Template:
+    """A subject line compiled once (the files' templates are kept by Jinja2's own
+    cache; a string's is compiled again on every ``from_string``)."""
+    return _environment(templates).from_string(subject)
+
+
 def render(email: EmailType, context: Mapping[str, object]) -> Rendered:
     """The subject, text and HTML of one email; ``MessageBuildError`` if it cannot be."""
     try:
         environment = _environment(email.templates)
-        subject = environment.from_string(email.subject).render(context)
+        subject = _subject_template(email.templates, email.subject).render(context)
         values = {"unsubscribe_url": None, "name": None, **context, "subject": subject}
         text = environment.get_template(f"{email.name}.txt")
         html = environment.get_template(f"{email.name}.html")
