@@ -182,7 +182,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "api":
         return _run_api(settings)
     if args.command == "worker":
-        return asyncio.run(_run_worker(settings, args.queues or list(ALL_TASK_QUEUES)))
+        with _worker_event_loop() as runner:
+            return runner.run(_run_worker(settings, args.queues or list(ALL_TASK_QUEUES)))
     if args.command == "migrate":
         from authflow.migrate import migrate_and_seed
 
@@ -210,6 +211,18 @@ def _run_api(settings: object) -> int:
         **uvicorn_options(),
     )
     return 0
+
+
+def _worker_event_loop() -> asyncio.Runner:
+    """The worker's loop: uvloop's where installed (it comes with ``uvicorn[standard]``,
+    and the API already runs on it), asyncio's own otherwise.  A worker's CPU is mostly
+    the loop's bookkeeping of many small tasks and sockets (the SDK's completions, SMTP,
+    the database), which uvloop does in C (docs/benchmarks.md, "The worker on uvloop")."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a platform without uvloop (Windows)
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
 async def _run_worker(settings: object, queues: list[str]) -> int:

@@ -3,6 +3,7 @@ asking for a scenario, every busy port reported at once with the flag that moves
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -135,3 +136,16 @@ def test_dev_links_in_emails_follow_the_api_port(
     assert _dev_environment(DevOptions(api_port=18001))["PUBLIC_BASE_URL"] == (
         "https://learn.example.com"
     )
+
+
+def test_the_worker_runs_on_uvloop() -> None:
+    """``authflow worker`` runs its loop on uvloop (installed with the project here)."""
+    import uvloop
+
+    from authflow.cli import _worker_event_loop
+
+    async def running_loop() -> object:
+        return asyncio.get_running_loop()
+
+    with _worker_event_loop() as runner:
+        assert isinstance(runner.run(running_loop()), uvloop.Loop)
