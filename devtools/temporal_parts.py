@@ -26,27 +26,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from authflow.ports import free_port
 from devtools.bench.floor import _cpu_seconds
-from devtools.temporal_server import (
-    spawn_dev_server,
-    start_dev_server_command,
-    wait_until_listening,
-)
+from devtools.temporal_server import scratch_dev_server
 
 QUEUE = "parts"
 SETTLE = 3.0
@@ -192,26 +183,13 @@ async def _measure(client: Client, server_pid: int, shape: Shape, n: int) -> flo
 
 
 def measure(shape: Shape, n: int) -> float:
-    with tempfile.TemporaryDirectory(prefix="authflow-parts-") as tmp:
-        port, ui_port = free_port(), free_port()
-        cmd = start_dev_server_command(
-            db_file=Path(tmp) / "temporal.db", port=port, ui_port=ui_port, headless=True
-        )
-        server = spawn_dev_server(cmd)
-        try:
-            wait_until_listening("127.0.0.1", port, server)
+    with scratch_dev_server("authflow-parts-") as (port, server):
 
-            async def run() -> float:
-                client = await Client.connect(f"127.0.0.1:{port}")
-                return await _measure(client, server.pid, shape, n)
+        async def run() -> float:
+            client = await Client.connect(f"127.0.0.1:{port}")
+            return await _measure(client, server.pid, shape, n)
 
-            return asyncio.run(run())
-        finally:
-            server.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(timeout=10)
-            if server.poll() is None:
-                server.kill()
+        return asyncio.run(run())
 
 
 def main() -> None:

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from authflow.policies import SEARCH_ATTRIBUTES
-from authflow.ports import is_listening
+from authflow.ports import free_port, is_listening
 
 # Measured here: WAL with synchronous=normal roughly doubles workflow starts per second.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
@@ -95,3 +98,25 @@ def wait_until_listening(
             return
         time.sleep(0.1)
     raise TimeoutError(f"Temporal did not listen on {host}:{port} within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def scratch_dev_server(prefix: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A headless dev server on free ports with a database file in a temporary folder,
+    for one measurement (``authflow bench floor``, ``devtools.temporal_parts``): its
+    port and process, stopped and removed on exit."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        port, ui_port = free_port(), free_port()
+        cmd = start_dev_server_command(
+            db_file=Path(tmp) / "temporal.db", port=port, ui_port=ui_port, headless=True
+        )
+        server = spawn_dev_server(cmd)
+        try:
+            wait_until_listening("127.0.0.1", port, server)
+            yield port, server
+        finally:
+            server.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=10)
+            if server.poll() is None:
+                server.kill()

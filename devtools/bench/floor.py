@@ -15,12 +15,9 @@ so a target above that line cannot be met by any change to authflow's own code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import statistics
-import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -30,13 +27,8 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from authflow.ports import free_port
 from authflow.security.passwords import PasswordHasher
-from devtools.temporal_server import (
-    spawn_dev_server,
-    start_dev_server_command,
-    wait_until_listening,
-)
+from devtools.temporal_server import scratch_dev_server
 
 QUEUE = "bench-floor"
 
@@ -100,21 +92,8 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def measure(n: int) -> Floor:
-    with tempfile.TemporaryDirectory(prefix="authflow-floor-") as tmp:
-        port, ui_port = free_port(), free_port()
-        cmd = start_dev_server_command(
-            db_file=Path(tmp) / "temporal.db", port=port, ui_port=ui_port, headless=True
-        )
-        server = spawn_dev_server(cmd)
-        try:
-            wait_until_listening("127.0.0.1", port, server)
-            return asyncio.run(_connect_and_run(port, server.pid, n))
-        finally:
-            server.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(timeout=10)
-            if server.poll() is None:
-                server.kill()
+    with scratch_dev_server("authflow-floor-") as (port, server):
+        return asyncio.run(_connect_and_run(port, server.pid, n))
 
 
 async def _connect_and_run(port: int, server_pid: int, n: int) -> Floor:
