@@ -215,9 +215,10 @@ def _run_api(settings: object) -> int:
 
 def _worker_event_loop() -> asyncio.Runner:
     """The worker's loop: uvloop's where installed (it comes with ``uvicorn[standard]``,
-    and the API already runs on it), asyncio's own otherwise.  A worker's CPU is mostly
-    the loop's bookkeeping of many small tasks and sockets (the SDK's completions, SMTP,
-    the database), which uvloop does in C (docs/benchmarks.md, "The worker on uvloop")."""
+    and the API already runs on it), asyncio's own otherwise.  A send is many small
+    tasks, callbacks and socket reads and writes (the SDK's completions, SMTP, the
+    database), whose loop bookkeeping uvloop does in C (docs/benchmarks.md, "A
+    registration's CPU on a fast VM, part by part")."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - a platform without uvloop (Windows)

@@ -40,8 +40,9 @@ def cooldown_key(services: Services, purpose: OtpPurpose, email: str) -> str:
     return services.vault.email_key(f"cooldown:{purpose.value}", email)
 
 
-# Built once: building and keying the statement per request cost about as much as
-# running it (docs/benchmarks.md, "A registration's statements built once").
+# Built once with a bound parameter: building and keying it per request was about a
+# third of its cost on SQLite (docs/benchmarks.md, "A registration's CPU on a fast VM,
+# part by part").
 _USER_BY_EMAIL = (
     select(User)
     .where(User.email == bindparam("account_email"))
