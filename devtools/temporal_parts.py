@@ -9,9 +9,11 @@ state after the send, and its activities are dispatched at the queue's rate limi
 adds those parts one at a time, each variant on a fresh embedded server (the same
 command, database file and pragmas as ``authflow dev``), and prints the server's CPU per
 workflow for each, so the difference between two lines is what that part costs
-(docs/benchmarks.md, "Temporal's share of a registration, part by part").  The last
-line paces the activities from the worker's side instead (as many slots as the limit,
-each held a second, no limit on the server): the same backlog, waiting elsewhere.
+(docs/benchmarks.md, "A registration's CPU on a fast VM, part by part").  The last two
+lines pace the activities from the worker's side instead, with no limit on the server:
+as many slots as the limit, each held a second (the backlog still waits in the server's
+task queue), or every activity taken at once and paced in process (the backlog waits
+in the worker; no heartbeats, so a lower bound of what that design would cost).
 
 The figures of one variant vary by a few ms from run to run on a shared VM: use
 ``--rounds 3`` (variants interleaved) and compare medians.
@@ -57,6 +59,9 @@ class Shape:
     # The same pace set by the worker instead: ``slots`` activities at a time, each
     # holding its slot for a second, and no limit on the server.
     slots: int | None = None
+    # Or the worker takes every activity at once and paces them itself (in process,
+    # no heartbeats, no server limit): the backlog waits in the worker, not the server.
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,20 @@ class Options:
     patch: bool
     upsert: bool
     hold: float = 0.0
+    paced: bool = False
+
+
+class _Pace:
+    """Turns ``1 / rate`` apart, in the order they are asked for."""
+
+    def __init__(self, rate: float) -> None:
+        self.gap = 1.0 / rate
+        self.last = 0.0
+
+    async def turn(self) -> None:
+        now = time.monotonic()
+        self.last = max(now, self.last + self.gap)
+        await asyncio.sleep(self.last - now)
 
 
 class _Ran:
@@ -85,10 +104,13 @@ class _Ran:
 
 
 ran = _Ran()
+pace = _Pace(20.0)
 
 
 @activity.defn(name="parts_noop")
-async def noop(hold: float) -> None:
+async def noop(hold: float, paced: bool) -> None:
+    if paced:
+        await pace.turn()
     await asyncio.sleep(hold)
     ran.add()
 
@@ -100,7 +122,7 @@ class PartsFlow:
         if options.patch:
             workflow.patched("parts-patch")
         sending = workflow.execute_activity(
-            noop, options.hold, start_to_close_timeout=timedelta(seconds=120)
+            noop, args=[options.hold, options.paced], start_to_close_timeout=timedelta(seconds=120)
         )
         if options.stays_open:
             # The code's life: a timer started with the send, cancelled later (never here).
@@ -127,20 +149,26 @@ def shapes(rate: float) -> list[Shape]:
             f"  instead: {rate:g} worker slots of 1 s, no server limit",
             True, True, True, True, slots=round(rate),
         ),
+        Shape(
+            f"  instead: the worker holds them all, {rate:g}/s in process",
+            True, True, True, True, held=True,
+        ),
     ]  # fmt: skip
 
 
-async def _measure(client: Client, server_pid: int, shape: Shape, n: int) -> float:
-    global ran
-    ran = _Ran()
-    options = Options(shape.stays_open, shape.patch, shape.upsert, 1.0 if shape.slots else 0.0)
+async def _measure(client: Client, server_pid: int, shape: Shape, n: int, rate: float) -> float:
+    global ran, pace
+    ran, pace = _Ran(), _Pace(rate)
+    options = Options(
+        shape.stays_open, shape.patch, shape.upsert, 1.0 if shape.slots else 0.0, shape.held
+    )
     async with Worker(
         client,
         task_queue=QUEUE,
         workflows=[PartsFlow],
         activities=[noop],
         workflow_runner=UnsandboxedWorkflowRunner(),
-        max_concurrent_activities=shape.slots or 200,
+        max_concurrent_activities=shape.slots or (n + 10 if shape.held else 200),
         max_task_queue_activities_per_second=shape.rate,
     ):
         warm = await client.start_workflow(PartsFlow.run, options, id="warm", task_queue=QUEUE)
@@ -182,12 +210,12 @@ async def _measure(client: Client, server_pid: int, shape: Shape, n: int) -> flo
         return 1000 * (busy - idle / SETTLE * (time.monotonic() - started)) / n
 
 
-def measure(shape: Shape, n: int) -> float:
+def measure(shape: Shape, n: int, rate: float) -> float:
     with scratch_dev_server("authflow-parts-") as (port, server):
 
         async def run() -> float:
             client = await Client.connect(f"127.0.0.1:{port}")
-            return await _measure(client, server.pid, shape, n)
+            return await _measure(client, server.pid, shape, n, rate)
 
         return asyncio.run(run())
 
@@ -202,7 +230,7 @@ def main() -> None:
     results: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         for shape in shapes(args.rate):
-            results.setdefault(shape.label, []).append(measure(shape, args.n))
+            results.setdefault(shape.label, []).append(measure(shape, args.n, args.rate))
             print(f"{shape.label:48s} {results[shape.label][-1]:6.1f} ms", flush=True)
     print(
         f"== Temporal server CPU per workflow, {args.n} workflows a variant "
