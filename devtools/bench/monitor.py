@@ -4,13 +4,16 @@ Every ``interval`` seconds the monitor walks the process tree under the stack's 
 (``authflow dev``), reads each process's CPU time (user + system) and resident memory,
 and keeps, per process, the CPU time at its first and latest sample and the highest
 RSS.  Processes are grouped by role from their command line: ``api``, ``worker``,
-``temporal`` and ``dev`` (the supervisor itself).
+``temporal`` and ``dev`` (the supervisor itself).  Each sample also adds a point to a
+timeline (wall-clock time, CPU so far by role), so a figure can be read for any part
+of the window: what each role used before the spike's acks were answered, say.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import time
@@ -47,6 +50,24 @@ class Usage:
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # by role, over the window
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # by role: the largest process
     processes: dict[str, int] = field(default_factory=dict)  # by role
+    # (time.time(), CPU seconds by role since the start), one point per sample
+    timeline: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+
+
+def cpu_until(timeline: list[tuple[float, dict[str, float]]], at: float) -> dict[str, float]:
+    """CPU seconds by role from the timeline's start until ``at`` (wall clock), linear
+    between the two samples around it; the last point's figures after the end."""
+    if not timeline or at <= timeline[0][0]:
+        return {}
+    for (t1, before), (t2, after) in itertools.pairwise(timeline):
+        if t1 <= at <= t2:
+            share = (at - t1) / (t2 - t1) if t2 > t1 else 1.0
+            roles = before.keys() | after.keys()
+            return {
+                role: before.get(role, 0.0) + share * (after.get(role, 0.0) - before.get(role, 0.0))
+                for role in roles
+            }
+    return dict(timeline[-1][1])
 
 
 class ProcessMonitor:
@@ -60,6 +81,7 @@ class ProcessMonitor:
         self._processes: list[Any] = []
         self._scanned_at = -math.inf
         self._seen: dict[int, _Seen] = {}
+        self._timeline: list[tuple[float, dict[str, float]]] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -90,6 +112,13 @@ class ProcessMonitor:
         for process in self._processes:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 self._sample_one(process)
+        self._timeline.append((time.time(), self._cpu_by_role()))
+
+    def _cpu_by_role(self) -> dict[str, float]:
+        cpu: dict[str, float] = {}
+        for seen in self._seen.values():
+            cpu[seen.role] = cpu.get(seen.role, 0.0) + seen.cpu_last - seen.cpu_first
+        return cpu
 
     def _sample_one(self, process: Any) -> None:
         with process.oneshot():
@@ -110,11 +139,8 @@ class ProcessMonitor:
         return self._task is not None
 
     def usage(self) -> Usage:
-        usage = Usage()
+        usage = Usage(cpu_seconds=self._cpu_by_role(), timeline=list(self._timeline))
         for seen in self._seen.values():
-            usage.cpu_seconds[seen.role] = usage.cpu_seconds.get(seen.role, 0.0) + (
-                seen.cpu_last - seen.cpu_first
-            )
             usage.peak_rss_mb[seen.role] = max(
                 usage.peak_rss_mb.get(seen.role, 0.0), seen.rss_peak / 2**20
             )

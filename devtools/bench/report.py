@@ -183,6 +183,16 @@ ROWS: list[Row] = [
         "{:.1f}",
     ),
     (
+        "until 99 % acked (s) / cores busy / codes sent",
+        ("ackwin_s", "ackwin_busy", "ackwin_sends"),
+        "{:.2f}",
+    ),
+    (
+        "  CPU s meanwhile: API / worker / Temporal",
+        ("ackwin_cpu_api_s", "ackwin_cpu_worker_s", "ackwin_cpu_temporal_s"),
+        "{:.1f}",
+    ),
+    (
         "peak RSS MB: API / worker / Temporal",
         ("rss_api_mb", "rss_worker_mb", "rss_temporal_mb"),
         "{:.0f}",

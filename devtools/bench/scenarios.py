@@ -28,7 +28,7 @@ from authflow.policies import resolve_email_policies
 from authflow.settings import Settings
 from devtools.bench import stats
 from devtools.bench.load import RequestRecord, StreamConfig, StreamProcess
-from devtools.bench.monitor import Interference, MachineMonitor, ProcessMonitor, Usage
+from devtools.bench.monitor import Interference, MachineMonitor, ProcessMonitor, Usage, cpu_until
 from devtools.bench.sink import BenchSink, SendRecord
 from devtools.bench.stack import AttachedStack, OwnStack, Stack
 from devtools.bench.targets import (
@@ -478,6 +478,8 @@ def compute_metrics(
         _reset_metrics(m, resets, ours)
     if usage is not None:
         _usage_metrics(m, usage, max(1, len(accepted)), hash_cpu)
+        if spike:
+            _ack_window_metrics(m, usage, accepted, register, cores)
     return m
 
 
@@ -497,6 +499,34 @@ def _reset_metrics(m: Metrics, resets: list[RequestRecord], ours: list[SendRecor
     put_summary(m, "reset_inbox", stats.summarize(inbox).scaled(1000), "_ms")
     acks = [r.answered_at - r.sent_at for r in accepted if r.answered_at is not None]
     put_summary(m, "reset_ack", stats.summarize(acks).scaled(1000), "_ms")
+
+
+def _ack_window_metrics(
+    m: Metrics,
+    usage: Usage,
+    accepted: list[RequestRecord],
+    register: list[SendRecord],
+    cores: int,
+) -> None:
+    """What the stack's processes did until 99 % of the accepted registrations had been
+    answered: the CPU seconds of each part, how busy that kept the cores and how many
+    code emails were sent meanwhile.  The ack target is a race for this window's CPU."""
+    answers = [r.answered_at for r in accepted if r.answered_at is not None]
+    sent = [r.sent_at for r in accepted]
+    if not answers or not sent:
+        return
+    start, end = min(sent), stats.percentile(answers, 99)
+    window = end - start
+    if window <= 0:
+        return
+    before = cpu_until(usage.timeline, start)
+    until = cpu_until(usage.timeline, end)
+    used = {role: until.get(role, 0.0) - before.get(role, 0.0) for role in until}
+    m["ackwin_s"] = window
+    for role in ("api", "worker", "temporal"):
+        m[f"ackwin_cpu_{role}_s"] = used.get(role, 0.0)
+    m["ackwin_busy"] = sum(used.values()) / (window * cores)
+    m["ackwin_sends"] = float(sum(1 for r in register if start <= r.data_at <= end))
 
 
 def _usage_metrics(m: Metrics, usage: Usage, registrations: int, hash_cpu: float) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from activities.templates import build_message, render_code, render_notice
 from devtools.bench.load import RequestRecord
-from devtools.bench.monitor import role_of
+from devtools.bench.monitor import Usage, cpu_until, role_of
 from devtools.bench.scenarios import compute_metrics
 from devtools.bench.sink import BenchSink, SendRecord, kind_of_subject, subject_of
 
@@ -179,3 +179,50 @@ def test_figures_of_a_small_hand_made_run() -> None:
     assert m["probe_count"] == 2
     assert m["probe_p50_ms"] == pytest.approx(5)
     assert "cpu_per_reg_ms" not in m  # no process measurements when attached
+
+
+def test_cpu_until_reads_the_timeline_between_samples() -> None:
+    timeline = [
+        (10.0, {"api": 0.0, "temporal": 0.0}),
+        (11.0, {"api": 0.5, "temporal": 0.2}),
+        (12.0, {"api": 1.5, "temporal": 0.2, "worker": 0.4}),  # a worker born at 11 s
+    ]
+    assert cpu_until(timeline, 9.0) == {}
+    assert cpu_until(timeline, 11.0) == pytest.approx({"api": 0.5, "temporal": 0.2})
+    halfway = cpu_until(timeline, 11.5)
+    assert halfway == pytest.approx({"api": 1.0, "temporal": 0.2, "worker": 0.2})
+    assert cpu_until(timeline, 99.0) == timeline[-1][1]
+    assert cpu_until([], 11.0) == {}
+
+
+def test_the_spike_reports_what_each_part_used_until_the_acks() -> None:
+    t0 = 1000.0
+    prefix = "bench-y-"
+    emails = [f"{prefix}{i}@example.com" for i in range(3)]
+    main = [RequestRecord(e, t0, t0 + 1.0 + i, 202) for i, e in enumerate(emails)]
+    records = [_send_record("register", e, t0 + 0.5 + 2 * i) for i, e in enumerate(emails)]
+    timeline = [
+        (t0 + s, {"api": 0.4 * s, "worker": 0.1 * s, "temporal": 0.3 * s}) for s in range(6)
+    ]
+    usage = Usage(cpu_seconds=dict(timeline[-1][1]), timeline=timeline)
+    m = compute_metrics(
+        n=3,
+        t0=t0,
+        main=main,
+        probes=[],
+        resets=[],
+        records=records,
+        run_prefix=prefix,
+        limits=LIMITS,
+        hash_wall=0.04,
+        hash_cpu=0.039,
+        usage=usage,
+        spike=True,
+    )
+    # answers at +1, +2, +3 s: their 99th percentile at +2.98 s
+    assert m["ackwin_s"] == pytest.approx(2.98)
+    assert m["ackwin_cpu_api_s"] == pytest.approx(0.4 * 2.98)
+    assert m["ackwin_cpu_worker_s"] == pytest.approx(0.1 * 2.98)
+    assert m["ackwin_cpu_temporal_s"] == pytest.approx(0.3 * 2.98)
+    assert m["ackwin_busy"] == pytest.approx(0.8 / (m["cores"] or 1))
+    assert m["ackwin_sends"] == 2  # accepted at +0.51 and +2.51; +4.51 came later

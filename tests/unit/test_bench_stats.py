@@ -8,7 +8,7 @@ import random
 import pytest
 
 from devtools.bench import stats
-from devtools.bench.targets import Target
+from devtools.bench.targets import Target, spike_targets
 
 # --------------------------------------------------------------------------- percentile
 
@@ -280,3 +280,13 @@ def test_targets_pass_miss_and_unknown() -> None:
     assert relative.check({"ack": 1.0})[0] == "n/a"
     assert Target("rate", "rate", ">=", 19).check({"rate": 19.2})[0] == "PASS"
     assert Target("lost", "lost", "==", 0).check({"lost": 1.0})[0] == "MISS"
+
+
+def test_spike_targets_hold_issue_18s_figures() -> None:
+    by_key = {t.key: t for t in spike_targets({"register": 20.0})}
+    run = {"ack_p99_ms": 8000.0, "floor_ms": 4000.0, "cpu_per_reg_ms": 50.0}
+    assert by_key["ack_p99_ms"].check(run)[0] == "PASS"
+    assert by_key["ack_p99_ms"].check({**run, "ack_p99_ms": 8001.0})[0] == "MISS"
+    assert by_key["cpu_per_reg_ms"].check(run)[0] == "PASS"
+    assert by_key["cpu_per_reg_ms"].check({**run, "cpu_per_reg_ms": 50.1})[0] == "MISS"
+    assert by_key["max_1s_register"].check({"max_1s_register": 21.0})[0] == "MISS"
