@@ -36,7 +36,7 @@ from authflow import emails, metrics
 from authflow.db import Database
 from authflow.deliveries import OPEN_STATES, DeliveryLedger
 from authflow.emails import EmailType, UnknownEmailType
-from authflow.emails.unsubscribe import make_token, unsubscribe_headers
+from authflow.emails.unsubscribe import make_token, page_url, unsubscribe_headers
 from authflow.models import EmailDelivery, EmailPreference, User
 from authflow.otp_store import is_live
 from authflow.policies import DeliveryState, EmailKind
@@ -200,7 +200,7 @@ class EmailActivities:
         if email.opt_out is not None and user_id is not None:
             token = make_token(self._unsubscribe_key, user_id, email.opt_out)
             headers = unsubscribe_headers(self._base_url, token)
-            context = {**context, "unsubscribe_url": headers["List-Unsubscribe"][1:-1]}
+            context = {**context, "unsubscribe_url": page_url(self._base_url, token)}
         rendered = render(email, context)
         return build_message(
             rendered, sender=self._sender, recipient=address, name=name, headers=headers

@@ -7,11 +7,11 @@ by the one-click link each such email carries; codes and security notices never 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authflow.emails import unsubscribe as emails_unsubscribe
 from authflow.models import EmailPreference, User
 from authflow.policies import PreferenceCategory
 from authflow.security.unsubscribe import make_token, read_token
@@ -81,16 +81,8 @@ async def unsubscribe(db: AsyncSession, key: bytes, token: str) -> PreferenceCat
     return category
 
 
-def unsubscribe_url(base_url: str, key: bytes, user_id: str, category: PreferenceCategory) -> str:
-    token = make_token(key, user_id, category)
-    return f"{base_url.rstrip('/')}/api/v1/unsubscribe?token={quote(token)}"
-
-
 def unsubscribe_headers(
     base_url: str, key: bytes, user_id: str, category: PreferenceCategory
 ) -> dict[str, str]:
     """The RFC 2369 / RFC 8058 headers of an email the user may turn off."""
-    return {
-        "List-Unsubscribe": f"<{unsubscribe_url(base_url, key, user_id, category)}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
+    return emails_unsubscribe.unsubscribe_headers(base_url, make_token(key, user_id, category))

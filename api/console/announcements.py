@@ -34,6 +34,7 @@ from authflow.announcements.repository import Audience
 from authflow.announcements.states import RESEND_FROM, AnnouncementState, AudienceKind, Control
 from authflow.courses.models import Course, CourseStatus
 from authflow.emails.rendering import MessageBuildError, Rendered
+from authflow.emails.unsubscribe import PAGE_PATH
 from authflow.errors import AppError
 from authflow.models import Role, User
 from authflow.settings import Settings
@@ -304,7 +305,7 @@ async def _problem(
 
 def _sample_unsubscribe(settings: Settings) -> str:
     """A stand-in for each recipient's own one-click link."""
-    return f"{settings.public_base_url.rstrip('/')}/api/v1/unsubscribe?token=…"
+    return f"{settings.public_base_url.rstrip('/')}{PAGE_PATH}?token=…"
 
 
 # -- one announcement ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
@@ -68,6 +69,13 @@ async def test_a_kind_declared_by_a_test_module_is_sent_from_the_api(stack: Stac
     token = url.rpartition("token=")[2]
     key = stack.settings.derived_key("unsubscribe")
     assert read_token(key, token) == (user_id, PreferenceCategory.COURSE_UPDATES)
+    # The body's link is the page that confirms (a browser's GET of the one-click URL
+    # would not unsubscribe), with the same token.
+    page = f"{stack.settings.public_base_url}/unsubscribe?token={quote(token)}"
+    assert page in message.text and page in message.html
+    assert (
+        await stack.http.get(page.removeprefix(stack.settings.public_base_url))
+    ).status_code == 200
 
     record = await _settled(stack, user_id, COURSE_WELCOME.name, "delivered")
     assert (record.kind, record.attempts, record.purpose) == ("notification", 1, None)

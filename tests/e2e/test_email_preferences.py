@@ -104,5 +104,23 @@ async def test_the_confirmation_page_asks_before_unsubscribing(stack: Stack) -> 
     done = await stack.http.post("/unsubscribe", params={"token": token})
     assert done.status_code == 200 and "unsubscribed" in done.text
     assert (await stack.http.get(PREFS, headers=auth)).json()["course_updates"] is False
-    bad = await stack.http.get("/unsubscribe", params={"token": "x"})
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    bad = await stack.http.get("/unsubscribe", params={"token": "x"}, headers=browser)
     assert bad.status_code == 400 and "not valid" in bad.text
+    # Any other client gets the contract's error shape.
+    for answer in (
+        await stack.http.get("/unsubscribe", params={"token": "x"}),
+        await stack.http.post("/unsubscribe", params={"token": "x"}),
+    ):
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "invalid_token"
+
+
+async def test_the_one_click_url_opened_in_a_browser_leads_to_the_page(stack: Stack) -> None:
+    user_id, auth = await _signed_in(stack)
+    token = _token_for(stack, user_id, PreferenceCategory.REMINDERS)
+    opened = await stack.http.get("/api/v1/unsubscribe", params={"token": token})
+    assert opened.status_code == 303
+    page = await stack.http.get(opened.headers["location"])
+    assert page.status_code == 200 and "reminders" in page.text and "<form" in page.text
+    assert (await stack.http.get(PREFS, headers=auth)).json()["reminders"] is True
