@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -26,7 +27,7 @@ from api.courses.enrollments import router as enrollments_router
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from api.openapi import responses
+from api.openapi import finish_schema, responses
 from api.ops import router as ops_router
 from api.ops import static_router
 from api.preferences.endpoints import pages as preference_pages
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     )
     install_docs(app)
     install_error_handlers(app)
+    _finish_schema_once(app)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(
@@ -167,3 +169,14 @@ def _codec_origins(settings: Settings) -> list[str]:
     if "127.0.0.1" in origin:
         origins.add(origin.replace("127.0.0.1", "localhost"))
     return sorted(origins)
+
+
+def _finish_schema_once(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = finish_schema(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

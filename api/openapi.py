@@ -25,3 +25,28 @@ _DESCRIPTIONS = {
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+def finish_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """What the route declarations cannot say one by one:
+
+    * a 422 is always the contract's error shape (the handler answers every validation
+      error so), never FastAPI's default ``HTTPValidationError`` that it documents for
+      any route with parameters unless the route names 422 itself;
+    * every ``/api/v1`` operation may answer 503 ``unavailable`` when the database or
+      Temporal is down (the contract's rule; the error handlers answer it).
+    """
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            invalid = answers.get("422")
+            if invalid is not None and "HTTPValidationError" in str(invalid.get("content")):
+                answers["422"] = {"description": _DESCRIPTIONS[422], "content": error}
+            if path.startswith("/api/v1/") and "503" not in answers:
+                answers["503"] = {"description": _DESCRIPTIONS[503], "content": error}
+    components = schema.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" not in str(schema.get("paths")):
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+    return schema

@@ -99,7 +99,9 @@ async def list_announcements(
     )
 
 
-@router.get("/{announcement_id}", response_model=AnnouncementOut, responses=responses(401, 404))
+@router.get(
+    "/{announcement_id}", response_model=AnnouncementOut, responses=responses(401, 403, 404)
+)
 async def read_announcement(
     announcement_id: str, sender: SenderDep, db: DbSession
 ) -> AnnouncementOut:
@@ -128,7 +130,7 @@ for _action in Control:
         _control_route(_action),
         methods=["POST"],
         response_model=AnnouncementOut,
-        responses=responses(401, 404, 409, 503),
+        responses=responses(401, 403, 404, 409, 503),
         dependencies=[Depends(require_workflows)],
     )
 

@@ -47,9 +47,9 @@ async def control(
     db: AsyncSession, sender: service.Sender, announcement_id: str, action: Control
 ) -> Announcement:
     announcement = await service.visible(db, sender, announcement_id)
-    await service.control(db, announcement, action)
-    # The running round's workflow: the first send's, or the latest re-send's.
-    after_commit(db, ControlBroadcast(announcement.id, action.value, announcement.resends))
+    if await service.control(db, announcement, action):
+        # The running round's workflow: the first send's, or the latest re-send's.
+        after_commit(db, ControlBroadcast(announcement.id, action.value, announcement.resends))
     return announcement
 
 

@@ -101,9 +101,13 @@ _TARGETS = {
 }
 
 
-async def control(db: AsyncSession, announcement: Announcement, action: Control) -> str:
+async def control(db: AsyncSession, announcement: Announcement, action: Control) -> bool:
     """Move the announcement (409 ``invalid_state`` when the contract does not allow
-    it); the caller commits, then signals the workflow."""
+    it); the caller commits, then signals the workflow when this says it moved.
+    Cancelling a cancelled announcement is allowed ("from any state but done") and
+    changes nothing."""
+    if action == Control.CANCEL and announcement.state == AnnouncementState.CANCELLED:
+        return False
     if action == Control.RESUME:
         target = (
             AnnouncementState.SENDING
@@ -121,7 +125,7 @@ async def control(db: AsyncSession, announcement: Announcement, action: Control)
         current = await repo.state_of(db, announcement.id)
         raise InvalidState(f"Cannot {action.value} an announcement that is {current}.")
     await db.refresh(announcement)
-    return target.value
+    return True
 
 
 async def resend_failed(db: AsyncSession, announcement: Announcement) -> int:

@@ -80,6 +80,8 @@ async def test_a_role_announcement_reaches_each_member_once_minus_opted_out(
     assert (done["total"], done["sent"], done["failed"], done["skipped"]) == (2, 1, 0, 1)
     assert done["sent"] + done["failed"] + done["skipped"] == done["total"]
     assert done["started_at"] and done["finished_at"]
+    late = await stack.http.post(f"{BASE}/{created['id']}/cancel", headers=admin)
+    assert late.status_code == 409 and late.json()["error"]["code"] == "invalid_state"
 
     # One delivery record, the email pipeline's, for the one email sent.
     async with stack.db.session() as session:
@@ -239,8 +241,9 @@ async def test_state_machine_of_a_scheduled_announcement(stack: Stack) -> None:
     await act("pause", 409)
     await act("resume", 200, "scheduled")
     await act("cancel", 200, "cancelled")
-    for action in ("pause", "resume", "cancel"):
+    for action in ("pause", "resume"):
         await act(action, 409)
+    await act("cancel", 200, "cancelled")  # "from any state but done": nothing changes
     final = (await stack.http.get(one, headers=admin)).json()
     assert final["state"] == "cancelled" and final["sent"] == 0 and final["finished_at"]
     assert (await stack.http.post(f"{BASE}/nope/pause", headers=admin)).status_code == 404

@@ -23,3 +23,22 @@ def test_every_operation_documents_the_body_limit() -> None:
     assert upload["responses"]["413"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorResponse"
     }
+
+
+def test_validation_errors_and_unavailable_dependencies_use_the_error_shape() -> None:
+    """FastAPI documents a 422 as its own ``HTTPValidationError`` unless a route names
+    422 itself; the handler answers every one in the contract's shape, so the schema
+    must say so (``DELETE /sessions/{id}`` and the admin resend were such routes)."""
+    schema = create_app(Settings(environment="test", jwt_secret=TEST_SECRET)).openapi()
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    assert "HTTPValidationError" not in str(schema)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            if "422" in answers:
+                assert answers["422"]["content"]["application/json"]["schema"] == error
+            if path.startswith("/api/v1/"):
+                assert "503" in answers, f"{method.upper()} {path}"
+                assert answers["503"]["content"]["application/json"]["schema"] == error
+    resend = schema["paths"]["/api/v1/admin/otp/{delivery_id}/resend"]["post"]["responses"]
+    assert "422" in resend
