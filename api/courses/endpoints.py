@@ -3,7 +3,6 @@ modules of a course and their order; a course's learners."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -40,10 +39,9 @@ from api.openapi import responses
 from authflow.courses import catalogue as cat
 from authflow.courses import repository as repo
 from authflow.courses import service
-from authflow.courses.catalogue import decode_cursor, encode_cursor
+from authflow.courses.catalogue import cursor_time, decode_cursor, encode_cursor
 from authflow.courses.models import Enrollment
 from authflow.courses.progress import Progress
-from authflow.errors import InvalidCursor
 from authflow.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["courses"])
@@ -184,10 +182,7 @@ async def list_learners(
     )
     if cursor:
         after = decode_cursor(cursor, "learners")
-        try:
-            at = datetime.fromisoformat(str(after["k"]))
-        except (KeyError, ValueError) as exc:
-            raise InvalidCursor() from exc
+        at = cursor_time(after)
         last = str(after.get("i"))
         query = query.where(
             or_(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from html import escape
 from typing import Annotated
 
@@ -27,9 +26,9 @@ from api.deps import DbSession, ServicesDep
 from api.openapi import responses
 from authflow.courses import progress as learning
 from authflow.courses import repository as repo
-from authflow.courses.catalogue import decode_cursor, encode_cursor
+from authflow.courses.catalogue import cursor_time, decode_cursor, encode_cursor
 from authflow.courses.models import Certificate, Course, Enrollment
-from authflow.errors import InvalidCursor, NotFound
+from authflow.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["enrollment and progress"])
 pages = APIRouter(tags=["enrollment and progress"])
@@ -84,10 +83,7 @@ async def my_enrollments(
     )
     if cursor:
         after = decode_cursor(cursor, "mine")
-        try:
-            at = datetime.fromisoformat(str(after["k"]))
-        except (KeyError, ValueError) as exc:
-            raise InvalidCursor() from exc
+        at = cursor_time(after)
         last = str(after.get("i"))
         query = query.where(
             or_(

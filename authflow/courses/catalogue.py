@@ -58,7 +58,26 @@ def decode_cursor(cursor: str, sort: str) -> dict[str, Any]:
         raise InvalidCursor() from exc
     if not isinstance(data, dict) or data.get("s") != sort:
         raise InvalidCursor()
+    # A cursor comes back from the client and its values reach SQL: only what this
+    # module writes into one (strings as long as a sort key, numbers) is let through.
+    # PostgreSQL refuses a NUL in text itself, which would make it a 500.
+    for value in data.values():
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise InvalidCursor()
+        if isinstance(value, str) and (len(value) > 400 or "\x00" in value):
+            raise InvalidCursor()
     return data
+
+
+def cursor_time(after: dict[str, Any]) -> datetime:
+    """The sort key of a cursor that pages by time: an aware ISO 8601 moment."""
+    try:
+        moment = datetime.fromisoformat(str(after["k"]))
+    except (KeyError, ValueError) as exc:
+        raise InvalidCursor() from exc
+    if moment.tzinfo is None:
+        raise InvalidCursor()
+    return moment
 
 
 def _filtered(filters: Filters) -> Select[Course]:
@@ -82,10 +101,7 @@ async def catalogue(
     after = decode_cursor(cursor, sort) if cursor else None
     if sort == "newest":
         if after is not None:
-            try:
-                at = datetime.fromisoformat(str(after["k"]))
-            except (KeyError, ValueError) as exc:
-                raise InvalidCursor() from exc
+            at = cursor_time(after)
             query = query.where(
                 or_(
                     Course.published_at < at,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from authflow.courses.catalogue import encode_cursor
 from tests.learning_calls import (
     API,
     add_lesson,
@@ -189,6 +190,38 @@ async def test_bad_cursor_and_limits_are_422(stack: Stack) -> None:
             f"{API}/courses", params={"sort": "title", "cursor": newest.json()["next_cursor"]}
         )
         assert r.status_code == 422
+
+
+async def test_crafted_cursors_are_422_on_every_keyset_list(stack: Stack) -> None:
+    """A cursor is the client's to send back: a moment without a time zone, a NUL
+    (PostgreSQL refuses it in text), a nested value or an unknown snapshot is a 422,
+    never a 500."""
+    owner = await instructor(stack)
+    student = await learner(stack)
+    course, _ = await published_course(stack, owner, lessons=[{}])
+    naive = {"k": "2020-01-01T00:00:00", "i": "x"}  # a title key, but not a moment
+    crafted = [
+        {"k": "2020-01-01T00:00:00+00:00", "i": "x\x00y"},
+        {"k": ["2020"], "i": "x"},
+        {"k": "2020-01-01T00:00:00+00:00", "i": {"a": 1}},
+        {"k": "2020-01-01T00:00:00+00:00", "i": "x" * 500},
+    ]
+    lists = [
+        (f"{API}/courses", "newest", {"sort": "newest"}, None),
+        (f"{API}/courses", "title", {"sort": "title"}, None),
+        (f"{API}/me/enrollments", "mine", {}, student.headers),
+        (f"{API}/courses/{course['id']}/enrollments", "learners", {}, owner.headers),
+    ]
+    for url, sort, params, headers in lists:
+        for fields in [*crafted, *([naive] if sort != "title" else [])]:
+            cursor = encode_cursor({"s": sort, **fields})
+            r = await stack.http.get(url, params={**params, "cursor": cursor}, headers=headers)
+            assert r.status_code == 422, (url, fields, r.text)
+            assert r.json()["error"]["code"] in ("invalid_cursor", "validation_error")
+    for fields in ({"snap": "x\x00", "o": 0}, {"snap": "nope", "o": True}):
+        cursor = encode_cursor({"s": "popular", **fields})
+        r = await stack.http.get(f"{API}/courses", params={"sort": "popular", "cursor": cursor})
+        assert r.status_code == 422, (fields, r.text)
 
 
 async def test_outline_takes_a_fixed_number_of_statements(stack: Stack) -> None:
