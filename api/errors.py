@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
@@ -147,6 +147,20 @@ async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_refused(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database itself refuses as data (SQLSTATE class 22: a NUL in text,
+    a malformed number or date, a string over a column's length) came from the request:
+    what validation upstream missed is still the client's 422, not a 500.  The
+    request's transaction rolls back, so nothing is half written."""
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(state, str) and state.startswith("22"):
+        return JSONResponse(
+            error_body("validation_error", "A value in the request is not valid."),
+            status_code=422,
+        )
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(
@@ -168,4 +182,5 @@ def install_error_handlers(app: FastAPI) -> None:
         OSError,
     ):
         app.add_exception_handler(unavailable, _dependency_down)
+    app.add_exception_handler(DBAPIError, _database_refused)
     app.add_exception_handler(Exception, _unexpected)

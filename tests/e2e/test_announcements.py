@@ -200,6 +200,9 @@ async def test_bad_announcements_are_422_and_write_nothing(stack: Stack) -> None
         {**good, "audience": {"kind": "role"}},
         {**good, "audience": {"kind": "role", "role": "NO_SUCH_ROLE"}},
         {**good, "audience": {"kind": "course", "course_id": "nope"}},
+        # PostgreSQL refuses a NUL in text itself: still the client's 422, not a 500
+        {**good, "audience": {"kind": "role", "role": "LEARNER\x00"}},
+        {**good, "audience": {"kind": "course", "course_id": "c\x00"}},
         {**good, "send_at": "tomorrow"},
         {**good, "send_at": "2030-01-01T09:00:00"},
         {**good, "extra": 1},
@@ -213,6 +216,11 @@ async def test_bad_announcements_are_422_and_write_nothing(stack: Stack) -> None
     assert after["items"] == before["items"]
     r = await stack.http.get(BASE, headers=admin, params={"cursor": "not-a-cursor"})
     assert r.status_code == 422
+    for action in ("", "/pause"):
+        method = stack.http.get if not action else stack.http.post
+        r = await method(f"{BASE}/a%00b{action}", headers=admin)
+        assert r.status_code in (404, 422), r.text  # 404 where the database takes a NUL
+        assert set(r.json()["error"]) >= {"code", "message"}
     assert (await stack.http.post(BASE, json=good)).status_code == 401
 
 
