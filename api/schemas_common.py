@@ -9,11 +9,10 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
-import email_validator
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from authflow.addresses import InvalidAddress, canonical_email, has_control_chars
 from authflow.security.password_policy import (
     MAX_LENGTH,
     MIN_LENGTH,
@@ -28,33 +27,11 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_max_length=4096)
 
 
-# email-validator refuses the reserved ".local" and ".test" names, but `authflow dev`
-# seeds its admin as admin@authflow.local and the tests use *.test; both must be able
-# to sign in.  (The library documents removing names from this list for such uses.
-# ".invalid", ".localhost", ".onion" and ".arpa" stay refused.)
-for _name in ("local", "test"):
-    if _name in email_validator.SPECIAL_USE_DOMAIN_NAMES:
-        email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(_name)
-
-
-def _has_control_chars(value: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
-
-
 def normalise_email(value: str) -> str:
-    # NFKC first: a full-width or otherwise compatible look-alike (full-width "alice") is the
-    # same address as its plain form, never a second account.
-    value = unicodedata.normalize("NFKC", value)
-    if _has_control_chars(value) or len(value) > 254:
-        raise PydanticCustomError("invalid_email", "This is not a valid email address.")
     try:
-        result = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise PydanticCustomError("invalid_email", "This is not a valid email address.") from exc
-    # The domain in its IDNA (ASCII) form, lower-cased; the local part compared
-    # case-insensitively as users expect.
-    domain = (result.ascii_domain or result.domain).lower()
-    return f"{result.local_part.lower()}@{domain}"
+        return canonical_email(value)
+    except InvalidAddress:
+        raise PydanticCustomError("invalid_email", "This is not a valid email address.") from None
 
 
 # The characters that give an address header its structure.  A display name holding
@@ -65,7 +42,7 @@ _ADDRESS_SPECIALS = frozenset('<>@",;:\\')
 
 def _check_name(value: str) -> str:
     value = unicodedata.normalize("NFC", value).strip()
-    if _has_control_chars(value):
+    if has_control_chars(value):
         raise PydanticCustomError("invalid_name", "The name may not contain control characters.")
     if any(ch in _ADDRESS_SPECIALS for ch in value):
         raise PydanticCustomError(

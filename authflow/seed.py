@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from authflow.addresses import InvalidAddress, canonical_email
 from authflow.db import Database
 from authflow.models import Permission, Role, User, UserStatus, utcnow
 from authflow.policies import ADMIN_ROLE, PERMISSIONS, SEEDED_ROLES
 from authflow.security.password_policy import PasswordRejected, check_password
 from authflow.security.passwords import PasswordHasher
 from authflow.settings import InsecureConfiguration, Settings
+
+ADMIN_NAME = "Administrator"
 
 
 async def seed(db: Database, settings: Settings) -> list[str]:
@@ -29,9 +32,12 @@ async def seed(db: Database, settings: Settings) -> list[str]:
                 created.append(f"role {role_name}")
         await session.flush()
         if settings.admin_email and settings.admin_password:
-            email = settings.admin_email.strip().lower()
+            try:  # stored in the form every sign-in produces
+                email = canonical_email(settings.admin_email.strip())
+            except InvalidAddress:
+                raise InsecureConfiguration("ADMIN_EMAIL is not a valid email address") from None
             try:  # the bootstrap admin obeys the password rules like everyone else
-                check_password(settings.admin_password, email=email)
+                check_password(settings.admin_password, email=email, name=ADMIN_NAME)
             except PasswordRejected as exc:
                 raise InsecureConfiguration(f"ADMIN_PASSWORD is refused: {exc.reason}") from None
             existing = await session.scalar(select(User).where(User.email == email))
@@ -40,7 +46,7 @@ async def seed(db: Database, settings: Settings) -> list[str]:
                 session.add(
                     User(
                         email=email,
-                        full_name="Administrator",
+                        full_name=ADMIN_NAME,
                         password_hash=PasswordHasher().hash_sync(settings.admin_password),
                         status=UserStatus.ACTIVE,
                         verified_at=utcnow(),

@@ -14,6 +14,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import delete, func, select, text
 
+from api.schemas_common import normalise_email
 from authflow.db import Database
 from authflow.migrate import alembic_config, migrate_and_seed
 from authflow.models import AuditEntry, Permission, Role, RolePermission, User, UserRole
@@ -153,3 +154,53 @@ async def test_authflow_refuses_to_start_without_a_strong_secret(
     ran = await authflow_migrate(tmp_path, **env)
     assert ran.returncode == 2, (ran.returncode, ran.stdout, ran.stderr)
     assert "JWT_SECRET" in ran.stderr
+
+
+async def test_the_bootstrap_admin_is_stored_as_every_sign_in_writes_its_address(
+    tmp_path: Path,
+) -> None:
+    """ADMIN_EMAIL goes through the same normalisation as a request's address (NFKC,
+    lower case, the domain in IDNA form): stored otherwise, that admin could never
+    sign in."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'seed.db'}"
+    settings = Settings(
+        environment="test",
+        database_url=url,
+        jwt_secret=secrets.token_urlsafe(48),
+        admin_email="  \uff32oot.Admin@Bücher.TEST ",  # a full-width R
+        admin_password=ADMIN_PASSWORD,
+    )
+    await migrate_and_seed(settings)
+    db = Database(url, pool_size=1)
+    try:
+        async with db.session() as session:
+            stored = await session.scalar(select(User.email))
+    finally:
+        await db.dispose()
+    assert stored == "root.admin@xn--bcher-kva.test"
+    assert normalise_email("root.admin@bücher.test") == stored  # what a login compares
+
+
+async def test_an_invalid_bootstrap_admin_address_stops_authflow_migrate(tmp_path: Path) -> None:
+    ran = await authflow_migrate(
+        tmp_path,
+        ENVIRONMENT="test",
+        JWT_SECRET=secrets.token_urlsafe(48),
+        ADMIN_EMAIL="not an address",
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )
+    assert ran.returncode == 2, (ran.returncode, ran.stdout, ran.stderr)
+    assert "ADMIN_EMAIL is not a valid email address" in ran.stderr
+    assert ADMIN_PASSWORD not in ran.stderr + ran.stdout
+
+
+async def test_a_bootstrap_admin_password_built_on_its_name_is_refused(tmp_path: Path) -> None:
+    ran = await authflow_migrate(
+        tmp_path,
+        ENVIRONMENT="test",
+        JWT_SECRET=secrets.token_urlsafe(48),
+        ADMIN_EMAIL=ADMIN_EMAIL,
+        ADMIN_PASSWORD="Administrator-2026",
+    )
+    assert ran.returncode == 2, (ran.returncode, ran.stdout, ran.stderr)
+    assert "ADMIN_PASSWORD is refused" in ran.stderr
