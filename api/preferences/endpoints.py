@@ -70,7 +70,7 @@ async def write_preferences(
 
 @router.post("/api/v1/unsubscribe", response_model=Unsubscribed, responses=responses(400))
 async def one_click_unsubscribe(
-    db: DbSession, services: ServicesDep, token: str = Query(max_length=512)
+    db: DbSession, services: ServicesDep, token: str = Query("")
 ) -> Unsubscribed:
     """RFC 8058 one-click unsubscribe: whoever holds the email's link turns that kind off.
     Any body (`List-Unsubscribe=One-Click`) is accepted and ignored."""
@@ -86,7 +86,7 @@ async def one_click_unsubscribe(
     response_class=RedirectResponse,
     responses={303: {"description": "To the page that confirms (`GET /unsubscribe`)"}},
 )
-async def one_click_link_opened(token: str = Query("", max_length=512)) -> RedirectResponse:
+async def one_click_link_opened(token: str = Query("")) -> RedirectResponse:
     """The one-click URL opened in a browser: nothing changes; the page that confirms."""
     return RedirectResponse(f"{PAGE_PATH}?{urlencode({'token': token})}", status_code=303)
 
@@ -98,9 +98,7 @@ _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @pages.get(PAGE_PATH, response_class=HTMLResponse, responses=_PAGE_RESPONSES)
-async def confirm_page(
-    request: Request, services: ServicesDep, token: str = Query("", max_length=512)
-) -> Response:
+async def confirm_page(request: Request, services: ServicesDep, token: str = Query("")) -> Response:
     """The body's unsubscribe link: a page that asks to confirm (opening it changes
     nothing).  A bad link: 400, an HTML page for a browser, `invalid_token` otherwise."""
     found = read_token(_key(services), token)
@@ -111,7 +109,7 @@ async def confirm_page(
 
 @pages.post(PAGE_PATH, response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 async def confirm(
-    request: Request, db: DbSession, services: ServicesDep, token: str = Query("", max_length=512)
+    request: Request, db: DbSession, services: ServicesDep, token: str = Query("")
 ) -> Response:
     """The page's button: turns that kind of email off."""
     category = await unsubscribe(db, _key(services), token)

@@ -36,8 +36,15 @@ def make_token(key: bytes, user_id: str, category: PreferenceCategory) -> str:
     return f"{_VERSION}.{payload}.{_b64(_mac(key, user_id, category.value))}"
 
 
+# A real token is ~100 characters (a user id and a MAC); anything far longer is not one.
+MAX_TOKEN_LENGTH = 512
+
+
 def read_token(key: bytes, token: str) -> tuple[str, PreferenceCategory] | None:
-    """(user id, category) of a valid token; None for anything else."""
+    """(user id, category) of a valid token; None for anything else (a missing or
+    overlong one too: the routes answer all of them 400 ``invalid_token``)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
     try:
         version, payload, mac = token.split(".")
         user_id, category = _unb64(payload).decode().split("\x1f")

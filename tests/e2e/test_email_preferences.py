@@ -87,6 +87,10 @@ async def test_a_forged_or_damaged_token_is_refused(stack: Stack) -> None:
         response = await stack.http.post("/api/v1/unsubscribe", params={"token": bad})
         assert response.status_code == 400, (bad, response.text)
         assert response.json()["error"]["code"] == "invalid_token"
+    for params in ({}, {"token": "x" * 5000}):  # no token, or far too long for one
+        response = await stack.http.post("/api/v1/unsubscribe", params=params)
+        assert response.status_code == 400, (params, response.text)
+        assert response.json()["error"]["code"] == "invalid_token"
     prefs = (await stack.http.get(PREFS, headers=auth)).json()
     assert prefs["reminders"] is True
 
