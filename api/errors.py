@@ -161,6 +161,18 @@ async def _database_refused(request: Request, exc: Exception) -> JSONResponse:
     return await _unexpected(request, exc)
 
 
+# What a dependency that is down or overwhelmed raises: answered 503 ``unavailable``.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,  # every database connection busy under a burst: retry later
+    RPCError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(
@@ -172,15 +184,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for unavailable in (
-        OperationalError,
-        InterfaceError,
-        PoolTimeout,  # every database connection busy under a burst: retry later
-        RPCError,
-        ConnectionError,
-        TimeoutError,
-        OSError,
-    ):
+    for unavailable in DEPENDENCY_ERRORS:
         app.add_exception_handler(unavailable, _dependency_down)
     app.add_exception_handler(DBAPIError, _database_refused)
     app.add_exception_handler(Exception, _unexpected)

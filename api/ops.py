@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from api.delivery_metrics import delivery_metrics
 from api.deps import DbSession, ServicesDep
+from api.errors import DEPENDENCY_ERRORS
+from api.scraped_metrics import merge_scraped
 from authflow.policies import EMAIL_POLICIES
 
 router = APIRouter(tags=["operations"])
@@ -69,28 +71,47 @@ async def _check_temporal(services: ServicesDep) -> None:
     await services.temporal.service_client.check_health()
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+)
 async def metrics(services: ServicesDep, db: DbSession) -> Response:
     """Prometheus text format: this process's metrics; with PROMETHEUS_MULTIPROC_DIR set,
     those of every authflow process on this host (the workers' email counters); the
     email deliveries of every queue, from their records; and the Temporal SDK metrics of
-    the workers listed in WORKER_METRICS_URLS."""
+    the workers listed in WORKER_METRICS_URLS, each sample labelled with its `worker`.
+    With the database down the rest is still served, and
+    `authflow_metrics_database_up` says 0."""
     body = generate_latest(_registry()).decode()
-    body += await delivery_metrics(db, EMAIL_POLICIES)
+    try:
+        body += await delivery_metrics(db, EMAIL_POLICIES)
+        database_up = 1
+    except DEPENDENCY_ERRORS:
+        database_up = 0
+    body += (
+        "# HELP authflow_metrics_database_up Whether this scrape could read the delivery"
+        " records\n# TYPE authflow_metrics_database_up gauge\n"
+        f"authflow_metrics_database_up {database_up}\n"
+    )
     urls = [u.strip() for u in services.settings.worker_metrics_urls.split(",") if u.strip()]
     if urls:
-        body += "".join(await asyncio.gather(*(_worker_metrics(url) for url in urls)))
+        scraped = await asyncio.gather(*(_worker_metrics(url) for url in urls))
+        body += "".join(
+            f"# worker metrics unavailable: {url}\n" for url, text in scraped if not text
+        )
+        body += merge_scraped((url, text) for url, text in scraped if text)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-async def _worker_metrics(url: str) -> str:
+async def _worker_metrics(url: str) -> tuple[str, str | None]:
     try:
         async with httpx.AsyncClient(timeout=2.0) as client:
             response = await client.get(url)
             response.raise_for_status()
     except httpx.HTTPError:
-        return f"# worker metrics unavailable: {url}\n"
-    return f"# Temporal SDK metrics of worker {url}\n{response.text}"
+        return url, None
+    return url, response.text
 
 
 def _registry() -> CollectorRegistry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from api.flows import code_workflow_id
@@ -36,6 +37,8 @@ async def test_metrics_count_emails_and_requests(stack: Stack) -> None:
         return text if 'authflow_emails_sent_total{kind="register"}' in text else None
 
     text = await eventually(sent_metric)
+    families = {f.name: f for f in text_string_to_metric_families(text)}  # valid as a whole
+    assert families["authflow_metrics_database_up"].samples[0].value == 1
     assert 'authflow_email_time_to_smtp_seconds_bucket{kind="register"' in text
     assert 'route="/api/v1/auth/register",status="202"' in text
     assert "# TYPE authflow_emails_failed_total counter" in text
@@ -71,6 +74,11 @@ async def test_readyz_names_what_is_down(tmp_path: object) -> None:
                 json={"email": "down@example.com", "password": "long enough pass"},
             )
             assert r.status_code == 503, r.text
+            # The metrics are still served, and say the database could not be read.
+            scrape = await http.get("/metrics")
+            assert scrape.status_code == 200, scrape.text
+            families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
+            assert families["authflow_metrics_database_up"].samples[0].value == 0
     finally:
         server.should_exit = True
         await task
