@@ -64,13 +64,15 @@ class SendEmail:
 
     ``context``: the template's values, ids and plain data only (no code, password or
     token: they would travel through Temporal).  ``key``: the same key never sends twice
-    (an outbox entry's id, an enrollment id...).
+    (an outbox entry's id, an enrollment id...).  ``course_id``: the course the email is
+    about, if any (its workflow then carries ``AuthflowCourseId`` in the Web UI).
     """
 
     email: EmailType
     user_id: str
     key: str
     context: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
+    course_id: str | None = None
 
 
 _ID_PREFIX = {OtpPurpose.REGISTER: "register", OtpPurpose.PASSWORD_RESET: "password-reset"}
@@ -188,7 +190,9 @@ class FlowStarter:
                 task_queue=route.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=email_search_attributes(route, command.user_id),
+                search_attributes=email_search_attributes(
+                    route, command.user_id, course_id=command.course_id
+                ),
             )
         )
         return workflow_id

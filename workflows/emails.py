@@ -167,14 +167,17 @@ def email_workflow_id(email: EmailType, user_id: str, key: str) -> str:
     return f"email-{email.name}-{user_id}-{key}"
 
 
-def email_search_attributes(route: EmailRoute, user_id: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.KIND, route.kind),
-            SearchAttributePair(sa.USER_ID, user_id),
-            SearchAttributePair(sa.DELIVERY_STATE, DeliveryState.PENDING.value),
-        ]
-    )
+def email_search_attributes(
+    route: EmailRoute, user_id: str, *, course_id: str | None = None
+) -> TypedSearchAttributes:
+    pairs = [
+        SearchAttributePair(sa.KIND, route.kind),
+        SearchAttributePair(sa.USER_ID, user_id),
+        SearchAttributePair(sa.DELIVERY_STATE, DeliveryState.PENDING.value),
+    ]
+    if course_id is not None:  # an email about a course: found by AuthflowCourseId too
+        pairs.append(SearchAttributePair(sa.COURSE_ID, course_id))
+    return TypedSearchAttributes(pairs)
 
 
 async def send_email(

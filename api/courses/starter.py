@@ -108,6 +108,7 @@ class LearningFlows:
                     "course_title": command.course_title,
                     "certificate_url": f"{self._base_url}/certificates/{command.certificate_id}",
                 },
+                course_id=command.course_id,
             )
         )
 

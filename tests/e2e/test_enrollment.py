@@ -186,6 +186,15 @@ async def test_two_tabs_completing_the_last_lesson_issue_one_certificate(stack: 
     link = f"{stack.settings.public_base_url}/certificates/{certificate_id}"
     assert link in mail.text
     assert "List-Unsubscribe" not in dict(mail.header_items())
+    # The completion's email is found in the Web UI by the course, like its enrollment.
+    query = f'AuthflowCourseId="{course["id"]}" AND AuthflowKind="notification"'
+
+    async def by_course() -> list[str] | None:
+        ids = [wf.id async for wf in stack.client.list_workflows(query)]
+        return ids or None
+
+    found = await eventually(by_course)
+    assert found is not None and any(certificate_id in wf for wf in found), found
     # Completing again changes nothing and sends nothing more.
     r = await stack.http.post(f"{API}/lessons/{lessons[0]['id']}/complete", headers=student.headers)
     assert r.status_code == 200
