@@ -226,6 +226,8 @@ async def _out(db: DbSession, announcement: Announcement) -> AnnouncementOut:
         started_at=announcement.started_at,
         finished_at=announcement.finished_at,
         subject=announcement.subject,
+        body=announcement.body,
+        body_html=announcement.body_html,
         audience=audience,
         send_at=announcement.send_at,
         sender_id=announcement.sender_id,

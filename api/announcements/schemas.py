@@ -81,6 +81,8 @@ class AnnouncementOut(StrictModel):
     started_at: datetime | None
     finished_at: datetime | None
     subject: str
+    body: str = Field(description="The Markdown as written")
+    body_html: str = Field(description="`body` rendered and sanitised, as the email shows it")
     audience: dict[str, str]
     send_at: datetime | None
     sender_id: str | None

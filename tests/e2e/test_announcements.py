@@ -78,6 +78,10 @@ async def test_a_role_announcement_reaches_each_member_once_minus_opted_out(
     done = await _finished(stack, created["id"], admin)
     assert done["state"] == "done"
     assert (done["total"], done["sent"], done["failed"], done["skipped"]) == (2, 1, 0, 1)
+    # The Markdown as written, and rendered and sanitised (the contract's rule for it).
+    assert done["body"].startswith("# Hello") and "<script>" in done["body"]
+    assert "<h1>Hello</h1>" in done["body_html"] and "<em>new</em>" in done["body_html"]
+    assert "<script" not in done["body_html"]
     assert done["sent"] + done["failed"] + done["skipped"] == done["total"]
     assert done["started_at"] and done["finished_at"]
     late = await stack.http.post(f"{BASE}/{created['id']}/cancel", headers=admin)
