@@ -118,12 +118,15 @@ async def put_quiz(
 
 
 async def read_quiz(db: AsyncSession, actor: Actor, lesson_id: str) -> tuple[QuizRecord, bool]:
-    """The quiz and whether the viewer may see its answers (owner) or not (learner)."""
+    """The quiz and whether the viewer may see its answers (owner) or not (learner).
+    A learner sees the questions once the lesson is open, as for its other content
+    (403 ``lesson_locked`` with ``available_at`` before)."""
     lesson, course = await _lesson(db, lesson_id)
     quiz = await repo.quiz_of_lesson(db, lesson_id)
     owner = actor.manages(course)
     if not owner:
-        await learning.active_enrollment(db, course.id, actor.user_id)
+        enrollment = await learning.active_enrollment(db, course.id, actor.user_id)
+        learning.ensure_open(lesson, enrollment, utcnow())
     if quiz is None:
         raise NotFound("This lesson has no quiz yet.")
     record = QuizRecord(quiz, await repo.definition(db, quiz.id, quiz.version), course, lesson)

@@ -18,6 +18,7 @@ from authflow.models import utcnow
 from authflow.quizzes.models import QuizAttempt, QuizAttemptResult
 from tests.quiz_calls import (
     ALL_RIGHT,
+    API,
     HALF_RIGHT,
     SECRETS,
     QuizSetup,
@@ -145,6 +146,22 @@ async def test_a_learner_takes_the_quiz(stack: Stack) -> None:
     assert_error(await setup.save(attempt["id"], {"sky": True}), 409, "attempt_closed")
     read = (await setup.attempt(attempt["id"])).json()
     assert (read["state"], read["score"], read["submitted_by"]) == ("submitted", 5, "learner")
+
+
+async def test_a_quiz_lesson_not_yet_open_hides_its_questions(stack: Stack) -> None:
+    """Drip release holds for the quiz's questions as for a lesson's body: before the
+    lesson opens a learner gets 403 lesson_locked with available_at; the owner reads it."""
+    setup = await ready_quiz(stack)
+    r = await stack.http.patch(
+        f"{API}/lessons/{setup.lesson_id}",
+        json={"release_after_days": 3},
+        headers=stack.bearer(setup.owner),
+    )
+    assert r.status_code == 200, r.text
+    error = assert_error(await setup.get_quiz(setup.learner), 403, "lesson_locked")
+    assert error["available_at"]
+    assert_error(await setup.start(), 403, "lesson_locked")
+    assert (await setup.get_quiz(setup.owner)).status_code == 200
 
 
 async def test_an_attempt_is_readable_by_its_learner_and_the_owner_only(stack: Stack) -> None:
