@@ -246,6 +246,15 @@ class RangeNotSatisfiable(AppError):
     status, code = 416, "range_not_satisfiable"
     default_message = "The requested range is outside the file."
 
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 9110: a 416 says the representation's length, so a client can ask again.
+        return {"Content-Range": f"bytes */{self.size}"}
+
 
 # --- quizzes --------------------------------------------------------------------------
 

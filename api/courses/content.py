@@ -204,12 +204,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first:  # the last N bytes
         suffix = int(last)
         if suffix == 0 or size == 0:
-            raise RangeNotSatisfiable()
+            raise RangeNotSatisfiable(size)
         return max(0, size - suffix), size - 1
     start = int(first)
     end = min(int(last), size - 1) if last else size - 1
     if start >= size or (last and int(last) < start):
-        raise RangeNotSatisfiable()
+        raise RangeNotSatisfiable(size)
     return start, end
 
 

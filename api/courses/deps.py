@@ -69,7 +69,7 @@ async def if_match(
         ),
     ] = None,
 ) -> int | None:
-    if value is None:
+    if value is None or value.strip() == "*":  # RFC 9110: "*" matches any version
         return None
     match = _VERSION.match(value)
     if match is None:

@@ -107,6 +107,8 @@ async def test_upload_and_download(stack: Stack, storage: Storage) -> None:
     assert (r.status_code, r.content) == (206, PDF[10:])
     r = await stack.http.get(url, headers={**student.headers, "Range": f"bytes={len(PDF)}-"})
     assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{len(PDF)}"  # RFC 9110
+    assert r.json()["error"]["code"] == "range_not_satisfiable"
     assert (await stack.http.get(url)).status_code == 401
 
 

@@ -49,6 +49,15 @@ async def test_create_patch_with_versions_and_unique_slugs(stack: Stack) -> None
     # Without If-Match the write is accepted (last writer wins, as documented).
     r = await stack.http.patch(url, json={"level": "beginner"}, headers=owner.headers)
     assert r.json()["version"] == 3
+    # "*" matches whatever version is current (RFC 9110).
+    r = await stack.http.patch(
+        url, json={"level": "advanced"}, headers={**owner.headers, "If-Match": "*"}
+    )
+    assert r.status_code == 200 and r.json()["version"] == 4, r.text
+    r = await stack.http.patch(
+        url, json={"level": "beginner"}, headers={**owner.headers, "If-Match": "one"}
+    )
+    assert r.status_code == 412
     # By slug too, for the owner while it is a draft.
     r = await stack.http.get(f"{API}/courses/{first['slug']}", headers=owner.headers)
     assert r.status_code == 200
