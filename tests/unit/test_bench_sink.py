@@ -123,6 +123,32 @@ def _send_record(kind: str, to: str, start: float, accepted: bool = True) -> Sen
     return SendRecord(kind, to, start, start + 0.01, accepted, "250 ok" if accepted else "451")
 
 
+def _spike_metrics(
+    t0: float,
+    main: list[RequestRecord],
+    records: list[SendRecord],
+    prefix: str,
+    *,
+    probes: list[RequestRecord] | None = None,
+    usage: Usage | None = None,
+) -> dict[str, float | None]:
+    """A spike's figures with a 40 ms hash."""
+    return compute_metrics(
+        n=len(main),
+        t0=t0,
+        main=main,
+        probes=probes or [],
+        resets=[],
+        records=records,
+        run_prefix=prefix,
+        limits=LIMITS,
+        hash_wall=0.04,
+        hash_cpu=0.039,
+        usage=usage,
+        spike=True,
+    )
+
+
 def test_figures_of_a_small_hand_made_run() -> None:
     t0 = 1000.0
     prefix = "bench-x-"
@@ -146,20 +172,7 @@ def test_figures_of_a_small_hand_made_run() -> None:
         RequestRecord("1", t0 + 0.05, t0 + 0.056, 200),
         RequestRecord("2", t0 + 5.0, t0 + 5.001, 200),  # after the last answer: not counted
     ]
-    m = compute_metrics(
-        n=4,
-        t0=t0,
-        main=main,
-        probes=probes,
-        resets=[],
-        records=records,
-        run_prefix=prefix,
-        limits=LIMITS,
-        hash_wall=0.04,
-        hash_cpu=0.039,
-        usage=None,
-        spike=True,
-    )
+    m = _spike_metrics(t0, main, records, prefix, probes=probes)
     assert (m["requests"], m["accepted"], m["non_2xx"]) == (4, 3, 1)
     assert m["ack_p50_ms"] == pytest.approx(200)
     assert m["ack_max_ms"] == pytest.approx(300)
@@ -205,20 +218,7 @@ def test_the_spike_reports_what_each_part_used_until_the_acks() -> None:
         (t0 + s, {"api": 0.4 * s, "worker": 0.1 * s, "temporal": 0.3 * s}) for s in range(6)
     ]
     usage = Usage(cpu_seconds=dict(timeline[-1][1]), timeline=timeline)
-    m = compute_metrics(
-        n=3,
-        t0=t0,
-        main=main,
-        probes=[],
-        resets=[],
-        records=records,
-        run_prefix=prefix,
-        limits=LIMITS,
-        hash_wall=0.04,
-        hash_cpu=0.039,
-        usage=usage,
-        spike=True,
-    )
+    m = _spike_metrics(t0, main, records, prefix, usage=usage)
     # answers at +1, +2, +3 s: their 99th percentile at +2.98 s
     assert m["ackwin_s"] == pytest.approx(2.98)
     assert m["ackwin_cpu_api_s"] == pytest.approx(0.4 * 2.98)
