@@ -208,8 +208,8 @@ async def test_crafted_cursors_are_422_on_every_keyset_list(stack: Stack) -> Non
     owner = await instructor(stack)
     student = await learner(stack)
     course, _ = await published_course(stack, owner, lessons=[{}])
-    naive = {"k": "2020-01-01T00:00:00", "i": "x"}  # a title key, but not a moment
-    crafted = [
+    naive: dict[str, Any] = {"k": "2020-01-01T00:00:00", "i": "x"}  # a title key, not a time
+    crafted: list[dict[str, Any]] = [
         {"k": "2020-01-01T00:00:00+00:00", "i": "x\x00y"},
         {"k": ["2020"], "i": "x"},
         {"k": "2020-01-01T00:00:00+00:00", "i": {"a": 1}},

@@ -284,7 +284,11 @@ def test_targets_pass_miss_and_unknown() -> None:
 
 def test_spike_targets_hold_issue_18s_figures() -> None:
     by_key = {t.key: t for t in spike_targets({"register": 20.0})}
-    run = {"ack_p99_ms": 8000.0, "floor_ms": 4000.0, "cpu_per_reg_ms": 50.0}
+    run: dict[str, float | None] = {
+        "ack_p99_ms": 8000.0,
+        "floor_ms": 4000.0,
+        "cpu_per_reg_ms": 50.0,
+    }
     assert by_key["ack_p99_ms"].check(run)[0] == "PASS"
     assert by_key["ack_p99_ms"].check({**run, "ack_p99_ms": 8001.0})[0] == "MISS"
     assert by_key["cpu_per_reg_ms"].check(run)[0] == "PASS"
