@@ -34,12 +34,19 @@ def finish_schema(schema: dict[str, Any]) -> dict[str, Any]:
       error so), never FastAPI's default ``HTTPValidationError`` that it documents for
       any route with parameters unless the route names 422 itself;
     * every ``/api/v1`` operation may answer 503 ``unavailable`` when the database or
-      Temporal is down (the contract's rule; the error handlers answer it).
+      Temporal is down (the contract's rule; the error handlers answer it);
+    * an error of a route that answers HTML (a page) is still the JSON error body: FastAPI
+      files an error model under the route's own media type.
     """
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             answers = operation.setdefault("responses", {})
+            for status, answer in answers.items():
+                content = answer.get("content") or {}
+                if status[:1] in "45" and "ErrorResponse" in str(content.get("text/html")):
+                    # The page itself may answer a browser in HTML.
+                    answer["content"] = {**error, "text/html": {}}
             invalid = answers.get("422")
             if invalid is not None and "HTTPValidationError" in str(invalid.get("content")):
                 answers["422"] = {"description": _DESCRIPTIONS[422], "content": error}

@@ -42,3 +42,17 @@ def test_validation_errors_and_unavailable_dependencies_use_the_error_shape() ->
                 assert answers["503"]["content"]["application/json"]["schema"] == error
     resend = schema["paths"]["/api/v1/admin/otp/{delivery_id}/resend"]["post"]["responses"]
     assert "422" in resend
+
+
+def test_a_pages_errors_are_documented_as_the_json_error_body() -> None:
+    """FastAPI files an error model under a route's own media type: for the unsubscribe
+    page that was text/html, while any non-browser client gets the JSON error."""
+    schema = create_app(Settings(environment="test", jwt_secret=TEST_SECRET)).openapi()
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                content = answer.get("content") or {}
+                if status[0] in "45" and content:
+                    assert content["application/json"]["schema"] == error, (method, path, status)
+                    assert "schema" not in content.get("text/html", {}), (method, path, status)
