@@ -130,31 +130,6 @@ async def test_seeded_roles_cannot_be_deleted(stack: Stack) -> None:
     assert by_name["USER"] == []
 
 
-async def test_no_role_but_admin_may_hold_roles_manage(stack: Stack) -> None:
-    """The contract: only ADMIN holds roles:manage (whoever holds it may grant any role
-    anything), so no other role is given it, new or existing, and nothing is written."""
-    admin = await admin_headers(stack)
-    name = f"R_{secrets.token_hex(4)}"
-    r = await stack.http.post(
-        f"{ADMIN_PREFIX}/roles",
-        json={"name": name, "permissions": ["users:read", "roles:manage"]},
-        headers=admin,
-    )
-    assert r.status_code == 422, r.text
-    assert r.json()["error"]["code"] == "reserved_permission"
-    r = await stack.http.put(
-        f"{ADMIN_PREFIX}/roles/MANAGER/permissions",
-        json={"permissions": ["users:read", "roles:manage"]},
-        headers=admin,
-    )
-    assert r.status_code == 422, r.text
-    roles = (await stack.http.get(f"{ADMIN_PREFIX}/roles", headers=admin)).json()
-    by_name = {role["name"]: role["permissions"] for role in roles}
-    assert name not in by_name
-    assert "roles:manage" not in by_name["MANAGER"]
-    assert "roles:manage" in by_name["ADMIN"]
-
-
 async def test_unknown_names_are_refused(stack: Stack) -> None:
     admin = await admin_headers(stack)
     member = await new_member(stack, login=False)
