@@ -4,7 +4,7 @@ The tokens are the email preferences' own (``authflow.security.unsubscribe``: si
 bound to user and category).  An email carries two links with the same token: the
 ``List-Unsubscribe`` header's, which mail clients POST to (``/api/v1/unsubscribe``,
 RFC 8058 one-click), and the one in its body, which people open in a browser: the page
-that asks to confirm (``GET /unsubscribe``; a GET of the one-click URL would be a 405).
+that asks to confirm (``GET /unsubscribe``, where a GET of the one-click URL is sent).
 """
 
 from __future__ import annotations
