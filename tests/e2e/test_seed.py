@@ -123,16 +123,23 @@ async def authflow_migrate(tmp_path: Path, **env: str) -> subprocess.CompletedPr
     )
 
 
-async def test_a_weak_bootstrap_admin_password_stops_authflow_migrate(tmp_path: Path) -> None:
-    """``authflow migrate`` refuses an ADMIN_PASSWORD the password rules refuse (issue 14,
-    finding 12: the bootstrap admin once skipped them) and creates no admin."""
-    ran = await authflow_migrate(
+async def migrate_with_admin(
+    tmp_path: Path, email: str, password: str
+) -> subprocess.CompletedProcess[str]:
+    """``authflow migrate`` with a bootstrap admin, in a test environment."""
+    return await authflow_migrate(
         tmp_path,
         ENVIRONMENT="test",
         JWT_SECRET=secrets.token_urlsafe(48),
-        ADMIN_EMAIL=ADMIN_EMAIL,
-        ADMIN_PASSWORD="Passw0rd!",
+        ADMIN_EMAIL=email,
+        ADMIN_PASSWORD=password,
     )
+
+
+async def test_a_weak_bootstrap_admin_password_stops_authflow_migrate(tmp_path: Path) -> None:
+    """``authflow migrate`` refuses an ADMIN_PASSWORD the password rules refuse (issue 14,
+    finding 12: the bootstrap admin once skipped them) and creates no admin."""
+    ran = await migrate_with_admin(tmp_path, ADMIN_EMAIL, "Passw0rd!")
     assert ran.returncode == 2, (ran.returncode, ran.stdout, ran.stderr)
     assert "ADMIN_PASSWORD is refused" in ran.stderr
     assert "Passw0rd!" not in ran.stderr + ran.stdout
@@ -182,25 +189,13 @@ async def test_the_bootstrap_admin_is_stored_as_every_sign_in_writes_its_address
 
 
 async def test_an_invalid_bootstrap_admin_address_stops_authflow_migrate(tmp_path: Path) -> None:
-    ran = await authflow_migrate(
-        tmp_path,
-        ENVIRONMENT="test",
-        JWT_SECRET=secrets.token_urlsafe(48),
-        ADMIN_EMAIL="not an address",
-        ADMIN_PASSWORD=ADMIN_PASSWORD,
-    )
+    ran = await migrate_with_admin(tmp_path, "not an address", ADMIN_PASSWORD)
     assert ran.returncode == 2, (ran.returncode, ran.stdout, ran.stderr)
     assert "ADMIN_EMAIL is not a valid email address" in ran.stderr
     assert ADMIN_PASSWORD not in ran.stderr + ran.stdout
 
 
 async def test_a_bootstrap_admin_password_built_on_its_name_is_refused(tmp_path: Path) -> None:
-    ran = await authflow_migrate(
-        tmp_path,
-        ENVIRONMENT="test",
-        JWT_SECRET=secrets.token_urlsafe(48),
-        ADMIN_EMAIL=ADMIN_EMAIL,
-        ADMIN_PASSWORD="Administrator-2026",
-    )
+    ran = await migrate_with_admin(tmp_path, ADMIN_EMAIL, "Administrator-2026")
     assert ran.returncode == 2, (ran.returncode, ran.stdout, ran.stderr)
     assert "ADMIN_PASSWORD is refused" in ran.stderr
