@@ -20,6 +20,13 @@ from collections.abc import Iterable
 # ("otp=123456", "'123456'", "code 123456"), so only that counts.
 _STANDALONE_DIGITS = re.compile(r"(?<![0-9A-Za-z.])(\d{6})(?![0-9A-Za-z]|\.\d)")
 
+# Debug lines of the Temporal SDK print protobufs, whose bytes show as octal escapes
+# ("\001", "\330"): an escape's three digits next to bytes that happen to be ASCII
+# digits made a six-digit run by chance (CI, 1 December 2026).  Each escape is read as
+# the one byte it stands for, so those runs end there, and a code that a binary payload
+# did carry ("\006" then its six digits) is still found.
+_OCTAL_ESCAPE = re.compile(r"\\[0-7]{3}")
+
 
 class LogCapture(logging.Handler):
     def __init__(self) -> None:
@@ -37,7 +44,7 @@ def find_leaks(lines: Iterable[str], secrets: Iterable[str]) -> list[str]:
     others = [s for s in secrets if s and not s.isdigit()]
     leaks = []
     for line in lines:
-        found = codes.intersection(_STANDALONE_DIGITS.findall(line))
+        found = codes.intersection(_STANDALONE_DIGITS.findall(_OCTAL_ESCAPE.sub(" ", line)))
         found.update(secret for secret in others if secret in line)
         for secret in found:
             leaks.append(f"{len(secret)}-char secret in: {line.replace(secret, '<SECRET>')[:300]}")

@@ -19,6 +19,17 @@ def test_a_code_counts_only_when_it_stands_alone() -> None:
     assert leaks == ["6-char secret in: otp=<SECRET>"]
 
 
+def test_octal_escapes_in_a_logged_protobuf_are_bytes_not_digits() -> None:
+    # The SDK's debug line of a task token: "\001" then the bytes "234" is not a code,
+    # but a payload that carries one ("\006" is its length) is.
+    token = r'task_token: "\n$01a2\022/enr\001234\330G\030\001"'
+    assert find_leaks([token], {"001234"}) == []
+    payload = r'data: "\n\006123456\022\001x"'
+    assert find_leaks([payload], {"123456"}) == [
+        r'6-char secret in: data: "\n\006<SECRET>\022\001x"'
+    ]
+
+
 def test_the_session_check() -> None:
     assert check_session([], set()) is None  # unit tests only: nothing to check
     assert check_session(["a line"], {"s3cret-token"}) is None
