@@ -2,9 +2,11 @@
 
 A sliding window of request times per (client address, endpoint), kept in this
 process's memory: cheap (no database write per request) and answered before the body is
-read.  With several API processes behind a balancer each counts its own share, so a
-client gets at most that many times the limit; the per-account throttles and code
-budgets, which are in the database, are what bound guessing.  The routes are declared in
+read.  With several API processes, the balancer must send each client address to one
+of them, as the compose stack's ``edge`` does (``lb_policy ip_hash``,
+``tests/faults/test_edge_proxy.py``); one that spreads a client's requests gives it
+the limit once per process.  The per-account throttles and code budgets, which are in
+the database, are what bound guessing either way.  The routes are declared in
 ``authflow.policies.CLIENT_LIMITED_ROUTES``.
 """
 

@@ -347,10 +347,12 @@ async def start_worker(proc: AuthflowProcess) -> None:
     await proc.wait_for_log("worker polling", timeout=90)
 
 
-def api_process(settings: Settings, log_path: Path) -> tuple[AuthflowProcess, str]:
-    port = free_port()
-    env = process_env(settings, API_HOST="127.0.0.1", API_PORT=str(port))
-    return AuthflowProcess(["api"], env, log_path), f"http://127.0.0.1:{port}"
+def api_process(
+    settings: Settings, log_path: Path, host: str = "127.0.0.1", **extra_env: str
+) -> tuple[AuthflowProcess, str]:
+    port = free_port(host)
+    env = process_env(settings, API_HOST=host, API_PORT=str(port), **extra_env)
+    return AuthflowProcess(["api"], env, log_path), f"http://{host}:{port}"
 
 
 async def wait_http_ready(base_url: str, proc: AuthflowProcess, timeout: float = 90) -> None:

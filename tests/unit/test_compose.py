@@ -352,7 +352,10 @@ def test_the_edge_does_not_publish_operational_endpoints(compose: dict[str, Any]
     for path in ("/metrics", "/readyz", "/docs"):
         assert path in internal.split()
     assert "respond @internal 404" in caddyfile
-    assert "reverse_proxy api:8000" in caddyfile
+    # Every replica, each client address to one of them (its per-client count lives
+    # there): run for real in tests/faults/test_edge_proxy.py.
+    assert "dynamic a api 8000" in caddyfile
+    assert "lb_policy ip_hash" in caddyfile
 
 
 def test_forwarded_headers_are_believed_only_from_the_edge(compose: dict[str, Any]) -> None:
