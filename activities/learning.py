@@ -4,12 +4,15 @@ their declarations are in ``authflow.courses.emails``."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-import authflow.courses.emails  # noqa: F401  (declares the learning emails in this process)
+from authflow.courses.emails import INACTIVITY_REMINDER  # declares the learning emails
 from authflow.courses.models import Course, Enrollment, EnrollmentStatus, Lesson
 from authflow.db import Database
+from authflow.models import EmailDelivery
+from workflows.emails import email_workflow_id
 from workflows.learning_inputs import EnrollmentPlan, EnrollmentPlanRequest
 from workflows.names import ActivityName
 
@@ -42,4 +45,21 @@ class LearningActivities:
                 course_title=course.title,
                 course_url=f"{self._base_url}/courses/{course.slug}",
                 titles_by_day={day: ", ".join(names) for day, names in titles.items()},
+                reminders_sent=await reminders_sent(session, enrollment),
             )
+
+
+async def reminders_sent(session: AsyncSession, enrollment: Enrollment) -> int:
+    """The reminder emails of every run of this enrollment: each has a delivery record,
+    whose workflow id starts with the enrollment's (``EnrollmentWorkflow._email``)."""
+    prefix = email_workflow_id(INACTIVITY_REMINDER, enrollment.user_id, f"{enrollment.id}-")
+    count = await session.scalar(
+        select(func.count())
+        .select_from(EmailDelivery)
+        .where(
+            EmailDelivery.user_id == enrollment.user_id,
+            EmailDelivery.email_type == INACTIVITY_REMINDER.name,
+            EmailDelivery.workflow_id.startswith(prefix, autoescape=True),
+        )
+    )
+    return int(count or 0)

@@ -30,6 +30,10 @@ with workflow.unsafe.imports_passed_through():
 
 DAY = 86_400.0
 MAX_REMINDERS = 3
+# Runs since this patch take the reminders already sent from the plan (the delivery
+# records of every run of the enrollment), so a learner who left and enrolled again
+# gets what is left of the three, not three more.
+REMINDERS_PER_ENROLLMENT = "reminders-per-enrollment"
 # Rounds (wake-ups) per run before continuing as new: each round adds a handful of
 # events, so a run's history stays far below Temporal's limits whatever the course.
 ROUNDS_PER_RUN = 40
@@ -68,6 +72,12 @@ class EnrollmentWorkflow:
                 return "completed"
             if self._ended or not plan.active:
                 return "left"
+            # Only when the records know of more (a run after re-enrolling): the marker
+            # is recorded in those runs alone, and older histories never reach it.
+            if plan.reminders_sent > state.reminders_sent and workflow.patched(
+                REMINDERS_PER_ENROLLMENT
+            ):
+                state = replace(state, reminders_sent=plan.reminders_sent)
             state = await self._drip(flow, plan, state)
             state = await self._remind(flow, plan, state)
             wake = self._next_wake(flow, plan, state)

@@ -52,3 +52,7 @@ class EnrollmentPlan:
     course_url: str = ""
     # Release day (as a string: JSON keys) -> the titles of the lessons opening then.
     titles_by_day: dict[str, str] = field(default_factory=dict)
+    # Reminders this enrollment has had in all its runs (leaving and enrolling again
+    # starts a new run): the contract's "at most 3" is per enrollment.  Histories
+    # recorded before the field read 0.
+    reminders_sent: int = 0

@@ -4,14 +4,20 @@ database -> Temporal -> worker -> SMTP sink)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from activities.learning import LearningActivities
+from api.flows import SendEmail
+from authflow.courses.emails import INACTIVITY_REMINDER
 from authflow.courses.models import Certificate
+from authflow.models import EmailDelivery
 from tests.learning_calls import API, enroll, instructor, learner, published_course
 from tests.stack import Stack, eventually
+from workflows.learning_inputs import EnrollmentPlanRequest
 
 pytestmark = pytest.mark.e2e
 
@@ -219,3 +225,48 @@ async def test_a_deleted_lesson_no_longer_counts(stack: Stack) -> None:
         await stack.http.get(f"{API}/me/courses/{course['id']}/progress", headers=student.headers)
     ).json()
     assert (progress["completed"], progress["total"]) == (0, 2)
+
+
+async def test_the_plan_counts_an_enrollments_reminders_over_all_its_runs(stack: Stack) -> None:
+    """ "At most 3 reminders per enrollment" holds across leaving and enrolling again (a
+    new workflow run): the plan a run reads counts the reminder emails of every run of
+    the enrollment from their delivery records, and no other enrollment's.  (The
+    workflow's side, on the time-skipping server: tests/unit/test_learning_workflows.py.)
+    """
+    owner = await instructor(stack)
+    student = await learner(stack)
+    course, _ = await published_course(stack, owner)
+    other, _ = await published_course(stack, owner)
+    enrollment = await enroll(stack, student, course["id"])
+    elsewhere = await enroll(stack, student, other["id"])
+    context = {"course_title": course["title"], "course_url": "https://example.test/c"}
+    # The keys the enrollment workflow gives its reminders: enrollment, run, number.
+    keys = [
+        f"{enrollment['id']}-{uuid.uuid4()}-reminder-1",
+        f"{enrollment['id']}-{uuid.uuid4()}-reminder-1",  # the run after re-enrolling
+        f"{elsewhere['id']}-{uuid.uuid4()}-reminder-1",
+    ]
+    for key in keys:
+        await stack.app.state.services.flows.send_email(
+            SendEmail(INACTIVITY_REMINDER, student.id, key=key, context=context)
+        )
+
+    async def all_delivered() -> bool:
+        async with stack.db.session() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(EmailDelivery)
+                .where(
+                    EmailDelivery.user_id == student.id,
+                    EmailDelivery.email_type == INACTIVITY_REMINDER.name,
+                    EmailDelivery.state == "delivered",
+                )
+            )
+        return count == len(keys)
+
+    await eventually(all_delivered, timeout=60)
+    plans = LearningActivities(stack.db)
+    plan = await plans.load_enrollment_plan(EnrollmentPlanRequest(enrollment["id"]))
+    assert plan.reminders_sent == 2
+    plan = await plans.load_enrollment_plan(EnrollmentPlanRequest(elsewhere["id"]))
+    assert plan.reminders_sent == 1

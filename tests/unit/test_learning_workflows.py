@@ -3,8 +3,8 @@ three reminders, a moved lesson, months of life with continue-as-new, the certif
 email, all in seconds.  Activities are fakes registered under the real names.
 
 Their histories, recorded from these runs (encrypted with the replay test key), replay
-against today's code in ``test_learning_histories_replay``.  Re-record after an intended,
-versioned change with::
+against today's code in ``test_learning_histories_replay``.  After an intended, versioned
+change, add a history of the new path (``record`` writes the ones that are missing)::
 
     .venv/bin/python -m tests.unit.test_learning_workflows --record
 """
@@ -102,6 +102,8 @@ class FakeCourse:
     last_activity: float | None = None
     active: bool = True
     completed: bool = False
+    # Reminders the delivery records hold from the enrollment's earlier runs.
+    earlier_reminders: int = 0
     user_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -119,6 +121,7 @@ class FakeCourse:
                 course_title="Fake course",
                 course_url="https://learn.example/courses/fake",
                 titles_by_day={str(d): f"Lesson {d}" for d in self.release_days},
+                reminders_sent=self.earlier_reminders + len(self.sent(LearningEmail.REMINDER)),
             )
 
         return [load_enrollment_plan, record_email]
@@ -212,6 +215,27 @@ async def test_three_reminders_at_most_and_progress_postpones_them(
         assert await handle.result() == "ended"
 
 
+async def reenrolled_after_two_reminders(
+    env: WorkflowEnvironment, workflow_id: str
+) -> tuple[FakeCourse, WorkflowHandle[EnrollmentWorkflow, str]]:
+    """A new run of an enrollment that had two reminders in its earlier run, 60 days."""
+    course = FakeCourse(release_days=[0], earlier_reminders=2)
+    worker, handle = await run_enrollment(env, course, flow(course, reminder_days=7), workflow_id)
+    async with worker:
+        await env.sleep(timedelta(days=60))
+        course.active = False
+        await handle.signal("ended")
+        assert await handle.result() == "ended"
+    return course, handle
+
+
+async def test_enrolling_again_gets_what_is_left_of_three_reminders(
+    env: WorkflowEnvironment,
+) -> None:
+    course, _ = await reenrolled_after_two_reminders(env, f"again-{uuid.uuid4()}")
+    assert course.days(LearningEmail.REMINDER) == [pytest.approx(7, abs=0.01)]
+
+
 async def test_completion_ends_the_flow_without_a_signal(env: WorkflowEnvironment) -> None:
     course = FakeCourse(release_days=[0, 5])
     worker, handle = await run_enrollment(
@@ -282,7 +306,11 @@ def load_histories() -> list[WorkflowHistory]:
 
 async def test_learning_histories_replay() -> None:
     histories = load_histories()
-    assert {h.workflow_id for h in histories} >= {"enrollment_drip", "enrollment_reminders"}
+    assert {h.workflow_id for h in histories} >= {
+        "enrollment_drip",
+        "enrollment_reminders",
+        "enrollment_reenrolled",
+    }
     for sandboxed in (True, False):
         replayer = Replayer(
             workflows=WORKFLOWS,
@@ -294,23 +322,35 @@ async def test_learning_histories_replay() -> None:
 
 
 async def record() -> None:
+    """Records the histories that are missing; one already here is what earlier code
+    recorded, and is kept so that today's code keeps replaying it."""
     HISTORIES.mkdir(parents=True, exist_ok=True)
     environment = await start_env()
+
+    async def save(name: str, handle: WorkflowHandle[EnrollmentWorkflow, str]) -> None:
+        (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json())
+
+    def missing(name: str) -> bool:
+        return not (HISTORIES / f"{name}.json").exists()
+
     try:
-        _, handle = await drip_course(environment, "enrollment_drip")
-        (HISTORIES / "enrollment_drip.json").write_text((await handle.fetch_history()).to_json())
-        course = FakeCourse(release_days=[0, 2])
-        worker, handle = await run_enrollment(
-            environment, course, flow(course, reminder_days=7), "enrollment_reminders"
-        )
-        async with worker:
-            await environment.sleep(timedelta(days=30))
-            course.completed = True
-            await handle.signal("ended")
-            await handle.result()
-        (HISTORIES / "enrollment_reminders.json").write_text(
-            (await handle.fetch_history()).to_json()
-        )
+        if missing("enrollment_drip"):
+            _, handle = await drip_course(environment, "enrollment_drip")
+            await save("enrollment_drip", handle)
+        if missing("enrollment_reminders"):
+            course = FakeCourse(release_days=[0, 2])
+            worker, handle = await run_enrollment(
+                environment, course, flow(course, reminder_days=7), "enrollment_reminders"
+            )
+            async with worker:
+                await environment.sleep(timedelta(days=30))
+                course.completed = True
+                await handle.signal("ended")
+                await handle.result()
+            await save("enrollment_reminders", handle)
+        if missing("enrollment_reenrolled"):  # since REMINDERS_PER_ENROLLMENT
+            _, handle = await reenrolled_after_two_reminders(environment, "enrollment_reenrolled")
+            await save("enrollment_reenrolled", handle)
     finally:
         await environment.shutdown()
 
