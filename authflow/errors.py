@@ -135,6 +135,11 @@ class SeededRole(AppError):
     default_message = "Seeded roles cannot be deleted."
 
 
+class ReservedPermission(AppError):
+    status, code = 422, "reserved_permission"
+    default_message = "Only the ADMIN role holds 'roles:manage'."
+
+
 class RoleExists(AppError):
     status, code = 409, "role_exists"
     default_message = "A role with this name already exists."

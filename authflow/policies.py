@@ -303,6 +303,8 @@ PERMISSIONS: dict[str, str] = {
     "announcements:send": "Send announcements to any audience",
     "announcements:send_own": "Send announcements to the learners of your own courses",
 }
+# Held by ADMIN alone: whoever holds it may give any role any permission.
+ROLES_MANAGE = "roles:manage"
 SEEDED_ROLES: dict[str, tuple[str, ...]] = {
     "ADMIN": tuple(PERMISSIONS),
     "MANAGER": (

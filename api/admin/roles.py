@@ -23,13 +23,14 @@ from api.admin.guards import (
 )
 from authflow.errors import (
     NotFound,
+    ReservedPermission,
     RoleExists,
     SeededRole,
     UnknownPermission,
     UnknownRole,
 )
 from authflow.models import Permission, Role, User
-from authflow.policies import ADMIN_ROLE
+from authflow.policies import ADMIN_ROLE, ROLES_MANAGE
 
 
 async def list_roles(db: AsyncSession) -> list[Role]:
@@ -58,6 +59,13 @@ async def _roles(db: AsyncSession, names: Sequence[str]) -> list[Role]:
     return sorted(found, key=lambda r: r.name)
 
 
+def _only_admin_manages_roles(permissions: Sequence[Permission]) -> None:
+    """The contract: only ADMIN holds ``roles:manage`` (whoever holds it can grant
+    themselves anything), so no other role may be given it."""
+    if any(p.name == ROLES_MANAGE for p in permissions):
+        raise ReservedPermission()
+
+
 async def _role_for_update(db: AsyncSession, name: str) -> Role:
     role = await db.scalar(select(Role).where(Role.name == name).with_for_update())
     if role is None:
@@ -69,6 +77,7 @@ async def create_role(
     db: AsyncSession, actor: Actor, name: str, permission_names: Sequence[str]
 ) -> Role:
     permissions = await _permissions(db, permission_names)
+    _only_admin_manages_roles(permissions)
     ensure_may_grant(actor, (p.name for p in permissions))
     # "admin" beside "ADMIN" would only confuse: names are unique whatever their case.
     clash = await db.scalar(select(Role.name).where(func.lower(Role.name) == name.lower()))
@@ -91,6 +100,7 @@ async def set_role_permissions(
     if role.name == ADMIN_ROLE:
         raise SeededRole("The ADMIN role always holds every permission.")
     permissions = await _permissions(db, permission_names)
+    _only_admin_manages_roles(permissions)
     before = {p.name for p in role.permissions}
     after = {p.name for p in permissions}
     ensure_may_grant(actor, after - before)
