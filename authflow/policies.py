@@ -262,6 +262,9 @@ CLIENT_LIMITED_ROUTES: frozenset[tuple[str, str]] = frozenset(
 CLIENT_RATE_WINDOW_SECONDS = 60.0
 # A refresh token presented twice within this long (two tabs) gets the same new pair.
 REFRESH_GRACE_SECONDS = 10.0
+# Admin re-sends of one delivery within this long are one click (a double click, two
+# admins at once): one email.  A re-send of it after that emails a fresh code again.
+ADMIN_RESEND_REPEAT_SECONDS = 10.0
 # Every call the API makes to Temporal gives up after this long (the outbox retries).
 TEMPORAL_CALL_TIMEOUT_SECONDS = 5.0
 # Is Temporal reachable?  Asked before a request commits work that needs it; the answer

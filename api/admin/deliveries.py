@@ -3,12 +3,15 @@ re-send a code.
 
 A re-send is claimed on the delivery row with a conditional UPDATE, so any number of
 concurrent clicks on one delivery start one re-send and send one email; all of them
-are answered 202.
+are answered 202.  The claim lasts ``ADMIN_RESEND_REPEAT_SECONDS``: a later re-send of
+the same delivery (the person still has no email) emails a fresh code again.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, select, update
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +24,13 @@ from authflow import otp_store, throttle
 from authflow.commands import StartCodeFlow
 from authflow.errors import NotEligible, NotFound
 from authflow.models import EmailDelivery, User, UserStatus, utcnow
-from authflow.policies import CodeState, DeliveryState, EmailKind, OtpPurpose
+from authflow.policies import (
+    ADMIN_RESEND_REPEAT_SECONDS,
+    CodeState,
+    DeliveryState,
+    EmailKind,
+    OtpPurpose,
+)
 
 OtpDelivery = EmailDelivery
 
@@ -37,12 +46,12 @@ _FINAL_FOR_RESEND = frozenset({DeliveryState.SUPERSEDED.value, DeliveryState.CAN
 
 
 def may_resend(delivery: OtpDelivery, user_status: str | None) -> bool:
-    """Whether ``resend`` would send a code: not already re-sent, not used or replaced,
+    """Whether the console offers a re-send: not already re-sent, not used or replaced,
     and the account (``user_status`` None: deleted) may still receive that purpose."""
     if delivery.purpose is None or delivery.used_at is not None:
         return False  # not a code, or a code already used
     if delivery.resend_requested_at is not None or delivery.superseded_at is not None:
-        return False
+        return False  # the console offers the newest delivery's button instead
     if delivery.state in _FINAL_FOR_RESEND:
         return False
     eligible = _ELIGIBLE_STATUS.get(OtpPurpose(delivery.purpose))
@@ -120,10 +129,20 @@ async def resend(db: AsyncSession, services: Services, actor: Actor, delivery_id
 
 
 async def _claim(db: AsyncSession, delivery_id: str) -> bool:
+    """This call's re-send, unless another one claimed the delivery within
+    ``ADMIN_RESEND_REPEAT_SECONDS`` (then that one's email is this click's too)."""
+    now: datetime = utcnow()
+    repeat_after = now - timedelta(seconds=ADMIN_RESEND_REPEAT_SECONDS)
     result = await db.execute(
         update(OtpDelivery)
-        .where(OtpDelivery.id == delivery_id, OtpDelivery.resend_requested_at.is_(None))
-        .values(resend_requested_at=utcnow())
+        .where(
+            OtpDelivery.id == delivery_id,
+            or_(
+                OtpDelivery.resend_requested_at.is_(None),
+                OtpDelivery.resend_requested_at <= repeat_after,
+            ),
+        )
+        .values(resend_requested_at=now)
         .execution_options(synchronize_session=False)
     )
     assert isinstance(result, CursorResult)

@@ -46,6 +46,7 @@ from api.deps import (
 )
 from api.openapi import responses
 from authflow.models import Role
+from authflow.policies import ADMIN_RESEND_REPEAT_SECONDS
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -232,14 +233,18 @@ async def list_deliveries(
     response_model=ResendAccepted,
     responses=responses(401, 403, 404, 409, 503),
     dependencies=[Depends(require_workflows)],
+    description=(
+        "A fresh code is emailed to the delivery's user and the old one stops working, even"
+        " when the delivery failed for good or was replaced. Clicks on one delivery within"
+        f" {ADMIN_RESEND_REPEAT_SECONDS:g} seconds of each other (a double click, two admins"
+        " at once) are one re-send: each is answered 202 and one email goes out; a re-send"
+        " after that emails a fresh code again. 409 `not_eligible` when the account can no"
+        " longer receive this code."
+    ),
 )
 async def resend_code(
     delivery_id: DeliveryId, actor: OtpManage, db: DbSession, services: ServicesDep
 ) -> ResendAccepted:
-    """A fresh code is emailed to the delivery's user and the old one stops working, even
-    when the delivery failed for good. A delivery is re-sent once: concurrent or later
-    clicks on it are answered 202 and send nothing (re-send the newest delivery instead).
-    409 `not_eligible` when the account can no longer receive this code."""
     await deliveries.resend(db, services, actor, delivery_id)
     return ResendAccepted()
 
