@@ -138,9 +138,12 @@ class AuditOut(BaseModel):
     target_id: str | None
     at: datetime
     ip: str | None
-    # ``details`` is the contract's name; ``detail`` stays for existing readers.
+    # ``details`` is the contract's name; ``detail`` stays for existing readers, marked
+    # deprecated in the schema so new ones do not start using it.
     details: dict[str, Any] | None
-    detail: dict[str, Any] | None
+    detail: dict[str, Any] | None = Field(
+        deprecated=True, description="The same as `details`: read `details`."
+    )
 
     @classmethod
     def of(cls, entry: AuditEntry) -> AuditOut:

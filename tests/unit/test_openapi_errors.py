@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from api.admin.schemas import AuditOut
 from api.app import create_app
 from authflow.settings import Settings
 from tests.secret import TEST_SECRET
@@ -56,3 +57,11 @@ def test_a_pages_errors_are_documented_as_the_json_error_body() -> None:
                 if status[0] in "45" and content:
                     assert content["application/json"]["schema"] == error, (method, path, status)
                     assert "schema" not in content.get("text/html", {}), (method, path, status)
+
+
+def test_the_audit_items_old_detail_field_is_marked_deprecated() -> None:
+    """The contract names ``details``; ``detail`` is kept for earlier readers, and the
+    schema tells new ones not to use it."""
+    properties = AuditOut.model_json_schema()["properties"]
+    assert properties["detail"].get("deprecated") is True
+    assert "deprecated" not in properties["details"]
