@@ -23,6 +23,7 @@ from api.courses.content import UPLOAD_PATH
 from api.courses.content import router as content_router
 from api.courses.endpoints import router as courses_router
 from api.courses.enrollments import pages as certificate_pages
+from api.courses.pages import pages as course_pages
 from api.courses.enrollments import router as enrollments_router
 from api.docs import install_docs
 from api.errors import install_error_handlers
@@ -64,6 +65,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin_router,
     preference_pages,
     certificate_pages,
+    course_pages,
     codec_router,
     *console_routers,
     static_router,
