@@ -30,8 +30,9 @@ def has_control_chars(value: str) -> bool:
 def canonical_email(value: str) -> str:
     """The address's one stored form; :class:`InvalidAddress` when it is not one."""
     # NFKC first: a full-width or otherwise compatible look-alike (full-width "alice")
-    # is the same address as its plain form, never a second account.
-    value = unicodedata.normalize("NFKC", value)
+    # is the same address as its plain form, never a second account.  Spaces around it
+    # are what a paste or an autofill leaves: not part of any address.
+    value = unicodedata.normalize("NFKC", value).strip(" ")
     if has_control_chars(value) or len(value) > 254:
         raise InvalidAddress(value)
     try:

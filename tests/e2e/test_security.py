@@ -555,6 +555,8 @@ async def test_full_width_look_alikes_are_the_same_address(stack: Stack) -> None
     taken = await stack.register(f"{wide}@Example.COM")
     assert taken.status_code == 409, taken.text
     assert (await try_login(stack, f"{wide}@EXAMPLE.com", password)).status_code == 200
+    # Spaces a paste or an autofill left around it are not part of the address.
+    assert (await try_login(stack, f"  {local}@example.com ", password)).status_code == 200
 
 
 # --- finding 12: the password rules -----------------------------------------------------------
