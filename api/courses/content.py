@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Header, Path, Response, UploadFile, status
 from sqlalchemy import select
 
 from api.courses.deps import ID_PATTERN, IfMatch, SignedIn
-from api.courses.flows import lessons_changed
+from api.courses.flows import lessons_changed, lessons_deleted
 from api.courses.schemas import (
     AttachmentOut,
     LessonCreate,
@@ -56,8 +56,11 @@ async def update_module(
     responses=responses(401, 403, 404),
 )
 async def delete_module(module_id: ItemId, actor: SignedIn, db: DbSession) -> Response:
-    """Its lessons go with it (and no longer count in learners' progress)."""
-    await service.delete_module(db, actor, module_id)
+    """Its lessons go with it (and no longer count in learners' progress): a learner who
+    has now completed every remaining lesson completes the course (certificate and
+    email)."""
+    course = await service.delete_module(db, actor, module_id)
+    await lessons_deleted(db, course.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -132,8 +135,10 @@ async def update_lesson(
 async def delete_lesson(
     lesson_id: ItemId, actor: SignedIn, db: DbSession, services: ServicesDep
 ) -> Response:
+    """It no longer counts in learners' progress: a learner who has now completed every
+    remaining lesson completes the course (certificate and email)."""
     lesson = await service.delete_lesson(db, actor, lesson_id)
-    lessons_changed(db, lesson.course_id)
+    await lessons_deleted(db, lesson.course_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

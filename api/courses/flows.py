@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.unit_of_work import after_commit
 from authflow.commands import CertificateIssued, EndEnrollment, LessonsChanged, StartEnrollment
+from authflow.courses import progress as learning
 from authflow.courses.models import Certificate, Enrollment
 
 
@@ -40,3 +41,12 @@ def certificate_command(certificate: Certificate) -> CertificateIssued:
 def lessons_changed(db: AsyncSession, course_id: str) -> None:
     """Wake the course's enrollment workflows: the drip schedule may have moved."""
     after_commit(db, LessonsChanged(course_id))
+
+
+async def lessons_deleted(db: AsyncSession, course_id: str) -> None:
+    """After lessons were deleted: the learners who have now completed every remaining
+    lesson complete the course, each certificate emailed once (as after the last
+    lesson's ``complete``), and the enrollment workflows wake (``lessons_changed``)."""
+    for certificate in await learning.complete_finished_enrollments(db, course_id):
+        certificate_issued(db, certificate)
+    lessons_changed(db, course_id)

@@ -6,19 +6,36 @@ while courses are added:
   added later sorts before the cursor (newest) or is simply met in its place (title).
 - ``popular`` counts change while a learner pages, so its order is frozen at the first
   page in a ``CatalogueSnapshot``; the cursor names the snapshot and an offset.
+
+A first page is public and anonymous, so it must not store a snapshot per request
+(``_snapshot_for``): one is shared by every first page it serves, and the table is
+bounded.
+- Its id is a digest of the filters and of the frozen order, so the same order for the
+  same filters is found again and nothing is written.
+- While popularity moves (every enrolment may reorder the listing), a snapshot of the
+  same filters frozen less than ``SNAPSHOT_REUSE`` ago is reused as long as it holds every
+  course that matches now: its order is a little older, but paging it still never
+  repeats a course nor skips one that existed at the first page.  So a listing writes at
+  most one snapshot per ``SNAPSHOT_REUSE`` while counts change, and none while they do
+  not; a course published meanwhile makes a new one at once.
+- At most ``SNAPSHOT_MAX_ROWS`` are kept: storing one prunes the expired ones and, past
+  the cap, the stalest; a cursor whose snapshot is gone answers 422 ``invalid_cursor``
+  (start again), never a wrong page.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authflow.courses.models import CatalogueSnapshot, Course, CourseStatus
@@ -27,9 +44,17 @@ from authflow.errors import InvalidCursor
 from authflow.models import utcnow
 
 Sort = Literal["newest", "title", "popular"]
-# A popular listing's frozen order: at most this many courses, kept this long.
+# A popular listing's frozen order: at most this many courses, kept this long after it
+# was last handed out (refreshed at most every SNAPSHOT_REFRESH, so a cursor lives at
+# least SNAPSHOT_TTL - SNAPSHOT_REFRESH).
 SNAPSHOT_MAX_ITEMS = 10_000
 SNAPSHOT_TTL = timedelta(hours=24)
+SNAPSHOT_REFRESH = timedelta(hours=1)
+# A snapshot this recent serves the same filters' first pages while it holds every
+# course that matches now (popularity may have moved since).
+SNAPSHOT_REUSE = timedelta(seconds=60)
+# At most this many snapshots are kept (about 370 KB each at SNAPSHOT_MAX_ITEMS).
+SNAPSHOT_MAX_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -143,7 +168,9 @@ async def _popular(db: AsyncSession, filters: Filters, limit: int, cursor: str |
             ).all()
         )
         offset = 0
-        snapshot_id = await _freeze(db, ids) if len(ids) > limit else None
+        snapshot_id = None
+        if len(ids) > limit:
+            snapshot_id, ids = await _snapshot_for(db, filters, ids)
     else:
         after = decode_cursor(cursor, "popular")
         frozen = await db.get(CatalogueSnapshot, str(after.get("snap")))
@@ -168,12 +195,71 @@ async def _popular(db: AsyncSession, filters: Filters, limit: int, cursor: str |
     return Page(items, next_cursor)
 
 
-async def _freeze(db: AsyncSession, ids: list[str]) -> str:
+def _digest(value: object) -> str:
+    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _filters_key(filters: Filters) -> str:
+    """The same for every spelling ``_filtered`` treats alike."""
+    terms = normalise(filters.q or "").split()[:10]
+    return _digest([terms, normalise(filters.tag or ""), filters.level or ""])
+
+
+async def _snapshot_for(
+    db: AsyncSession, filters: Filters, ids: list[str]
+) -> tuple[str, list[str]]:
+    """The snapshot a first page's cursor names, and the order it froze (``ids``, the
+    live order, or a recent order of the same filters holding every one of them)."""
     now = utcnow()
+    prefix = _filters_key(filters)
+    snapshot_id = prefix + _digest(ids)  # 32 hex digits: the id column takes 36
+    stored = await db.scalar(
+        select(CatalogueSnapshot.created_at).where(CatalogueSnapshot.id == snapshot_id)
+    )
+    if stored is not None:  # this very order: nothing to write
+        if stored < now - SNAPSHOT_REFRESH:  # keep the cursors about to be handed out alive
+            await db.execute(
+                update(CatalogueSnapshot)
+                .where(CatalogueSnapshot.id == snapshot_id)
+                .values(created_at=now)
+            )
+        return snapshot_id, ids
+    recent = await db.scalar(
+        select(CatalogueSnapshot)
+        .where(
+            # The filters' snapshots (an index range on the id, then the exact prefix).
+            CatalogueSnapshot.id.between(prefix + "0" * 16, prefix + "f" * 16),
+            CatalogueSnapshot.id.startswith(prefix),
+            CatalogueSnapshot.created_at >= now - SNAPSHOT_REUSE,
+        )
+        .order_by(CatalogueSnapshot.created_at.desc())
+        .limit(1)
+    )
+    if recent is not None and set(ids) <= set(recent.course_ids):
+        return recent.id, list(recent.course_ids)
+    await _store(db, snapshot_id, ids, now)
+    return snapshot_id, ids
+
+
+async def _store(db: AsyncSession, snapshot_id: str, ids: list[str], now: datetime) -> None:
+    """Stores a snapshot (a concurrent identical first page may store it first), after
+    pruning the expired ones and, past ``SNAPSHOT_MAX_ROWS``, the stalest."""
     await db.execute(
         delete(CatalogueSnapshot).where(CatalogueSnapshot.created_at < now - SNAPSHOT_TTL)
     )
-    snapshot = CatalogueSnapshot(course_ids=ids, created_at=now)
-    db.add(snapshot)
-    await db.flush()
-    return snapshot.id
+    kept = int(await db.scalar(select(func.count()).select_from(CatalogueSnapshot)) or 0)
+    if kept >= SNAPSHOT_MAX_ROWS:
+        stalest = (
+            select(CatalogueSnapshot.id)
+            .order_by(CatalogueSnapshot.created_at, CatalogueSnapshot.id)
+            .limit(kept - SNAPSHOT_MAX_ROWS + 1)
+        )
+        await db.execute(delete(CatalogueSnapshot).where(CatalogueSnapshot.id.in_(stalest)))
+    values = {"id": snapshot_id, "course_ids": ids, "created_at": now}
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(
+            postgresql.insert(CatalogueSnapshot).values(values).on_conflict_do_nothing()
+        )
+    else:
+        await db.execute(sqlite.insert(CatalogueSnapshot).values(values).on_conflict_do_nothing())

@@ -191,6 +191,9 @@ class CatalogueSnapshot(Base):
     Popularity changes while a learner pages, so a cursor over live counts could show
     a course twice or skip one; the cursor names this snapshot and an offset instead.
     Courses added later are simply not in it (they did not exist at the first page).
+    Shared by the first pages it serves (``catalogue._snapshot_for``): the id digests the
+    filters and the order; ``created_at`` is when it was last handed out (moved forward
+    at most hourly), which its expiry and the cap on rows count from.
     """
 
     __tablename__ = "catalogue_snapshots"

@@ -119,13 +119,15 @@ async def leave(db: AsyncSession, course_key: str, user_id: str) -> Enrollment:
     if enrollment is None:
         raise NotFound("You are not enrolled in this course.")
     if enrollment.status == EnrollmentStatus.ACTIVE:
-        enrollment.status = EnrollmentStatus.LEFT
-        enrollment.left_at = utcnow()
+        # The course row before the enrollment's (flushed at the commit), the order of a
+        # lesson deletion completing the course's enrollments: never deadlocked.
         await db.execute(
             update(Course)
             .where(Course.id == course.id)
             .values(enrollment_count=Course.enrollment_count - 1)
         )
+        enrollment.status = EnrollmentStatus.LEFT
+        enrollment.left_at = utcnow()
     return enrollment
 
 
@@ -246,6 +248,66 @@ async def complete_lesson(
     if progress.total and progress.completed >= progress.total:
         issued = await _issue_certificate(db, enrollment, now)
     return Completion(progress, enrollment, issued)
+
+
+def _unfinished(course_id: BindParameter[str]) -> ColumnElement[bool]:
+    return and_(
+        Enrollment.course_id == course_id,
+        Enrollment.status == EnrollmentStatus.ACTIVE,
+        Enrollment.completed_at.is_(None),
+    )
+
+
+# The course's active enrollments not yet completed, locked (ids only: a course may have
+# many).  Taken after the content change, the course row first as every content change
+# does: a completion that committed meanwhile is counted below, and one still running
+# waits for this change to commit and then counts without the deleted lessons, so
+# neither side misses the learner's last lesson.
+_LOCK_UNFINISHED = (
+    select(Enrollment.id)
+    .where(_unfinished(bindparam("course_id", type_=String)))
+    .order_by(Enrollment.id)
+    .with_for_update()
+)
+# Of those, the ones that completed every remaining lesson.
+_FINISHED = (
+    select(Enrollment)
+    .where(_unfinished(bindparam("course_id", type_=String)))
+    .where(
+        select(func.count())
+        .select_from(LessonCompletion)
+        .join(Lesson, Lesson.id == LessonCompletion.lesson_id)
+        .where(
+            LessonCompletion.enrollment_id == Enrollment.id,
+            Lesson.course_id == bindparam("course_id", type_=String),
+        )
+        .scalar_subquery()
+        >= bindparam("total")
+    )
+    .order_by(Enrollment.id)
+    .execution_options(populate_existing=True)
+)
+
+
+async def complete_finished_enrollments(db: AsyncSession, course_id: str) -> list[Certificate]:
+    """After lessons were deleted: complete the course for every active enrollment that
+    has now completed every remaining lesson, as ``complete_lesson`` does for the last
+    lesson (``completed_at``, the certificate once).  Returns the certificates issued
+    here: the caller sends their emails after the commit.  A course left with no lesson
+    completes nobody."""
+    total = await repo.lesson_count(db, course_id)
+    if not total:
+        return []
+    params = {"course_id": course_id}
+    if not (await db.scalars(_LOCK_UNFINISHED, params)).all():  # every row, to lock each
+        return []
+    now = utcnow()
+    issued = []
+    for enrollment in (await db.scalars(_FINISHED, {**params, "total": total})).all():
+        certificate = await _issue_certificate(db, enrollment, now)
+        if certificate is not None:
+            issued.append(certificate)
+    return issued
 
 
 async def _issue_certificate(

@@ -233,13 +233,15 @@ async def update_module(
     return module
 
 
-async def delete_module(db: AsyncSession, actor: Actor, module_id: str) -> None:
+async def delete_module(db: AsyncSession, actor: Actor, module_id: str) -> Course:
+    """Deletes the module and its lessons; returns its course."""
     module, course = await _managed_module(db, actor, module_id)
     await db.execute(delete(Lesson).where(Lesson.module_id == module.id))
     await db.delete(module)
     await db.flush()
     for index, sibling in enumerate(await repo.modules(db, course.id)):
         sibling.position = index
+    return course
 
 
 async def order_modules(

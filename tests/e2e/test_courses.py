@@ -4,12 +4,16 @@ the catalogue (search, sort, cursors), Markdown sanitising and the outline."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select, update
 
-from authflow.courses.catalogue import encode_cursor
+from authflow.courses import catalogue
+from authflow.courses.catalogue import decode_cursor, encode_cursor
+from authflow.courses.models import CatalogueSnapshot
+from authflow.models import utcnow
 from tests.learning_calls import (
     API,
     add_lesson,
@@ -186,6 +190,126 @@ async def test_cursors_never_repeat_nor_skip_while_courses_are_added(
         cursor = r.json()["next_cursor"]
     assert len(seen) == len(set(seen)), "a course was shown twice"
     assert set(existing) <= set(seen), "a course that existed at the first page was skipped"
+
+
+def _snapshot_of(cursor: str) -> str:
+    return str(decode_cursor(cursor, "popular")["snap"])
+
+
+async def _snapshot_rows(stack: Stack) -> int:
+    async with stack.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(CatalogueSnapshot)) or 0)
+
+
+async def _walk(stack: Stack, params: dict[str, Any], cursor: str | None) -> list[str]:
+    ids: list[str] = []
+    while cursor:
+        r = await stack.http.get(f"{API}/courses", params={**params, "cursor": cursor})
+        assert r.status_code == 200, r.text
+        ids += [c["id"] for c in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+    return ids
+
+
+async def test_identical_popular_first_pages_share_one_snapshot(stack: Stack) -> None:
+    """An anonymous first page stores no snapshot of its own: 100 identical ones store
+    one, and so do other spellings of the same filters."""
+    owner = await instructor(stack)
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    for i in range(3):
+        await published_course(stack, owner, title=f"{i} {tag}", tags=[tag])
+    before = await _snapshot_rows(stack)
+    params: dict[str, Any] = {"tag": tag, "sort": "popular", "limit": 1}
+    snapshots = set()
+    for _ in range(100):
+        r = await stack.http.get(f"{API}/courses", params=params)
+        snapshots.add(_snapshot_of(r.json()["next_cursor"]))
+    r = await stack.http.get(f"{API}/courses", params={**params, "tag": tag.upper()})
+    snapshots.add(_snapshot_of(r.json()["next_cursor"]))
+    assert len(snapshots) == 1
+    assert await _snapshot_rows(stack) == before + 1
+
+
+async def test_a_shared_popular_snapshot_never_repeats_nor_skips(stack: Stack) -> None:
+    """While counts change, first pages of the same filters share a recent snapshot; one
+    read after a course was published holds it too, and every walk shows each course
+    that existed at its first page exactly once."""
+    owner = await instructor(stack)
+    students = [await learner(stack) for _ in range(2)]
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    existing = [
+        (await published_course(stack, owner, title=f"{i} {tag}", tags=[tag]))[0]["id"]
+        for i in range(4)
+    ]
+    params: dict[str, Any] = {"tag": tag, "sort": "popular", "limit": 2}
+
+    async def first_page() -> tuple[list[str], str]:
+        r = await stack.http.get(f"{API}/courses", params=params)
+        assert r.status_code == 200, r.text
+        return [c["id"] for c in r.json()["items"]], r.json()["next_cursor"]
+
+    seen_a, cursor_a = await first_page()
+    await enroll(stack, students[0], existing[-1])  # the last one moves to the top
+    rows = await _snapshot_rows(stack)
+    seen_b, cursor_b = await first_page()
+    assert _snapshot_of(cursor_b) == _snapshot_of(cursor_a)  # reused: nothing written
+    assert await _snapshot_rows(stack) == rows
+    added = (await published_course(stack, owner, title=f"9 {tag}", tags=[tag]))[0]["id"]
+    seen_c, cursor_c = await first_page()
+    assert _snapshot_of(cursor_c) != _snapshot_of(cursor_a)  # it lacked the new course
+    await enroll(stack, students[1], existing[0])
+    await published_course(stack, owner, title=f"8 {tag}", tags=[tag])
+    for seen, cursor, expected in (
+        (seen_a, cursor_a, existing),
+        (seen_b, cursor_b, existing),
+        (seen_c, cursor_c, [*existing, added]),
+    ):
+        seen = seen + await _walk(stack, params, cursor)
+        assert len(seen) == len(set(seen)), "a course was shown twice"
+        assert set(expected) <= set(seen), "a course that existed at the first page was skipped"
+
+
+async def test_snapshots_are_bounded_and_refreshed(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SNAPSHOT_MAX_ROWS the stalest snapshot goes (its cursor: 422, start again);
+    an expired one is pruned; reusing an old one keeps its cursors alive."""
+    owner = await instructor(stack)
+    tags = [f"t{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    for tag in tags:
+        for i in range(2):
+            await published_course(stack, owner, title=f"{i} {tag}", tags=[tag])
+    async with stack.db.session() as session, session.begin():
+        session.add(CatalogueSnapshot(course_ids=["x"], created_at=utcnow() - timedelta(days=2)))
+    monkeypatch.setattr(catalogue, "SNAPSHOT_MAX_ROWS", 2)
+    cursors = []
+    for tag in tags:
+        r = await stack.http.get(
+            f"{API}/courses", params={"tag": tag, "sort": "popular", "limit": 1}
+        )
+        cursors.append(r.json()["next_cursor"])
+    assert await _snapshot_rows(stack) == 2
+    gone = await stack.http.get(f"{API}/courses", params={"sort": "popular", "cursor": cursors[0]})
+    assert gone.status_code == 422
+    assert gone.json()["error"]["code"] == "invalid_cursor"
+    for cursor in cursors[1:]:
+        r = await stack.http.get(f"{API}/courses", params={"sort": "popular", "cursor": cursor})
+        assert r.status_code == 200, r.text
+
+    old = utcnow() - timedelta(hours=23)
+    async with stack.db.session() as session, session.begin():
+        await session.execute(
+            update(CatalogueSnapshot)
+            .where(CatalogueSnapshot.id == _snapshot_of(cursors[2]))
+            .values(created_at=old)
+        )
+    r = await stack.http.get(
+        f"{API}/courses", params={"tag": tags[2], "sort": "popular", "limit": 1}
+    )
+    assert _snapshot_of(r.json()["next_cursor"]) == _snapshot_of(cursors[2])
+    async with stack.db.session() as session:
+        kept = await session.get(CatalogueSnapshot, _snapshot_of(cursors[2]))
+        assert kept is not None and kept.created_at > old + timedelta(hours=22)
 
 
 async def test_bad_cursor_and_limits_are_422(stack: Stack) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -15,7 +16,17 @@ from api.flows import SendEmail
 from authflow.courses.emails import INACTIVITY_REMINDER
 from authflow.courses.models import Certificate
 from authflow.models import EmailDelivery
-from tests.learning_calls import API, enroll, instructor, learner, published_course
+from devtools.mailsink import StoredMessage
+from tests.e2e.test_rbac_matrix import Member
+from tests.learning_calls import (
+    API,
+    add_lesson,
+    complete,
+    enroll,
+    instructor,
+    learner,
+    published_course,
+)
 from tests.stack import Stack, eventually
 from workflows.learning_inputs import EnrollmentPlanRequest
 
@@ -225,6 +236,112 @@ async def test_a_deleted_lesson_no_longer_counts(stack: Stack) -> None:
         await stack.http.get(f"{API}/me/courses/{course['id']}/progress", headers=student.headers)
     ).json()
     assert (progress["completed"], progress["total"]) == (0, 2)
+
+
+async def _progress(stack: Stack, member: Member, course_id: str) -> dict[str, Any]:
+    r = await stack.http.get(f"{API}/me/courses/{course_id}/progress", headers=member.headers)
+    assert r.status_code == 200, r.text
+    progress: dict[str, Any] = r.json()
+    return progress
+
+
+def _certificate_mails(stack: Stack, member: Member, after_id: int) -> list[StoredMessage]:
+    return [
+        m
+        for m in stack.sink.messages
+        if m.id > after_id and m.is_to(member.email) and "certificate" in m.subject.lower()
+    ]
+
+
+@pytest.mark.parametrize("deleted", ["lesson", "module"])
+async def test_deleting_the_last_lesson_not_done_completes_the_course(
+    stack: Stack, deleted: str
+) -> None:
+    """A learner who has done every lesson but the one the owner deletes (or the module
+    holding it) completes the course then: completed_at, one certificate, one email."""
+    owner = await instructor(stack)
+    done, halfway, pending = [await learner(stack, n) for n in ("Ada L", "Bob M", "Cy N")]
+    course, lessons = await published_course(stack, owner, lessons=[{}, {}, {}], modules=2)
+    first, second, third = lessons  # modules: [first, third], [second]
+    for member in (done, halfway, pending):
+        await enroll(stack, member, course["id"])
+    for lesson in (first, third):
+        await complete(stack, done, lesson["id"])
+    await complete(stack, halfway, first["id"])
+    mark = stack.sink.last_id
+    url = (
+        f"{API}/lessons/{second['id']}"
+        if deleted == "lesson"
+        else f"{API}/modules/{second['module_id']}"
+    )
+    r = await stack.http.delete(url, headers=owner.headers)
+    assert r.status_code == 204, r.text
+
+    progress = await _progress(stack, done, course["id"])
+    assert (progress["completed"], progress["total"], progress["percent"]) == (2, 2, 100)
+    assert progress["completed_at"] and progress["certificate_id"], progress
+    r = await stack.http.get(f"{API}/certificates/{progress['certificate_id']}")
+    assert r.status_code == 200
+    assert (r.json()["learner_name"], r.json()["course_title"]) == ("Ada L", course["title"])
+    mail = await stack.wait_for_mail(done.email, after_id=mark, subject="Your certificate")
+    assert f"{stack.settings.public_base_url}/certificates/{progress['certificate_id']}" in (
+        mail.text
+    )
+    for member in (halfway, pending):  # not every remaining lesson: not completed
+        progress = await _progress(stack, member, course["id"])
+        assert progress["percent"] < 100
+        assert progress["completed_at"] is None and progress["certificate_id"] is None
+
+    # Once: completing again, or a later deletion, issues and sends nothing more.
+    extra = await add_lesson(stack, owner, first["module_id"])
+    await complete(stack, done, extra["id"])
+    r = await stack.http.delete(f"{API}/lessons/{extra['id']}", headers=owner.headers)
+    assert r.status_code == 204
+    async with stack.db.session() as session:
+        issued = await session.scalar(
+            select(func.count())
+            .select_from(Certificate)
+            .where(Certificate.course_id == course["id"])
+        )
+    assert issued == 1
+    await asyncio.sleep(1.0)
+    assert len(_certificate_mails(stack, done, mark)) == 1
+    assert not _certificate_mails(stack, halfway, mark)
+    assert not _certificate_mails(stack, pending, mark)
+
+
+async def test_a_deletion_racing_the_last_completion_still_completes(stack: Stack) -> None:
+    """The learner completes one lesson while the owner deletes the other: whichever
+    commits first, the course ends completed (neither side misses the other)."""
+    owner = await instructor(stack)
+    student = await learner(stack)
+    for _ in range(4):
+        course, (kept, dropped) = await published_course(stack, owner, lessons=[{}, {}])
+        await enroll(stack, student, course["id"])
+        done, deleted = await asyncio.gather(
+            stack.http.post(f"{API}/lessons/{kept['id']}/complete", headers=student.headers),
+            stack.http.delete(f"{API}/lessons/{dropped['id']}", headers=owner.headers),
+        )
+        assert (done.status_code, deleted.status_code) == (200, 204), (done.text, deleted.text)
+        progress = await _progress(stack, student, course["id"])
+        assert progress["percent"] == 100
+        assert progress["completed_at"] and progress["certificate_id"], progress
+
+
+async def test_deleting_every_lesson_completes_nobody(stack: Stack) -> None:
+    """A course left with no lesson is not completed (0 of 0 is not 100 %)."""
+    owner = await instructor(stack)
+    student = await learner(stack)
+    course, lessons = await published_course(stack, owner, lessons=[{}])
+    await enroll(stack, student, course["id"])
+    mark = stack.sink.last_id
+    r = await stack.http.delete(f"{API}/lessons/{lessons[0]['id']}", headers=owner.headers)
+    assert r.status_code == 204
+    progress = await _progress(stack, student, course["id"])
+    assert (progress["total"], progress["percent"]) == (0, 0)
+    assert progress["completed_at"] is None and progress["certificate_id"] is None
+    await asyncio.sleep(1.0)
+    assert not _certificate_mails(stack, student, mark)
 
 
 async def test_the_plan_counts_an_enrollments_reminders_over_all_its_runs(stack: Stack) -> None:
