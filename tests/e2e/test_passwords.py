@@ -154,6 +154,36 @@ async def test_password_may_not_be_the_address(stack: Stack) -> None:
     assert await user_count(stack, email) == 0
 
 
+@pytest.mark.parametrize(
+    ("local", "password"),
+    [
+        ("margaret.hamilton.{tag}", "margaret.hamilton"),
+        ("margaret.hamilton.{tag}", "MargaretHamilton"),
+        ("jsmithersab{tag}", "jsmithers2026"),
+        ("jonathan.smithers-{tag}", "jonathan.smithers"),
+    ],
+)
+async def test_password_may_not_be_built_on_the_words_of_the_address(
+    stack: Stack, local: str, password: str
+) -> None:
+    """The audit's reproductions: the words of the local part, not the whole of it."""
+    email = f"{local.format(tag=secrets.token_hex(3))}@example.com"
+    # (Posted directly: these "passwords" are the address's own words, not secrets.)
+    response = await stack.http.post(
+        f"{AUTH}/register", json={"email": email, "password": password}
+    )
+    assert_error(response, 422, "weak_password")
+    assert await user_count(stack, email) == 0
+
+
+async def test_a_passphrase_holding_a_word_of_the_address_is_accepted(stack: Stack) -> None:
+    email = f"margaret.hamilton.{secrets.token_hex(3)}@example.com"
+    response = await stack.register(
+        email, f"margaret walks the foggy harbour {secrets.token_hex(2)}"
+    )
+    assert response.status_code == 202, response.text
+
+
 # --- change ---------------------------------------------------------------------------------------
 async def test_change_password_revokes_other_sessions_and_notifies(stack: Stack) -> None:
     email, password = await stack.register_and_verify()
