@@ -56,3 +56,13 @@ def test_a_pages_errors_are_documented_as_the_json_error_body() -> None:
                 if status[0] in "45" and content:
                     assert content["application/json"]["schema"] == error, (method, path, status)
                     assert "schema" not in content.get("text/html", {}), (method, path, status)
+
+
+def test_answers_carrying_tokens_document_that_they_are_never_cached() -> None:
+    schema = create_app(Settings(environment="test", jwt_secret=TEST_SECRET)).openapi()
+    for path in ("/api/v1/auth/login", "/api/v1/auth/refresh"):
+        ok = schema["paths"][path]["post"]["responses"]["200"]
+        assert set(ok["headers"]) == {"Cache-Control", "Pragma"}, path
+        assert ok["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/TokenPair"
+        }
