@@ -145,7 +145,9 @@ async def change_password(
     db: DbSession,
     services: ServicesDep,
 ) -> Response:
-    """Every other session is revoked; a notification email follows."""
+    """Every other session is revoked; a notification email follows.  A new password
+    equal to the current one is 422 `same_password` (nothing would change); a weak one
+    is 422 `weak_password`."""
     await passwords.change_password(
         db, services, principal, body.current_password, body.new_password, ip=client_ip(request)
     )
