@@ -82,8 +82,8 @@ async def test_nobody_grants_a_permission_they_lack(stack: Stack) -> None:
             f"{ADMIN_PREFIX}/users/{who}/roles", json={"roles": roles}, headers=h
         )
         assert _forbidden(r), roles
-    roles = await stack.http.get(f"{ADMIN_PREFIX}/roles", headers=await admin_headers(stack))
-    by_name = {role["name"]: role["permissions"] for role in roles.json()}
+    listed = await stack.http.get(f"{ADMIN_PREFIX}/roles", headers=await admin_headers(stack))
+    by_name = {role["name"]: role["permissions"] for role in listed.json()}
     assert by_name["USER"] == []
     assert "roles:manage" not in by_name["MANAGER"]
     me = await stack.http.get("/api/v1/auth/me", headers=h)
