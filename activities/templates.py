@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from email import policy as email_policy
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import formatdate, make_msgid, parseaddr
 from functools import lru_cache
 
@@ -71,11 +72,13 @@ def build_message(
     envelope_from, from_address = _sender(sender)
     local, domain = _split(recipient)
     utf8 = not local.isascii()
-    message = EmailMessage(policy=_POLICY_UTF8 if utf8 else _POLICY)
-    try:
+    mailbox = f"{local}@{domain}"
+
+    def serialise(display_name: str) -> bytes:
+        message = EmailMessage(policy=_POLICY_UTF8 if utf8 else _POLICY)
         message["Subject"] = rendered.subject
         message["From"] = from_address
-        message["To"] = Address(display_name=name or "", username=local, domain=domain)
+        message["To"] = Address(display_name=display_name, username=local, domain=domain)
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = make_msgid(domain=envelope_from.rpartition("@")[2] or "local")
         message["MIME-Version"] = "1.0"
@@ -83,10 +86,26 @@ def build_message(
             message[header] = value
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
-        data = message.as_bytes()
+        return message.as_bytes()
+
+    try:
+        data = serialise(name or "")
+        if name and _to_header(data) != [mailbox]:
+            # A name may hold , ; : " ("King, Jr."): quoted, they are text.  Python 3.11's
+            # folder loses that quoting when it folds a long name (at 78 columns,
+            # "x x ... x , eve@evil.example" became a second recipient).  Lines of up to
+            # 998 characters keep a 200-character name from being folded; this check
+            # makes sure of it, for any Python: the name is dropped, never the quoting.
+            data = serialise("")
     except (ValueError, TypeError, UnicodeError) as exc:
         raise MessageBuildError(f"message cannot be built: {type(exc).__name__}") from None
-    return OutgoingEmail(envelope_from, f"{local}@{domain}", data, smtputf8=utf8)
+    return OutgoingEmail(envelope_from, mailbox, data, smtputf8=utf8)
+
+
+def _to_header(data: bytes) -> list[str]:
+    """The addresses a mail client reads in the To header of ``data``."""
+    headers = BytesHeaderParser(policy=email_policy.default).parsebytes(data)
+    return [address.addr_spec for address in headers["To"].addresses]
 
 
 def _refuse_line_breaks(value: str) -> None:

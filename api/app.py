@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         openapi_tags=[{"name": name} for name in DOC_SECTIONS],
     )
     install_docs(app)
-    install_error_handlers(app)
+    install_error_handlers(app, routes=[route for router in ROUTERS for route in router.routes])
     _finish_schema_once(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
 from temporalio.service import RPCError
 
 from authflow.errors import AppError
@@ -116,21 +117,43 @@ def _validation_code(details: list[dict[str, Any]]) -> str:
 _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
-        # A body that is not even text (bad UTF-8): a validation error like any bad JSON.
-        return JSONResponse(
-            error_body("validation_error", "The body is not valid UTF-8 JSON.", []),
-            status_code=422,
-        )
-    code = _HTTP_CODES.get(exc.status_code, "error")
-    message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-    return JSONResponse(
-        error_body(code, message),
-        status_code=exc.status_code,
-        headers=_with_challenge(exc.status_code, getattr(exc, "headers", None)),
-    )
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+
+def _http_error(routes: Iterable[BaseRoute]) -> Handler:
+    """Starlette's errors (404, 405, a body that is not text) in the contract's shape.
+
+    A 405's ``Allow`` lists every method the path accepts (RFC 9110 §15.5.6): the router
+    answers it from the first route whose path matched, which names only its own methods
+    (``PATCH /api/v1/me/email-preferences`` said ``GET``, though PUT works too), so every
+    route is asked here, on a 405 only."""
+    with_methods = [route for route in routes if isinstance(route, Route) and route.methods]
+
+    def allowed(request: Request, named: str | None) -> str | None:
+        methods = {m.strip() for m in (named or "").split(",") if m.strip()}
+        for route in with_methods:
+            if route.matches(request.scope)[0] != Match.NONE:
+                methods |= route.methods or set()
+        return ", ".join(sorted(methods)) if methods else named
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+            # A body that is not even text (bad UTF-8): a validation error like any bad JSON.
+            return JSONResponse(
+                error_body("validation_error", "The body is not valid UTF-8 JSON.", []),
+                status_code=422,
+            )
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        headers = _with_challenge(exc.status_code, getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            allow = allowed(request, headers.pop("Allow", None))
+            if allow:
+                headers["Allow"] = allow
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
+
+    return handle
 
 
 async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
@@ -180,10 +203,11 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, routes: Iterable[BaseRoute] = ()) -> None:
+    """``routes``: the app's routes, whose methods a 405's ``Allow`` lists."""
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error(routes))
     for unavailable in DEPENDENCY_ERRORS:
         app.add_exception_handler(unavailable, _dependency_down)
     app.add_exception_handler(DBAPIError, _database_refused)

@@ -27,6 +27,20 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
+# RFC 6749 §5.1: a response carrying tokens must not be kept by any cache (a shared
+# proxy's, the browser's back-forward store).  ``Pragma`` for HTTP/1.0 caches.
+NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def no_store(description: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 of a route whose body carries tokens, with the headers it always has."""
+    headers = {
+        name: {"description": f"`{value}`: tokens are never cached", "schema": {"type": "string"}}
+        for name, value in NO_STORE_HEADERS.items()
+    }
+    return {200: {"description": description, "headers": headers}}
+
+
 def finish_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """What the route declarations cannot say one by one:
 

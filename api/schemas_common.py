@@ -34,10 +34,13 @@ def normalise_email(value: str) -> str:
         raise PydanticCustomError("invalid_email", "This is not a valid email address.") from None
 
 
-# The characters that give an address header its structure.  A display name holding
-# them can, once the header is folded, turn into extra recipients (Python's email
-# package loses the quoting of a folded display name), so they are refused up front.
-_ADDRESS_SPECIALS = frozenset('<>@",;:\\')
+# What makes a name look like an address ("Ann <eve@evil.example>"), which a mail client
+# or a page listing names would show as one, and the backslash, quoting's own escape: a
+# real name needs none of them.  Commas, semicolons, colons and double quotes are
+# allowed ("Martin Luther King, Jr."): emails carry the name as a quoted display name
+# built by the standard library, and the builder checks that its To header still names
+# exactly one recipient (``activities/templates.py``).
+_ADDRESS_SPECIALS = frozenset("<>@\\")
 
 
 def _check_name(value: str) -> str:
@@ -45,9 +48,7 @@ def _check_name(value: str) -> str:
     if has_control_chars(value):
         raise PydanticCustomError("invalid_name", "The name may not contain control characters.")
     if any(ch in _ADDRESS_SPECIALS for ch in value):
-        raise PydanticCustomError(
-            "invalid_name", 'The name may not contain any of < > @ " , ; : \\'
-        )
+        raise PydanticCustomError("invalid_name", "The name may not contain any of < > @ \\")
     return value
 
 
@@ -81,7 +82,15 @@ NewPassword = Annotated[
     AfterValidator(_check_password),
 ]
 AnyPassword = Annotated[str, Field(min_length=1, max_length=1024)]
-FullName = Annotated[str, Field(max_length=200), AfterValidator(_check_name)]
+FullName = Annotated[
+    str,
+    Field(
+        max_length=200,
+        examples=["Martin Luther King, Jr."],
+        description="Any name: no control characters, nor any of `< > @ \\` (422 `invalid_name`)",
+    ),
+    AfterValidator(_check_name),
+]
 # Opaque refresh tokens are 43 characters; anything far longer is not one of ours.
 RefreshTokenText = Annotated[str, Field(max_length=512)]
 OtpCode = Annotated[

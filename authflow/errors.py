@@ -75,6 +75,11 @@ class WrongCurrentPassword(AppError):
     default_message = "The current password is incorrect."
 
 
+class SamePassword(AppError):
+    status, code = 422, "same_password"
+    default_message = "The new password must differ from the current one."
+
+
 class NotAuthenticated(AppError):
     status, code = 401, "not_authenticated"
     default_message = "A valid bearer token is required."

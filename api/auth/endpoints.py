@@ -22,12 +22,21 @@ from api.auth.schemas import (
     VerifyResponse,
 )
 from api.deps import CurrentPrincipal, DbSession, ServicesDep, client_ip, require_workflows
-from api.openapi import responses
+from api.openapi import NO_STORE_HEADERS, no_store, responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 # Routes whose work needs Temporal after the commit: 503 before anything is written
 # when it is down.  Login, refresh, logout, me and sessions never depend on it.
 NEEDS_WORKFLOWS = [Depends(require_workflows)]
+
+
+async def _never_stored(response: Response) -> None:
+    """The answer carries tokens: no cache may keep it (``api.openapi.NO_STORE_HEADERS``)."""
+    response.headers.update(NO_STORE_HEADERS)
+
+
+# Every route whose answer carries an access or refresh token.
+CARRIES_TOKENS = [Depends(_never_stored)]
 
 
 @router.post(
@@ -71,7 +80,12 @@ async def verify(
     return VerifyResponse(status=new_status)
 
 
-@router.post("/login", response_model=TokenPair, responses=responses(401, 403, 422, 429))
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses={**no_store("A new session's tokens"), **responses(401, 403, 422, 429)},
+    dependencies=CARRIES_TOKENS,
+)
 async def login(
     body: LoginRequest, request: Request, db: DbSession, services: ServicesDep
 ) -> TokenPair:
@@ -85,7 +99,12 @@ async def login(
     )
 
 
-@router.post("/refresh", response_model=TokenPair, responses=responses(401, 422, 429))
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses={**no_store("The session's new tokens"), **responses(401, 422, 429)},
+    dependencies=CARRIES_TOKENS,
+)
 async def refresh(
     body: RefreshRequest, request: Request, db: DbSession, services: ServicesDep
 ) -> TokenPair:
@@ -126,7 +145,9 @@ async def change_password(
     db: DbSession,
     services: ServicesDep,
 ) -> Response:
-    """Every other session is revoked; a notification email follows."""
+    """Every other session is revoked; a notification email follows.  A new password
+    equal to the current one is 422 `same_password` (nothing would change); a weak one
+    is 422 `weak_password`."""
     await passwords.change_password(
         db, services, principal, body.current_password, body.new_password, ip=client_ip(request)
     )

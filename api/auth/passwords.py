@@ -7,6 +7,7 @@ no lock (SQLite has a single one) is held while it runs.
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,7 @@ from authflow.commands import Notify, SignalVerified, StartCodeFlow
 from authflow.errors import (
     InvalidOtp,
     InvalidToken,
+    SamePassword,
     WeakPassword,
     WrongCurrentPassword,
 )
@@ -48,8 +50,15 @@ async def change_password(
     ip: str | None = None,
 ) -> None:
     """A wrong current password counts as a failed login of the account (throttled the
-    same way): a stolen access token must not become a password-guessing oracle."""
+    same way): a stolen access token must not become a password-guessing oracle.
+
+    A new password equal to the current one is refused before anything is checked:
+    nothing would change, yet the other sessions would end and a "password changed"
+    email would go out.  The two fields are compared with each other only (as the hasher
+    sees them, NFC), so the answer tells nothing about the stored password."""
     user = principal.user
+    if unicodedata.normalize("NFC", new) == unicodedata.normalize("NFC", current):
+        raise SamePassword()
     _check_new_password(new, user.email, user.full_name)
     await count_password_attempt(db, services, user.email, ip)
     checked_hash = user.password_hash

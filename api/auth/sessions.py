@@ -107,7 +107,10 @@ async def count_password_attempt(
     )
     if blocked:
         unit_of_work(db).keep_when_failing()
-        events.record(db, events.LOCKED, None, None, ip, retry_after=blocked)
+        # The account, when there is one, so ``?target_id=`` finds its lockouts.  Looked up
+        # for unknown addresses too: the answer and its statements stay the same for both.
+        target = await db.scalar(select(User.id).where(User.email == email))
+        events.record(db, events.LOCKED, None, target, ip, retry_after=blocked)
         raise TooManyAttempts(retry_after=blocked)
     throttle.add_login_failure(guard, cap)
     throttle.add_rolling(account, throttle.HOUR, cap)

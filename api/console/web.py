@@ -43,7 +43,10 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     # Same-origin requests keep their Origin header (checked on every POST).
     "Referrer-Policy": "same-origin",
+    # Pages show personal data and the sign-in sets the session cookie: never cached,
+    # by HTTP/1.0 caches either.
     "Cache-Control": "no-store",
+    "Pragma": "no-cache",
 }
 
 templates = Environment(

@@ -8,8 +8,15 @@ The rules follow NIST SP 800-63B: a length window, no composition rules (no
   once.  A password is never truncated: one over ``MAX_LENGTH`` is refused.
 * A password is refused when it is, case-insensitively, one of the common
   passwords shipped in ``authflow/data/common-passwords.txt`` (see the README
-  beside it for its origin), or when it equals the account's email address or
-  the email's local part.
+  beside it for its origin).
+* A password is refused when it is built on the account's own email address or
+  name (the contract's rule): the address, its local part or the name is most of
+  it, or what is left once the digits around it, the separators and the words of
+  the address and the name are taken out is under ``PERSONAL_REMAINDER`` letters
+  ("margaret.hamilton" or "HamiltonMargaret1987" for
+  margaret.hamilton.k3x9@example.com, "jsmithers2026" for jsmithersab12y@...).
+  An unrelated passphrase that merely contains one of those words keeps the rest
+  of its letters and is accepted.
 
 The list is read once, on first use, through ``importlib.resources`` and kept
 in memory as a frozenset.
@@ -17,6 +24,7 @@ in memory as a frozenset.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 from importlib.resources import files
@@ -35,6 +43,12 @@ __all__ = [
 MIN_LENGTH: Final = 8
 MAX_LENGTH: Final = 256
 REJECTION_CODE: Final = "weak_password"
+# A password built on the account's words keeps fewer letters than this once they are
+# taken out ("margaret.hamilton" keeps none, "margaret-in-the-garden" keeps nine).
+PERSONAL_REMAINDER: Final = 4
+# Words of the address or the name shorter than this are not taken out: two letters
+# ("jr", "k3x9"'s "k") occur by chance in any passphrase.
+PERSONAL_WORD_MIN: Final = 3
 
 _DATA_PACKAGE: Final = "authflow.data"
 _COMMON_PASSWORDS_FILE: Final = "common-passwords.txt"
@@ -113,7 +127,8 @@ def check_password(password: str, *, email: str | None = None, name: str | None 
 
     ``email``, when given, is the account's address, and ``name`` its owner's name:
     the password may not be built on them (the address, its local part or the
-    name, ignoring case, is not the whole password nor most of it).
+    name, ignoring case, is not the whole password nor most of it; nor is the
+    password made of their words, see ``_built_from_personal_words``).
     """
     length = len(_nfc(password))
     if length < MIN_LENGTH:
@@ -131,13 +146,14 @@ def check_password(password: str, *, email: str | None = None, name: str | None 
     if any(part in folded and len(part) * 2 >= len(folded.replace(" ", "")) for part in personal):
         raise PasswordRejected("The password must not be built on your email address or name.")
     if email:
-        folded = _fold(password)
         address = _fold(email.strip())
         local_part = address.rpartition("@")[0] if "@" in address else address
         if folded in {address, local_part}:
             raise PasswordRejected(
                 "The password must not be your email address or the part before its @."
             )
+    if _built_from_personal_words(folded, email, name):
+        raise PasswordRejected("The password must not be built on your email address or name.")
 
 
 def _personal_words(email: str | None, name: str | None) -> list[str]:
@@ -149,3 +165,36 @@ def _personal_words(email: str | None, name: str | None) -> list[str]:
         folded = _fold(name.strip())
         words += [folded, folded.replace(" ", ""), *folded.split()]
     return words
+
+
+# Runs of letters and runs of digits: "margaret.hamilton.k3x9" -> margaret, hamilton, k, 3,
+# x, 9; "jsmithersab12y" -> jsmithersab, 12, y.
+_WORD: Final = re.compile(r"[^\W\d_]+|\d+")
+
+
+def _built_from_personal_words(folded: str, email: str | None, name: str | None) -> bool:
+    """Whether the password, separators and surrounding digits left out, is a run of the
+    local part or the name ("jsmithers" of "jsmithersab12y"), or their words put together
+    with under ``PERSONAL_REMAINDER`` letters of its own ("hamiltonmargaret", "margaret77x").
+
+    Only the local part of the address counts: the domain ("gmail", a company name) is
+    not the person's own word."""
+    sources: list[str] = []
+    if email:
+        address = _fold(email.strip())
+        sources.append(address.rpartition("@")[0] or address)
+    if name:
+        sources.append(_fold(name.strip()))
+    if not sources:
+        return False
+    core = "".join(_WORD.findall(folded)).strip("0123456789")
+    if len(core) < PERSONAL_REMAINDER:
+        return False
+    if any(core in "".join(_WORD.findall(source)) for source in sources):
+        return True
+    words = {w for s in sources for w in _WORD.findall(s) if not w.isdigit()}
+    rest = core
+    for word in sorted((w for w in words if len(w) >= PERSONAL_WORD_MIN), key=len, reverse=True):
+        rest = rest.replace(word, " ")
+    taken = len(core) - len(rest.replace(" ", ""))
+    return taken >= PERSONAL_REMAINDER and sum(c.isalpha() for c in rest) < PERSONAL_REMAINDER

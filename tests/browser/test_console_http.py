@@ -50,6 +50,9 @@ async def test_sign_in_sets_a_strict_httponly_cookie(stack: Stack, console: Cons
     cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(f"{SESSION_COOKIE}="))
     attributes = {part.strip().lower() for part in cookie.split(";")}
     assert {"httponly", "samesite=strict", "path=/admin"} <= attributes
+    # The answer that sets the session is never cached (by HTTP/1.0 caches either).
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["pragma"] == "no-cache"
     page = await console.get("/admin/users")
     assert page.status_code == 200
     assert ADMIN_EMAIL in page.text

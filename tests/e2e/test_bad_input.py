@@ -94,13 +94,19 @@ EMAIL_INJECTIONS = [
     "a\u0085b@example.com",
 ]
 # Names that could become extra recipients once an address header is folded.
+# Names that look like addresses (< > @) or hold quoting's escape: refused.
 NAME_ADDRESS_TRICKS = [
     'Mallory <mallory@evil.example>, "Eve" <eve@evil.example>; bcc: x@evil.example',
     "Ann, eve@evil.example",
     "Ann <eve@evil.example>",
+    "Ann \\ Bob",
+]
+# Names with an address header's other specials: real names, allowed and quoted.
+NAMES_WITH_SPECIALS = [
+    "Martin Luther King, Jr.",
     '"Ann" eve',
     "undisclosed-recipients: eve;",
-    "Ann \\ Bob",
+    'Zoë "Z" Müller; PhD: 日本, x',
 ]
 NAME_INJECTIONS = [
     "Ann\r\nBcc: evil@example.com",
@@ -363,6 +369,29 @@ async def _registration_mail(stack: Stack, full_name: str) -> tuple[str, list[st
     message = await stack.wait_for_mail(email, after_id=mark)
     stack.remember(*re.findall(r"(?<!\d)\d{6}(?!\d)", message.text))
     return email, message.rcpt_tos, _to_addresses(message.raw)
+
+
+@pytest.mark.parametrize("full_name", NAMES_WITH_SPECIALS)
+async def test_a_name_with_commas_colons_or_quotes_registers_and_is_quoted(
+    stack: Stack, full_name: str
+) -> None:
+    """``Martin Luther King, Jr.`` was refused (422 invalid_name).  Its email's To header
+    carries the whole name as one quoted display name and exactly one recipient."""
+    email = stack.new_email("special")
+    mark = stack.sink.last_id
+    response = await stack.register(email, GOOD_PASSWORD + " z", full_name=full_name)
+    assert response.status_code == 202, response.text
+    message = await stack.wait_for_mail(email, after_id=mark)
+    stack.remember(*re.findall(r"(?<!\d)\d{6}(?!\d)", message.text))
+    assert message.rcpt_tos == [email]
+    parsed = message_from_bytes(message.raw, policy=policy.default)
+    to = parsed["To"]
+    assert [(a.display_name, a.addr_spec) for a in to.addresses] == [(full_name, email)]
+    assert _to_addresses(message.raw) == [email]
+    if full_name.isascii():  # one quoted-string, on one line (no encoded words)
+        head = message.raw.replace(b"\r\n", b"\n").partition(b"\n\n")[0].decode()
+        quoted = full_name.replace('"', '\\"')
+        assert f'To: "{quoted}" <{email}>' in head.splitlines()
 
 
 @pytest.mark.parametrize("full_name", ["Ada Lovelace", "J. R. R. Tolkien", "Zoë O'Brien"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import unicodedata
 from typing import Any
 
 import httpx
@@ -154,6 +155,36 @@ async def test_password_may_not_be_the_address(stack: Stack) -> None:
     assert await user_count(stack, email) == 0
 
 
+@pytest.mark.parametrize(
+    ("local", "password"),
+    [
+        ("margaret.hamilton.{tag}", "margaret.hamilton"),
+        ("margaret.hamilton.{tag}", "MargaretHamilton"),
+        ("jsmithersab{tag}", "jsmithers2026"),
+        ("jonathan.smithers-{tag}", "jonathan.smithers"),
+    ],
+)
+async def test_password_may_not_be_built_on_the_words_of_the_address(
+    stack: Stack, local: str, password: str
+) -> None:
+    """The audit's reproductions: the words of the local part, not the whole of it."""
+    email = f"{local.format(tag=secrets.token_hex(3))}@example.com"
+    # (Posted directly: these "passwords" are the address's own words, not secrets.)
+    response = await stack.http.post(
+        f"{AUTH}/register", json={"email": email, "password": password}
+    )
+    assert_error(response, 422, "weak_password")
+    assert await user_count(stack, email) == 0
+
+
+async def test_a_passphrase_holding_a_word_of_the_address_is_accepted(stack: Stack) -> None:
+    email = f"margaret.hamilton.{secrets.token_hex(3)}@example.com"
+    response = await stack.register(
+        email, f"margaret walks the foggy harbour {secrets.token_hex(2)}"
+    )
+    assert response.status_code == 202, response.text
+
+
 # --- change ---------------------------------------------------------------------------------------
 async def test_change_password_revokes_other_sessions_and_notifies(stack: Stack) -> None:
     email, password = await stack.register_and_verify()
@@ -198,6 +229,26 @@ async def test_change_password_checks_the_new_password(stack: Stack) -> None:
     )
     assert_error(as_address, 422, "weak_password")
     assert (await try_login(stack, email, password)).status_code == 200  # unchanged
+
+
+async def test_changing_to_the_same_password_is_refused_and_changes_nothing(
+    stack: Stack,
+) -> None:
+    """It answered 204, ended the other sessions and emailed "password changed" though
+    nothing changed.  The same password typed decomposed (NFD) is the same password."""
+    password = f"caf\u00e9 au lait {secrets.token_hex(4)}"
+    email, _ = await stack.register_and_verify(password=password)
+    current_session = await stack.login(email, password)
+    other_session = await stack.login(email, password)
+    mark = stack.sink.last_id
+    for same in (password, unicodedata.normalize("NFD", password)):
+        response = await change(stack, current_session, password, same)
+        error = assert_error(response, 422, "same_password")
+        assert "differ" in error["message"]
+    assert (await get_me(stack, other_session)).status_code == 200
+    assert (await try_login(stack, email, password)).status_code == 200
+    await asyncio.sleep(1.0)  # a notice would have been queued by now; look anyway
+    assert not [m for m in stack.sink.messages_to(email) if m.id > mark]
 
 
 async def test_change_password_needs_a_bearer_token(stack: Stack) -> None:

@@ -377,6 +377,45 @@ async def test_an_attacker_cannot_lock_the_owner_out(stack: Stack) -> None:
     assert "127.0.0.3" in {item["ip"] for item in logins}
 
 
+async def _locked_out(client: httpx.AsyncClient, email: str) -> httpx.Response:
+    """Wrong guesses for ``email`` until the throttle answers 429."""
+    for _ in range(15):
+        response = await client.post(
+            f"{AUTH}/login", json={"email": email, "password": "a wrong guess"}
+        )
+        if response.status_code == 429:
+            return response
+    raise AssertionError(f"{email} was never throttled: {response.status_code}")
+
+
+async def test_a_lockout_names_the_account_and_answers_unknown_addresses_alike(
+    stack: Stack,
+) -> None:
+    """``auth.locked`` carries the account's id as ``auth.login_failed`` does (its
+    target_id was null), while a lockout of an unknown address answers the same and asks
+    the database the same statements."""
+    email, _ = await stack.register_and_verify()
+    uid = await user_id_of(stack, email)
+    ghost = stack.new_email("ghost")
+    async with client_from(stack, "127.0.0.6") as attacker:
+        known, unknown = await _locked_out(attacker, email), await _locked_out(attacker, ghost)
+        assert known.json() == unknown.json()
+        assert known.json()["error"]["code"] == "too_many_attempts"
+        bodies = {}
+        for address in (email, ghost):
+            with statements_of(stack) as seen:
+                again = await attacker.post(
+                    f"{AUTH}/login", json={"email": address, "password": "a wrong guess"}
+                )
+            assert again.status_code == 429
+            bodies[address] = (again.json(), seen)
+        assert bodies[email] == bodies[ghost]
+    locked = await audit(stack, action="auth.locked", target_id=uid)
+    assert locked and {item["ip"] for item in locked} == {"127.0.0.6"}
+    everyone = await audit(stack, action="auth.locked")
+    assert [item for item in everyone if item["ip"] == "127.0.0.6" and not item["target_id"]]
+
+
 # --- finding 8: security events, filtered, with no secret -----------------------------------
 async def test_security_events_are_recorded_without_secrets(stack: Stack) -> None:
     email, password = await stack.register_and_verify()

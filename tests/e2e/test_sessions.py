@@ -271,6 +271,23 @@ async def test_concurrent_refreshes_of_one_token_get_one_new_pair(stack: Stack) 
     assert (await get_me(stack, results[0].json())).status_code == 200
 
 
+async def test_answers_carrying_tokens_are_never_cached(stack: Stack) -> None:
+    """RFC 6749 §5.1: login and refresh (also a refresh answered again within the
+    grace) say ``Cache-Control: no-store`` and ``Pragma: no-cache``."""
+    email, password = await stack.register_and_verify()
+    login = await try_login(stack, email, password)
+    assert login.status_code == 200, login.text
+    tokens = login.json()
+    stack.remember(tokens["access_token"], tokens["refresh_token"])
+    first = await do_refresh(stack, tokens["refresh_token"])
+    again = await do_refresh(stack, tokens["refresh_token"])  # within the grace
+    assert first.json() == again.json()
+    for response in (login, first, again):
+        assert response.status_code == 200, response.text
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["pragma"] == "no-cache"
+
+
 async def test_an_expired_session_is_refused(stack: Stack) -> None:
     """Rotation never extends a session: once its absolute lifetime is over, neither its
     access token nor its refresh token works."""

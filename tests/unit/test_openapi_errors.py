@@ -65,3 +65,13 @@ def test_the_audit_items_old_detail_field_is_marked_deprecated() -> None:
     properties = AuditOut.model_json_schema()["properties"]
     assert properties["detail"].get("deprecated") is True
     assert "deprecated" not in properties["details"]
+
+
+def test_answers_carrying_tokens_document_that_they_are_never_cached() -> None:
+    schema = create_app(Settings(environment="test", jwt_secret=TEST_SECRET)).openapi()
+    for path in ("/api/v1/auth/login", "/api/v1/auth/refresh"):
+        ok = schema["paths"][path]["post"]["responses"]["200"]
+        assert set(ok["headers"]) == {"Cache-Control", "Pragma"}, path
+        assert ok["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/TokenPair"
+        }

@@ -204,6 +204,52 @@ def test_passwords_built_on_the_address_or_the_name_are_refused() -> None:
     assert _rejection_for("aaaaaaaa").code == "weak_password"
 
 
+# The audit's reproductions: the local part's own words, not only the whole local part.
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [
+        ("margaret.hamilton", "margaret.hamilton.k3x9@example.com"),
+        ("MargaretHamilton", "margaret.hamilton.k3x8@example.com"),
+        ("jsmithers2026", "jsmithersab12y@example.com"),
+        ("jonathan.smithers", "jonathan.smithers-ab12@example.com"),
+        ("Hamilton_Margaret!", "margaret.hamilton.k3x9@example.com"),
+        ("margaret1987!", "margaret.hamilton.k3x9@example.com"),
+        ("2026-hamilton-2026", "margaret.hamilton.k3x9@example.com"),
+        ("smithers.jonathan.77", "jonathan.smithers-ab12@example.com"),
+    ],
+)
+def test_passwords_built_on_the_words_of_the_local_part_are_refused(
+    password: str, email: str
+) -> None:
+    rejected = _rejection(password, email=email)
+    assert "email" in rejected.reason
+
+
+def test_passwords_built_on_the_words_of_the_name_are_refused() -> None:
+    for password in ("luther-king-2026", "MartinLutherKing", "king.martin.1968"):
+        with pytest.raises(PasswordRejected):
+            check_password(password, email="mlk@example.com", name="Martin Luther King, Jr.")
+
+
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [
+        # an unrelated passphrase that happens to hold a word of the address
+        ("margaret walks the foggy harbour", "margaret.hamilton.k3x9@example.com"),
+        ("jonathan-plays-cello-at-dawn", "jonathan.smithers-ab12@example.com"),
+        ("annotated orbit 42", "ann.lee@example.com"),
+        # the domain is not the person's word
+        ("example2026!", "margaret.hamilton.k3x9@example.com"),
+        # two-letter words of an address occur by chance in any password
+        ("bolivia-road-trip", "bo.li@example.com"),
+    ],
+)
+def test_a_password_that_only_contains_a_word_of_the_address_is_accepted(
+    password: str, email: str
+) -> None:
+    check_password(password, email=email)
+
+
 @pytest.mark.parametrize("secret", ["", "a" * 32, "changeme", "0123456789" * 2, "ab" * 40])
 def test_weak_secrets_are_refused_at_start_in_every_mode(secret: str) -> None:
     for environment in ("production", "development", "test"):

@@ -11,6 +11,7 @@ from email.message import EmailMessage, MIMEPart
 
 import pytest
 
+from activities import templates
 from activities.templates import (
     MAX_LINE,
     MessageBuildError,
@@ -99,6 +100,27 @@ def test_any_name_keeps_exactly_one_recipient(name: str) -> None:
     assert [(a.display_name, a.addr_spec) for a in addresses] == [(name, "user@example.com")]
     text, _ = parts(mail)
     assert text == render_notice("password_changed", name).text
+
+
+def test_a_name_whose_quoting_the_folder_loses_is_dropped_not_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python 3.11 folding at 78 columns unquotes a long display name: its ", eve@..."
+    became a second recipient.  Lines of up to 998 characters avoid the folding; should a
+    name still be folded so, the message goes out to its one recipient without the name."""
+    monkeypatch.setattr(
+        templates, "_POLICY", email.policy.SMTP.clone(max_line_length=78), raising=True
+    )
+    name = "x " * 32 + ", eve@evil.example"
+    message = build_message(
+        render_notice("password_changed", name),
+        sender=SENDER,
+        recipient="user@example.com",
+        name=name,
+    )
+    addresses = parsed(message)["To"].addresses
+    assert [(a.display_name, a.addr_spec) for a in addresses] == [("", "user@example.com")]
+    assert b"evil.example" not in message.data.partition(b"\r\n\r\n")[0]  # the headers
 
 
 def test_lines_end_in_crlf_and_stay_within_the_limit() -> None:
