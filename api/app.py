@@ -23,8 +23,8 @@ from api.courses.content import UPLOAD_PATH
 from api.courses.content import router as content_router
 from api.courses.endpoints import router as courses_router
 from api.courses.enrollments import pages as certificate_pages
-from api.courses.pages import pages as course_pages
 from api.courses.enrollments import router as enrollments_router
+from api.courses.pages import pages as course_pages
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
