@@ -8,10 +8,10 @@ import unicodedata
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Header, Path, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Response, UploadFile, status
 from sqlalchemy import select
 
-from api.courses.deps import ID_PATTERN, IfMatch, SignedIn
+from api.courses.deps import IfMatch, SignedIn
 from api.courses.flows import lessons_changed
 from api.courses.schemas import (
     AttachmentOut,
@@ -23,7 +23,7 @@ from api.courses.schemas import (
     ModuleUpdate,
     OrderRequest,
 )
-from api.deps import DbSession, ServicesDep
+from api.deps import DbSession, PathId, ServicesDep
 from api.openapi import responses
 from authflow.courses import filetypes, service
 from authflow.courses import repository as repo
@@ -34,7 +34,6 @@ from authflow.errors import FileTooLarge, NotFound, RangeNotSatisfiable, Unsuppo
 from authflow.models import new_id
 
 router = APIRouter(prefix="/api/v1", tags=["course content"])
-ItemId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 # Uploads may be far larger than other bodies (BodyLimitMiddleware lets these through).
 UPLOAD_PATH = re.compile(r"^/api/v1/lessons/[^/]+/attachments/?$")
 
@@ -43,7 +42,7 @@ UPLOAD_PATH = re.compile(r"^/api/v1/lessons/[^/]+/attachments/?$")
     "/modules/{module_id}", response_model=ModuleOut, responses=responses(401, 403, 404, 412, 422)
 )
 async def update_module(
-    module_id: ItemId, body: ModuleUpdate, actor: SignedIn, db: DbSession, version: IfMatch
+    module_id: PathId, body: ModuleUpdate, actor: SignedIn, db: DbSession, version: IfMatch
 ) -> ModuleOut:
     module = await service.update_module(db, actor, module_id, body.title, body.position, version)
     await db.flush()
@@ -55,7 +54,7 @@ async def update_module(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 403, 404),
 )
-async def delete_module(module_id: ItemId, actor: SignedIn, db: DbSession) -> Response:
+async def delete_module(module_id: PathId, actor: SignedIn, db: DbSession) -> Response:
     """Its lessons go with it (and no longer count in learners' progress)."""
     await service.delete_module(db, actor, module_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -68,7 +67,7 @@ async def delete_module(module_id: ItemId, actor: SignedIn, db: DbSession) -> Re
     responses=responses(401, 403, 404, 422),
 )
 async def add_lesson(
-    module_id: ItemId, body: LessonCreate, actor: SignedIn, db: DbSession, services: ServicesDep
+    module_id: PathId, body: LessonCreate, actor: SignedIn, db: DbSession, services: ServicesDep
 ) -> LessonOut:
     """`video_url` https only; `release_after_days` 0-365 (days after enrolment)."""
     lesson = await service.add_lesson(db, actor, module_id, body.model_dump())
@@ -82,7 +81,7 @@ async def add_lesson(
     responses=responses(401, 403, 404, 422),
 )
 async def order_lessons(
-    module_id: ItemId, body: OrderRequest, actor: SignedIn, db: DbSession
+    module_id: PathId, body: OrderRequest, actor: SignedIn, db: DbSession
 ) -> LessonListOut:
     """`ids` must be exactly the module's lessons (422 `invalid_order` otherwise)."""
     lessons = await service.order_lessons(db, actor, module_id, body.ids)
@@ -90,7 +89,7 @@ async def order_lessons(
 
 
 @router.get("/lessons/{lesson_id}", response_model=LessonOut, responses=responses(401, 403, 404))
-async def get_lesson(lesson_id: ItemId, actor: SignedIn, db: DbSession) -> LessonOut:
+async def get_lesson(lesson_id: PathId, actor: SignedIn, db: DbSession) -> LessonOut:
     """Enrolled learners (once open: else 403 `lesson_locked` with `available_at`), the
     owner and course managers; any signed-in user for a preview lesson."""
     access = await readable_lesson(db, actor, lesson_id)
@@ -107,7 +106,7 @@ async def get_lesson(lesson_id: ItemId, actor: SignedIn, db: DbSession) -> Lesso
     "/lessons/{lesson_id}", response_model=LessonOut, responses=responses(401, 403, 404, 412, 422)
 )
 async def update_lesson(
-    lesson_id: ItemId,
+    lesson_id: PathId,
     body: LessonUpdate,
     actor: SignedIn,
     db: DbSession,
@@ -130,7 +129,7 @@ async def update_lesson(
     responses=responses(401, 403, 404),
 )
 async def delete_lesson(
-    lesson_id: ItemId, actor: SignedIn, db: DbSession, services: ServicesDep
+    lesson_id: PathId, actor: SignedIn, db: DbSession, services: ServicesDep
 ) -> Response:
     lesson = await service.delete_lesson(db, actor, lesson_id)
     lessons_changed(db, lesson.course_id)
@@ -154,7 +153,7 @@ def _safe_filename(name: str | None) -> str:
     responses=responses(400, 401, 403, 404, 413, 415, 422),
 )
 async def upload_attachment(
-    lesson_id: ItemId,
+    lesson_id: PathId,
     file: Annotated[UploadFile, File(description="The file (its type is judged from its bytes)")],
     actor: SignedIn,
     db: DbSession,
@@ -223,7 +222,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     },
 )
 async def download_attachment(
-    attachment_id: ItemId,
+    attachment_id: PathId,
     actor: SignedIn,
     db: DbSession,
     services: ServicesDep,
