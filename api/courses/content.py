@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Header, Response, UploadFile, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.courses.deps import IfMatch, SignedIn
 from api.courses.flows import lessons_changed
@@ -25,11 +26,12 @@ from api.courses.schemas import (
 )
 from api.deps import DbSession, PathId, ServicesDep
 from api.openapi import responses
+from api.services import Services
 from authflow.courses import filetypes, service
 from authflow.courses import repository as repo
 from authflow.courses.models import Attachment
 from authflow.courses.progress import readable_lesson
-from authflow.courses.service import available_at
+from authflow.courses.service import Actor, available_at
 from authflow.errors import FileTooLarge, NotFound, RangeNotSatisfiable, UnsupportedType
 from authflow.models import new_id
 
@@ -193,7 +195,11 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end) inclusive of a single-range ``Range``; None for the whole file.
-    Unparsable or multi-range headers are ignored (RFC 9110 allows it)."""
+
+    RFC 9110 (14.2): a range the server cannot parse, or one whose last byte comes
+    before its first (``bytes=5-2``), is invalid and ignored: the whole file, 200.
+    Multi-range headers are ignored too (it allows that).  Only a valid range that
+    selects nothing of the file (starts past its end, or the last 0 bytes) is 416."""
     if not header:
         return None
     match = _RANGE.match(header.strip())
@@ -206,10 +212,28 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise RangeNotSatisfiable(size)
         return max(0, size - suffix), size - 1
     start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    if last and int(last) < start:
+        return None
+    if start >= size:
         raise RangeNotSatisfiable(size)
+    end = min(int(last), size - 1) if last else size - 1
     return start, end
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the name twice (RFC 6266): ``filename*`` in UTF-8 for the
+    clients that read it, and a plain ASCII ``filename`` for those that do not
+    (accents folded, any other character, a quote, a backslash or ``%`` as ``_``)."""
+    folded = unicodedata.normalize("NFKD", filename)
+    fallback = "".join(
+        c if " " <= c <= "~" and c not in '"\\%' else "_"
+        for c in folded
+        if not unicodedata.combining(c)
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+
+
+_DOWNLOAD_ERRORS = responses(401, 403, 404, 416)
 
 
 @router.get(
@@ -218,7 +242,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file"},
         206: {"description": "The requested range"},
-        **responses(401, 403, 404, 416),
+        **_DOWNLOAD_ERRORS,
     },
 )
 async def download_attachment(
@@ -228,23 +252,71 @@ async def download_attachment(
     services: ServicesDep,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
-    """Whoever may read the lesson; `Range: bytes=a-b` answers 206."""
+    """Whoever may read the lesson; `Range: bytes=a-b` answers 206 (an invalid range,
+    such as `bytes=5-2`, is ignored: 200 with the whole file)."""
+    return await _attachment(db, services, actor, attachment_id, range_header, body=True)
+
+
+@router.head(
+    "/attachments/{attachment_id}",
+    response_class=Response,
+    responses={
+        200: {"description": "The download's headers (`Content-Length`...), no body"},
+        206: {"description": "The requested range's headers, no body"},
+        # No body at all on HEAD, so no error body either.
+        **{
+            code: {"description": answer["description"]}
+            for code, answer in _DOWNLOAD_ERRORS.items()
+        },
+    },
+)
+async def attachment_headers(
+    attachment_id: PathId,
+    actor: SignedIn,
+    db: DbSession,
+    services: ServicesDep,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> Response:
+    """The download's status and headers without the bytes (its size, type and name),
+    for whoever may read the lesson."""
+    return await _attachment(db, services, actor, attachment_id, range_header, body=False)
+
+
+async def _attachment(
+    db: AsyncSession,
+    services: Services,
+    actor: Actor,
+    attachment_id: str,
+    range_header: str | None,
+    *,
+    body: bool,
+) -> Response:
     attachment = await db.scalar(select(Attachment).where(Attachment.id == attachment_id))
     if attachment is None:
         raise NotFound("No such attachment.")
     # The attachment's own lesson decides, so guessing another course's ids reads nothing.
     await readable_lesson(db, actor, attachment.lesson_id)
     headers = {
-        "Content-Disposition": "attachment; filename*=UTF-8''" + quote(attachment.filename),
+        "Content-Disposition": content_disposition(attachment.filename),
         "X-Content-Type-Options": "nosniff",
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-store",
     }
     span = parse_range(range_header, attachment.size)
+    start, end = span if span is not None else (0, attachment.size - 1)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{attachment.size}"
+    status_code = 200 if span is None else 206
+    if not body:
+        # HEAD: the length the GET would send, and nothing read from storage.
+        headers["Content-Length"] = str(end - start + 1)
+        return Response(
+            status_code=status_code, media_type=attachment.content_type, headers=headers
+        )
     if span is None:
         data = await services.storage.get(attachment.storage_key)
-        return Response(data, media_type=attachment.content_type, headers=headers)
-    start, end = span
-    data = await services.storage.get(attachment.storage_key, start, end)
-    headers["Content-Range"] = f"bytes {start}-{end}/{attachment.size}"
-    return Response(data, status_code=206, media_type=attachment.content_type, headers=headers)
+    else:
+        data = await services.storage.get(attachment.storage_key, start, end)
+    return Response(
+        data, status_code=status_code, media_type=attachment.content_type, headers=headers
+    )
