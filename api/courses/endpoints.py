@@ -35,6 +35,7 @@ from api.courses.schemas import (
 from api.courses.views import course_detail, outline_out
 from api.deps import DbSession, PathId
 from api.openapi import responses
+from api.schemas_common import ErrorResponse
 from authflow.courses import catalogue as cat
 from authflow.courses import repository as repo
 from authflow.courses import service
@@ -102,10 +103,18 @@ async def update_course(
 @router.post(
     "/courses/{course_id}/publish",
     response_model=CourseOut,
-    responses=responses(401, 403, 404, 409),
+    responses=responses(401, 403, 404)
+    | {
+        409: {
+            "model": ErrorResponse,
+            "description": "`course_empty`: the course has no lesson; `quiz_missing`: a quiz "
+            "lesson has no quiz yet (`lesson_id` names the first one)",
+        }
+    },
 )
 async def publish_course(course_id: PathId, actor: SignedIn, db: DbSession) -> CourseOut:
-    """409 `course_empty` while the course has no lesson."""
+    """409 `course_empty` while the course has no lesson; 409 `quiz_missing` while a
+    quiz lesson has no quiz (nobody could complete the course), with its `lesson_id`."""
     course = await service.publish_course(db, actor, course_id)
     await db.flush()
     return CourseOut.of(course)

@@ -31,6 +31,7 @@ from authflow.errors import (
     Forbidden,
     InvalidOrder,
     NotFound,
+    QuizMissing,
     VersionConflict,
 )
 from authflow.models import utcnow
@@ -150,6 +151,11 @@ async def publish_course(db: AsyncSession, actor: Actor, course_id: str) -> Cour
     course = await get_managed_course(db, course_id, actor, lock=True)
     if await repo.lesson_count(db, course.id) == 0:
         raise CourseEmpty()
+    # Checked when publishing only: a quiz lesson is made before its quiz, so one added
+    # to a course already published waits for its quiz (docs/learning.md).
+    missing = await repo.first_quiz_lesson_without_quiz(db, course.id)
+    if missing is not None:
+        raise QuizMissing(missing.id, missing.title)
     if course.status != CourseStatus.PUBLISHED:
         course.status = CourseStatus.PUBLISHED
         course.published_at = course.published_at or utcnow()

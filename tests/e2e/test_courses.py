@@ -19,6 +19,7 @@ from tests.learning_calls import (
     instructor,
     learner,
     published_course,
+    put_quiz,
 )
 from tests.stack import Stack
 
@@ -81,6 +82,34 @@ async def test_publish_needs_a_lesson_and_drafts_are_hidden(stack: Stack) -> Non
     assert r.status_code == 200
     assert r.json()["status"] == "published"
     assert (await stack.http.get(f"{API}/courses/{course['id']}")).status_code == 200
+
+
+async def test_publish_needs_every_quiz_lesson_to_have_its_quiz(stack: Stack) -> None:
+    """A quiz lesson completes only by passing its quiz: published without one, nobody
+    could complete the course.  Checked when publishing (docs/learning.md)."""
+    owner = await instructor(stack)
+    course = await create_course(stack, owner)
+    module = await add_module(stack, owner, course["id"])
+    await add_lesson(stack, owner, module)
+    second = await add_module(stack, owner, course["id"])
+    late = await add_lesson(stack, owner, second, kind="quiz", title="Final exam")
+    first = await add_lesson(stack, owner, module, kind="quiz", title="Warm-up quiz")
+    publish = f"{API}/courses/{course['id']}/publish"
+    r = await stack.http.post(publish, headers=owner.headers)
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert (error["code"], error["lesson_id"]) == ("quiz_missing", first["id"])
+    assert "Warm-up quiz" in error["message"]
+    assert (await stack.http.get(f"{API}/courses/{course['id']}")).status_code == 404
+    await put_quiz(stack, owner, first["id"])
+    r = await stack.http.post(publish, headers=owner.headers)
+    assert (r.status_code, r.json()["error"]["lesson_id"]) == (409, late["id"])
+    await put_quiz(stack, owner, late["id"])
+    r = await stack.http.post(publish, headers=owner.headers)
+    assert (r.status_code, r.json()["status"]) == (200, "published")
+    schema = (await stack.http.get("/openapi.json")).json()
+    documented = schema["paths"]["/api/v1/courses/{course_id}/publish"]["post"]["responses"]
+    assert "quiz_missing" in documented["409"]["description"]
 
 
 async def test_delete_and_archive_rules(stack: Stack) -> None:
