@@ -73,6 +73,12 @@ async def _visible_to(db: AsyncSession, course: Course, actor: Actor | None) -> 
     return enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE
 
 
+async def visible_to(db: AsyncSession, course: Course, actor: Actor | None) -> bool:
+    """Whether ``actor`` may know that ``course`` exists: a caller who may not is told
+    404 about it and everything in it (drafts stay invisible), one who may gets 403."""
+    return await _visible_to(db, course, actor)
+
+
 async def get_visible_course(db: AsyncSession, key: str, actor: Actor | None) -> Course:
     course = await repo.course_by_id_or_slug(db, key)
     if course is None or not await _visible_to(db, course, actor):
