@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -90,7 +91,7 @@ class _Strict(BaseModel):
 class OptionDef(_Strict):
     id: Id | None = None
     text: Text
-    correct: bool = False
+    correct: StrictBool = False
 
 
 class _QuestionBase(_Strict):
@@ -144,7 +145,9 @@ class MultipleQuestion(_QuestionBase):
 
 class TrueFalseQuestion(_QuestionBase):
     kind: Literal["true_false"]
-    answer: bool
+    # JSON true or false only: "true", 1 or "no" would be guessed at (a learner's
+    # answer is held to the same rule, ``grading.check_answers``).
+    answer: StrictBool
 
 
 class ShortTextQuestion(_QuestionBase):
@@ -192,7 +195,7 @@ class QuizDefinition(_Strict):
         default=None, ge=QUIZ_LIMITS.min_time_limit_seconds, le=QUIZ_LIMITS.max_time_limit_seconds
     )
     max_attempts: int | None = Field(default=None, ge=1, le=QUIZ_LIMITS.max_attempts)
-    shuffle: bool = False
+    shuffle: StrictBool = False
     show_answers: ShowAnswers
     questions: list[Question] = Field(min_length=1, max_length=QUIZ_LIMITS.max_questions)
 

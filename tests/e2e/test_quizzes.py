@@ -84,6 +84,8 @@ async def test_the_owner_defines_a_quiz_and_each_edit_is_a_new_version(stack: St
         # NUL is refused in quiz text as in every other text field (PostgreSQL JSON).
         (lambda b: b["questions"][0].update(prompt="a\x00b"), "invalid_text"),
         (lambda b: b["questions"][3]["answers"].append("x\x00y"), "invalid_text"),
+        # Booleans only: "true" is not guessed at.
+        (lambda b: b["questions"][2].update(answer="true"), "bool_type"),
     ],
 )
 async def test_an_invalid_quiz_is_a_clear_422(stack: Stack, change: Any, error_type: str) -> None:

@@ -155,6 +155,19 @@ def test_control_characters_are_refused_in_quiz_text(where: tuple[Any, ...], tex
     assert error_types(body) == {"invalid_text"}
 
 
+@pytest.mark.parametrize("value", ["true", "false", 1, 0, "yes", None])
+def test_booleans_are_json_booleans_only(value: Any) -> None:
+    """A true_false answer, an option's ``correct`` and ``shuffle``: "true" or 1 is
+    refused, not guessed at."""
+    body = quiz_body()
+    body["questions"][2]["answer"] = value
+    assert error_types(body) == {"bool_type"}
+    body = quiz_body()
+    body["questions"][0]["options"][1]["correct"] = value
+    assert error_types(body) == {"bool_type"}
+    assert error_types(quiz_body(shuffle=value)) == {"bool_type"}
+
+
 def test_a_prompt_may_run_over_several_lines() -> None:
     body = quiz_body()
     body["questions"][0]["prompt"] = "What does this print?\n\n\tprint(1)\r\n"
