@@ -27,6 +27,15 @@ def _no_controls(value: str) -> str:
     return value
 
 
+def _title(value: str) -> str:
+    # Surrounding spaces are noise (and a title of spaces alone would show as nothing,
+    # with the slug "course"): kept out of titles, slugs and the catalogue's sort.
+    value = _no_controls(value).strip()
+    if not value:
+        raise PydanticCustomError("blank_title", "A title needs more than spaces.")
+    return value
+
+
 def _markdown(value: str) -> str:
     if "\x00" in value:
         raise PydanticCustomError("invalid_text", "NUL characters are not allowed.")
@@ -45,7 +54,7 @@ def _currency(value: str) -> str:
     return value.upper()
 
 
-Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_controls)]
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_title)]
 Summary = Annotated[str, Field(max_length=500), AfterValidator(_no_controls)]
 Markdown = Annotated[str, Field(max_length=MAX_MARKDOWN), AfterValidator(_markdown)]
 Tag = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_no_controls)]

@@ -357,3 +357,32 @@ async def test_lesson_validation(stack: Stack) -> None:
         duration_seconds=60,
     )
     assert ok["video_url"] == "https://videos.example/1"
+
+
+async def test_titles_are_trimmed_and_never_blank(stack: Stack) -> None:
+    owner = await instructor(stack)
+    for blank in ("   ", "\u3000", " \u00a0 "):
+        r = await stack.http.post(f"{API}/courses", json={"title": blank}, headers=owner.headers)
+        assert r.status_code == 422, (blank, r.text)
+        assert [d["type"] for d in r.json()["error"]["details"]] == ["blank_title"]
+    tag = uuid.uuid4().hex[:6]
+    course = await create_course(stack, owner, title=f"  Trimmed {tag}  ")
+    assert (course["title"], course["slug"]) == (f"Trimmed {tag}", f"trimmed-{tag}")
+    url = f"{API}/courses/{course['id']}"
+    r = await stack.http.patch(url, json={"title": "  "}, headers=owner.headers)
+    assert r.status_code == 422, r.text
+    r = await stack.http.patch(url, json={"title": " Renamed "}, headers=owner.headers)
+    assert (r.status_code, r.json()["title"]) == (200, "Renamed")
+    r = await stack.http.post(f"{url}/modules", json={"title": " "}, headers=owner.headers)
+    assert r.status_code == 422, r.text
+    module = await add_module(stack, owner, course["id"], title=" Module one ")
+    r = await stack.http.post(
+        f"{API}/modules/{module}/lessons",
+        json={"title": " ", "kind": "text"},
+        headers=owner.headers,
+    )
+    assert r.status_code == 422, r.text
+    lesson = await add_lesson(stack, owner, module, title=" Lesson one ")
+    assert lesson["title"] == "Lesson one"
+    outline = (await stack.http.get(url, headers=owner.headers)).json()
+    assert outline["modules"][0]["title"] == "Module one"
