@@ -208,6 +208,29 @@ class QuizMissing(AppError):
         self.extra = {"lesson_id": lesson_id}
 
 
+VIDEO_URL_REQUIRED = "video_url_required"
+
+
+class VideoUrlRequired(AppError):
+    """A ``PATCH`` clearing a video lesson's ``video_url``: the same 422 as a video
+    lesson created without one (``LessonCreate``), details and all."""
+
+    status, code = 422, "validation_error"
+    default_message = "video_url: A video lesson needs its video_url (https://...)."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra = {
+            "details": [
+                {
+                    "loc": ["body", "video_url"],
+                    "msg": "A video lesson needs its video_url (https://...).",
+                    "type": VIDEO_URL_REQUIRED,
+                }
+            ]
+        }
+
+
 class CourseHasEnrollments(AppError):
     status, code = 409, "course_has_enrollments"
     default_message = "This course has enrollments; archive it instead."

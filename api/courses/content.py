@@ -71,7 +71,8 @@ async def delete_module(module_id: PathId, actor: SignedIn, db: DbSession) -> Re
 async def add_lesson(
     module_id: PathId, body: LessonCreate, actor: SignedIn, db: DbSession, services: ServicesDep
 ) -> LessonOut:
-    """`video_url` https only; `release_after_days` 0-365 (days after enrolment)."""
+    """`video_url` https only, required for a `video` lesson; `release_after_days` 0-365
+    (days after enrolment)."""
     lesson = await service.add_lesson(db, actor, module_id, body.model_dump())
     lessons_changed(db, lesson.course_id)
     return LessonOut.of(lesson)

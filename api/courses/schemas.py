@@ -6,11 +6,12 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from authflow.courses.markdown import render
 from authflow.courses.models import Attachment, Certificate, Course, CourseModule, Lesson
+from authflow.errors import VIDEO_URL_REQUIRED
 
 MAX_MARKDOWN = 60_000
 
@@ -109,17 +110,30 @@ class LessonCreate(Body):
     title: Title
     kind: Kind
     body: Markdown = ""
-    video_url: VideoUrl | None = None
+    video_url: VideoUrl | None = Field(
+        default=None, description="An https:// address; required when `kind` is `video`."
+    )
     duration_seconds: int | None = Field(default=None, ge=0, le=1_000_000)
     preview: bool = False
     release_after_days: int = Field(default=0, ge=0, le=365)
     position: Position | None = None
 
+    @model_validator(mode="after")
+    def _video_has_its_url(self) -> LessonCreate:
+        # A video lesson without its video shows learners nothing to watch.
+        if self.kind == "video" and self.video_url is None:
+            raise PydanticCustomError(
+                VIDEO_URL_REQUIRED, "A video lesson needs its video_url (https://...)."
+            )
+        return self
+
 
 class LessonUpdate(Body):
     title: Title | None = None
     body: Markdown | None = None
-    video_url: VideoUrl | None = None
+    video_url: VideoUrl | None = Field(
+        default=None, description="`null` clears it, except on a `video` lesson (422)."
+    )
     duration_seconds: int | None = Field(default=None, ge=0, le=1_000_000)
     preview: bool | None = None
     release_after_days: int | None = Field(default=None, ge=0, le=365)

@@ -23,6 +23,7 @@ from authflow.courses.models import (
     Enrollment,
     EnrollmentStatus,
     Lesson,
+    LessonKind,
 )
 from authflow.courses.text import normalise, search_text, slugify, tags_key
 from authflow.errors import (
@@ -33,6 +34,7 @@ from authflow.errors import (
     NotFound,
     QuizMissing,
     VersionConflict,
+    VideoUrlRequired,
 )
 from authflow.models import utcnow
 
@@ -306,6 +308,8 @@ async def update_lesson(
 ) -> Lesson:
     lesson, _course = await managed_lesson(db, actor, lesson_id)
     check_version(lesson.version, if_match)
+    if lesson.kind == LessonKind.VIDEO and "video_url" in changes and not changes["video_url"]:
+        raise VideoUrlRequired()
     position = changes.pop("position", None)
     for name, value in changes.items():
         setattr(lesson, name, value)

@@ -359,6 +359,44 @@ async def test_lesson_validation(stack: Stack) -> None:
     assert ok["video_url"] == "https://videos.example/1"
 
 
+async def test_a_video_lesson_needs_its_video_url(stack: Stack) -> None:
+    """On create, and a PATCH may not clear it (a text lesson's may be cleared)."""
+    owner = await instructor(stack)
+    course = await create_course(stack, owner)
+    module = await add_module(stack, owner, course["id"])
+    for bad in (
+        {"title": "x", "kind": "video"},
+        {"title": "x", "kind": "video", "video_url": None},
+    ):
+        r = await stack.http.post(
+            f"{API}/modules/{module}/lessons", json=bad, headers=owner.headers
+        )
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "validation_error"
+        assert [d["type"] for d in error["details"]] == ["video_url_required"]
+    video = await add_lesson(
+        stack, owner, module, kind="video", video_url="https://videos.example/2"
+    )
+    url = f"{API}/lessons/{video['id']}"
+    r = await stack.http.patch(url, json={"video_url": None}, headers=owner.headers)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [d["type"] for d in error["details"]] == ["video_url_required"]
+    r = await stack.http.patch(url, json={"title": "Renamed"}, headers=owner.headers)
+    assert (r.status_code, r.json()["video_url"]) == (200, "https://videos.example/2")
+    r = await stack.http.patch(
+        url, json={"video_url": "https://videos.example/3"}, headers=owner.headers
+    )
+    assert (r.status_code, r.json()["video_url"]) == (200, "https://videos.example/3")
+    text = await add_lesson(stack, owner, module, video_url="https://videos.example/4")
+    r = await stack.http.patch(
+        f"{API}/lessons/{text['id']}", json={"video_url": None}, headers=owner.headers
+    )
+    assert (r.status_code, r.json()["video_url"]) == (200, None)
+
+
 async def test_titles_are_trimmed_and_never_blank(stack: Stack) -> None:
     owner = await instructor(stack)
     for blank in ("   ", "\u3000", " \u00a0 "):
