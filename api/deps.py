@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -180,3 +180,20 @@ def peer_address(scope: Any, trusted: frozenset[str]) -> str | None:
                 if hop not in trusted:
                     return str(hop[:64])
     return peer
+
+
+# Ids in paths are opaque strings to clients; ours are uuid4 ids, and course slugs of
+# a-z, 0-9 and "-" (at most 120 characters, the column's width).  A path id of any
+# other shape cannot exist, so it never reaches SQL (a NUL in text is an error in
+# PostgreSQL) and the error handler answers it 404 ``not_found`` like any unknown id
+# (``api/errors.py``: a path parameter that fails validation is not found).
+PATH_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+PathId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=120,
+        pattern=PATH_ID_PATTERN,
+        description="An opaque id; one that does not exist, whatever its shape, answers 404.",
+    ),
+]

@@ -66,6 +66,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     if broken is not None:
         return JSONResponse(error_body("validation_error", broken, []), status_code=422)
     details = [_safe_detail(err) for err in exc.errors()]
+    if any(d["loc"][:1] == ["path"] for d in details):
+        # Every path parameter is an id (``api.deps.PathId``) and ids are opaque to
+        # clients: one that cannot exist is simply not found, as the contract answers
+        # an unknown one, whatever else the request got wrong.
+        return JSONResponse(error_body("not_found", "Not found."), status_code=404)
     code = _validation_code(details)
     message = "; ".join(
         f"{'.'.join(map(str, d['loc'][1:])) or 'body'}: {d['msg']}" for d in details

@@ -198,6 +198,44 @@ class CourseEmpty(AppError):
     default_message = "A course needs at least one lesson to be published."
 
 
+class QuizMissing(AppError):
+    """A course whose quiz lesson has no quiz could be published, but nobody could
+    complete it (a quiz lesson completes only by passing its quiz)."""
+
+    status, code = 409, "quiz_missing"
+    default_message = "A quiz lesson has no quiz yet."
+
+    def __init__(self, lesson_id: str, title: str) -> None:
+        super().__init__(
+            f"The quiz lesson '{title}' has no quiz yet: add its quiz "
+            "(PUT /api/v1/lessons/{id}/quiz) or remove the lesson, then publish."
+        )
+        self.extra = {"lesson_id": lesson_id}
+
+
+VIDEO_URL_REQUIRED = "video_url_required"
+
+
+class VideoUrlRequired(AppError):
+    """A ``PATCH`` clearing a video lesson's ``video_url``: the same 422 as a video
+    lesson created without one (``LessonCreate``), details and all."""
+
+    status, code = 422, "validation_error"
+    default_message = "video_url: A video lesson needs its video_url (https://...)."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra = {
+            "details": [
+                {
+                    "loc": ["body", "video_url"],
+                    "msg": "A video lesson needs its video_url (https://...).",
+                    "type": VIDEO_URL_REQUIRED,
+                }
+            ]
+        }
+
+
 class CourseHasEnrollments(AppError):
     status, code = 409, "course_has_enrollments"
     default_message = "This course has enrollments; archive it instead."

@@ -45,6 +45,25 @@ async def add_lesson(stack: Stack, owner: Member, module_id: str, **fields: Any)
     return lesson
 
 
+# The smallest quiz: one true/false question (answer: true) to pass.
+SMALL_QUIZ = {
+    "pass_percent": 100,
+    "show_answers": "never",
+    "questions": [{"id": "ready", "kind": "true_false", "prompt": "Ready?", "answer": True}],
+}
+
+
+async def put_quiz(
+    stack: Stack, owner: Member, lesson_id: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    r = await stack.http.put(
+        f"{API}/lessons/{lesson_id}/quiz", json=body or SMALL_QUIZ, headers=owner.headers
+    )
+    assert r.status_code == 200, r.text
+    quiz: dict[str, Any] = r.json()
+    return quiz
+
+
 async def published_course(
     stack: Stack,
     owner: Member,
@@ -57,7 +76,10 @@ async def published_course(
     module_ids = [await add_module(stack, owner, course["id"], f"M{i}") for i in range(modules)]
     made = []
     for index, spec in enumerate(lessons or [{}]):
-        made.append(await add_lesson(stack, owner, module_ids[index % modules], **spec))
+        lesson = await add_lesson(stack, owner, module_ids[index % modules], **spec)
+        if lesson["kind"] == "quiz":  # publishing needs it (409 quiz_missing)
+            await put_quiz(stack, owner, lesson["id"])
+        made.append(lesson)
     r = await stack.http.post(f"{API}/courses/{course['id']}/publish", headers=owner.headers)
     assert r.status_code == 200, r.text
     return r.json(), made

@@ -27,7 +27,7 @@ from api.announcements.schemas import (
     ResendStarted,
     RoleMembers,
 )
-from api.deps import CurrentPrincipal, DbSession, ServicesDep, require_workflows
+from api.deps import CurrentPrincipal, DbSession, PathId, ServicesDep, require_workflows
 from api.openapi import responses
 from authflow.announcements import repository as repo
 from authflow.announcements import service
@@ -103,14 +103,14 @@ async def list_announcements(
     "/{announcement_id}", response_model=AnnouncementOut, responses=responses(401, 403, 404)
 )
 async def read_announcement(
-    announcement_id: str, sender: SenderDep, db: DbSession
+    announcement_id: PathId, sender: SenderDep, db: DbSession
 ) -> AnnouncementOut:
     """Progress figures counted from the recipients' records."""
     return await _out(db, await service.visible(db, sender, announcement_id))
 
 
 def _control_route(action: Control) -> Any:
-    async def route(announcement_id: str, sender: SenderDep, db: DbSession) -> AnnouncementOut:
+    async def route(announcement_id: PathId, sender: SenderDep, db: DbSession) -> AnnouncementOut:
         announcement = await use_cases.control(db, sender, announcement_id, action)
         return await _out(db, announcement)
 
@@ -143,7 +143,7 @@ for _action in Control:
     dependencies=[Depends(require_workflows)],
 )
 async def resend_failed(
-    announcement_id: str, sender: SenderDep, db: DbSession, services: ServicesDep
+    announcement_id: PathId, sender: SenderDep, db: DbSession, services: ServicesDep
 ) -> ResendStarted:
     """Send again to the recipients whose email failed, once the announcement is `done`
     (409 `invalid_state` in any other state, or when none failed): it goes back to
@@ -167,7 +167,7 @@ async def resend_failed(
     responses=responses(401, 403, 404, 422),
 )
 async def list_failures(
-    announcement_id: str,
+    announcement_id: PathId,
     sender: SenderDep,
     db: DbSession,
     limit: int = Query(50, ge=1, le=200),

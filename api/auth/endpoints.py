@@ -21,7 +21,14 @@ from api.auth.schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from api.deps import CurrentPrincipal, DbSession, ServicesDep, client_ip, require_workflows
+from api.deps import (
+    CurrentPrincipal,
+    DbSession,
+    PathId,
+    ServicesDep,
+    client_ip,
+    require_workflows,
+)
 from api.openapi import NO_STORE_HEADERS, no_store, responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -207,7 +214,9 @@ async def list_sessions(
 @router.delete(
     "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 404)
 )
-async def revoke_session(session_id: str, principal: CurrentPrincipal, db: DbSession) -> Response:
+async def revoke_session(
+    session_id: PathId, principal: CurrentPrincipal, db: DbSession
+) -> Response:
     """That session's access and refresh tokens stop working at once."""
     await sessions.revoke_own_session(db, principal.user.id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

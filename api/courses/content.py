@@ -8,10 +8,11 @@ import unicodedata
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Header, Path, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Response, UploadFile, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.courses.deps import ID_PATTERN, IfMatch, SignedIn
+from api.courses.deps import IfMatch, SignedIn
 from api.courses.flows import lessons_changed, lessons_deleted
 from api.courses.schemas import (
     AttachmentOut,
@@ -23,18 +24,18 @@ from api.courses.schemas import (
     ModuleUpdate,
     OrderRequest,
 )
-from api.deps import DbSession, ServicesDep
+from api.deps import DbSession, PathId, ServicesDep
 from api.openapi import responses
+from api.services import Services
 from authflow.courses import filetypes, service
 from authflow.courses import repository as repo
 from authflow.courses.models import Attachment
 from authflow.courses.progress import readable_lesson
-from authflow.courses.service import available_at
+from authflow.courses.service import Actor, available_at
 from authflow.errors import FileTooLarge, NotFound, RangeNotSatisfiable, UnsupportedType
 from authflow.models import new_id
 
 router = APIRouter(prefix="/api/v1", tags=["course content"])
-ItemId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 # Uploads may be far larger than other bodies (BodyLimitMiddleware lets these through).
 UPLOAD_PATH = re.compile(r"^/api/v1/lessons/[^/]+/attachments/?$")
 
@@ -43,7 +44,7 @@ UPLOAD_PATH = re.compile(r"^/api/v1/lessons/[^/]+/attachments/?$")
     "/modules/{module_id}", response_model=ModuleOut, responses=responses(401, 403, 404, 412, 422)
 )
 async def update_module(
-    module_id: ItemId, body: ModuleUpdate, actor: SignedIn, db: DbSession, version: IfMatch
+    module_id: PathId, body: ModuleUpdate, actor: SignedIn, db: DbSession, version: IfMatch
 ) -> ModuleOut:
     module = await service.update_module(db, actor, module_id, body.title, body.position, version)
     await db.flush()
@@ -55,7 +56,7 @@ async def update_module(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 403, 404),
 )
-async def delete_module(module_id: ItemId, actor: SignedIn, db: DbSession) -> Response:
+async def delete_module(module_id: PathId, actor: SignedIn, db: DbSession) -> Response:
     """Its lessons go with it (and no longer count in learners' progress): a learner who
     has now completed every remaining lesson completes the course (certificate and
     email)."""
@@ -71,9 +72,10 @@ async def delete_module(module_id: ItemId, actor: SignedIn, db: DbSession) -> Re
     responses=responses(401, 403, 404, 422),
 )
 async def add_lesson(
-    module_id: ItemId, body: LessonCreate, actor: SignedIn, db: DbSession, services: ServicesDep
+    module_id: PathId, body: LessonCreate, actor: SignedIn, db: DbSession, services: ServicesDep
 ) -> LessonOut:
-    """`video_url` https only; `release_after_days` 0-365 (days after enrolment)."""
+    """`video_url` https only, required for a `video` lesson; `release_after_days` 0-365
+    (days after enrolment)."""
     lesson = await service.add_lesson(db, actor, module_id, body.model_dump())
     lessons_changed(db, lesson.course_id)
     return LessonOut.of(lesson)
@@ -85,7 +87,7 @@ async def add_lesson(
     responses=responses(401, 403, 404, 422),
 )
 async def order_lessons(
-    module_id: ItemId, body: OrderRequest, actor: SignedIn, db: DbSession
+    module_id: PathId, body: OrderRequest, actor: SignedIn, db: DbSession
 ) -> LessonListOut:
     """`ids` must be exactly the module's lessons (422 `invalid_order` otherwise)."""
     lessons = await service.order_lessons(db, actor, module_id, body.ids)
@@ -93,7 +95,7 @@ async def order_lessons(
 
 
 @router.get("/lessons/{lesson_id}", response_model=LessonOut, responses=responses(401, 403, 404))
-async def get_lesson(lesson_id: ItemId, actor: SignedIn, db: DbSession) -> LessonOut:
+async def get_lesson(lesson_id: PathId, actor: SignedIn, db: DbSession) -> LessonOut:
     """Enrolled learners (once open: else 403 `lesson_locked` with `available_at`), the
     owner and course managers; any signed-in user for a preview lesson."""
     access = await readable_lesson(db, actor, lesson_id)
@@ -110,7 +112,7 @@ async def get_lesson(lesson_id: ItemId, actor: SignedIn, db: DbSession) -> Lesso
     "/lessons/{lesson_id}", response_model=LessonOut, responses=responses(401, 403, 404, 412, 422)
 )
 async def update_lesson(
-    lesson_id: ItemId,
+    lesson_id: PathId,
     body: LessonUpdate,
     actor: SignedIn,
     db: DbSession,
@@ -133,7 +135,7 @@ async def update_lesson(
     responses=responses(401, 403, 404),
 )
 async def delete_lesson(
-    lesson_id: ItemId, actor: SignedIn, db: DbSession, services: ServicesDep
+    lesson_id: PathId, actor: SignedIn, db: DbSession, services: ServicesDep
 ) -> Response:
     """It no longer counts in learners' progress: a learner who has now completed every
     remaining lesson completes the course (certificate and email)."""
@@ -159,7 +161,7 @@ def _safe_filename(name: str | None) -> str:
     responses=responses(400, 401, 403, 404, 413, 415, 422),
 )
 async def upload_attachment(
-    lesson_id: ItemId,
+    lesson_id: PathId,
     file: Annotated[UploadFile, File(description="The file (its type is judged from its bytes)")],
     actor: SignedIn,
     db: DbSession,
@@ -199,7 +201,11 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end) inclusive of a single-range ``Range``; None for the whole file.
-    Unparsable or multi-range headers are ignored (RFC 9110 allows it)."""
+
+    RFC 9110 (14.2): a range the server cannot parse, or one whose last byte comes
+    before its first (``bytes=5-2``), is invalid and ignored: the whole file, 200.
+    Multi-range headers are ignored too (it allows that).  Only a valid range that
+    selects nothing of the file (starts past its end, or the last 0 bytes) is 416."""
     if not header:
         return None
     match = _RANGE.match(header.strip())
@@ -212,10 +218,28 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise RangeNotSatisfiable(size)
         return max(0, size - suffix), size - 1
     start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    if last and int(last) < start:
+        return None
+    if start >= size:
         raise RangeNotSatisfiable(size)
+    end = min(int(last), size - 1) if last else size - 1
     return start, end
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the name twice (RFC 6266): ``filename*`` in UTF-8 for the
+    clients that read it, and a plain ASCII ``filename`` for those that do not
+    (accents folded, any other character, a quote, a backslash or ``%`` as ``_``)."""
+    folded = unicodedata.normalize("NFKD", filename)
+    fallback = "".join(
+        c if " " <= c <= "~" and c not in '"\\%' else "_"
+        for c in folded
+        if not unicodedata.combining(c)
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+
+
+_DOWNLOAD_ERRORS = responses(401, 403, 404, 416)
 
 
 @router.get(
@@ -224,33 +248,81 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file"},
         206: {"description": "The requested range"},
-        **responses(401, 403, 404, 416),
+        **_DOWNLOAD_ERRORS,
     },
 )
 async def download_attachment(
-    attachment_id: ItemId,
+    attachment_id: PathId,
     actor: SignedIn,
     db: DbSession,
     services: ServicesDep,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
-    """Whoever may read the lesson; `Range: bytes=a-b` answers 206."""
+    """Whoever may read the lesson; `Range: bytes=a-b` answers 206 (an invalid range,
+    such as `bytes=5-2`, is ignored: 200 with the whole file)."""
+    return await _attachment(db, services, actor, attachment_id, range_header, body=True)
+
+
+@router.head(
+    "/attachments/{attachment_id}",
+    response_class=Response,
+    responses={
+        200: {"description": "The download's headers (`Content-Length`...), no body"},
+        206: {"description": "The requested range's headers, no body"},
+        # No body at all on HEAD, so no error body either.
+        **{
+            code: {"description": answer["description"]}
+            for code, answer in _DOWNLOAD_ERRORS.items()
+        },
+    },
+)
+async def attachment_headers(
+    attachment_id: PathId,
+    actor: SignedIn,
+    db: DbSession,
+    services: ServicesDep,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> Response:
+    """The download's status and headers without the bytes (its size, type and name),
+    for whoever may read the lesson."""
+    return await _attachment(db, services, actor, attachment_id, range_header, body=False)
+
+
+async def _attachment(
+    db: AsyncSession,
+    services: Services,
+    actor: Actor,
+    attachment_id: str,
+    range_header: str | None,
+    *,
+    body: bool,
+) -> Response:
     attachment = await db.scalar(select(Attachment).where(Attachment.id == attachment_id))
     if attachment is None:
         raise NotFound("No such attachment.")
     # The attachment's own lesson decides, so guessing another course's ids reads nothing.
     await readable_lesson(db, actor, attachment.lesson_id)
     headers = {
-        "Content-Disposition": "attachment; filename*=UTF-8''" + quote(attachment.filename),
+        "Content-Disposition": content_disposition(attachment.filename),
         "X-Content-Type-Options": "nosniff",
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-store",
     }
     span = parse_range(range_header, attachment.size)
+    start, end = span if span is not None else (0, attachment.size - 1)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{attachment.size}"
+    status_code = 200 if span is None else 206
+    if not body:
+        # HEAD: the length the GET would send, and nothing read from storage.
+        headers["Content-Length"] = str(end - start + 1)
+        return Response(
+            status_code=status_code, media_type=attachment.content_type, headers=headers
+        )
     if span is None:
         data = await services.storage.get(attachment.storage_key)
-        return Response(data, media_type=attachment.content_type, headers=headers)
-    start, end = span
-    data = await services.storage.get(attachment.storage_key, start, end)
-    headers["Content-Range"] = f"bytes {start}-{end}/{attachment.size}"
-    return Response(data, status_code=206, media_type=attachment.content_type, headers=headers)
+    else:
+        data = await services.storage.get(attachment.storage_key, start, end)
+    return Response(
+        data, status_code=status_code, media_type=attachment.content_type, headers=headers
+    )

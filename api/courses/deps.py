@@ -77,8 +77,6 @@ async def if_match(
     return int(match.group(1))
 
 
-# Ids and slugs (uuid4 ids, slugs of a-z 0-9 and -): anything else never reaches SQL.
-ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 # Search text: no control characters (a NUL would reach the database).
 NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
 IfMatch = Annotated[int | None, Depends(if_match)]

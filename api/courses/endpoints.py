@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import and_, or_, select
 
 from api.courses.deps import (
-    ID_PATTERN,
     NO_CONTROLS,
     Creator,
     Cursor,
@@ -34,8 +33,9 @@ from api.courses.schemas import (
     ProgressOut,
 )
 from api.courses.views import course_detail, outline_out
-from api.deps import DbSession
+from api.deps import DbSession, PathId
 from api.openapi import responses
+from api.schemas_common import ErrorResponse
 from authflow.courses import catalogue as cat
 from authflow.courses import repository as repo
 from authflow.courses import service
@@ -45,7 +45,6 @@ from authflow.courses.progress import Progress
 from authflow.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["courses"])
-CourseKey = Annotated[str, Path(min_length=1, max_length=120, pattern=ID_PATTERN)]
 SearchText = Annotated[str | None, Query(max_length=200, pattern=NO_CONTROLS)]
 
 
@@ -81,7 +80,7 @@ async def list_courses(
 
 
 @router.get("/courses/{key}", response_model=CourseDetailOut, responses=responses(401, 404))
-async def get_course(key: CourseKey, actor: MaybeSignedIn, db: DbSession) -> CourseDetailOut:
+async def get_course(key: PathId, actor: MaybeSignedIn, db: DbSession) -> CourseDetailOut:
     """By id or slug. Anyone sees a published course; its owner and course managers see
     any status; its learners keep an archived one. A fixed number of SQL statements."""
     course = await service.get_visible_course(db, key, actor)
@@ -94,7 +93,7 @@ async def get_course(key: CourseKey, actor: MaybeSignedIn, db: DbSession) -> Cou
     "/courses/{course_id}", response_model=CourseOut, responses=responses(401, 403, 404, 412, 422)
 )
 async def update_course(
-    course_id: CourseKey, body: CourseUpdate, actor: SignedIn, db: DbSession, version: IfMatch
+    course_id: PathId, body: CourseUpdate, actor: SignedIn, db: DbSession, version: IfMatch
 ) -> CourseOut:
     course = await service.update_course(db, actor, course_id, body.changes(), version)
     await db.flush()
@@ -104,10 +103,18 @@ async def update_course(
 @router.post(
     "/courses/{course_id}/publish",
     response_model=CourseOut,
-    responses=responses(401, 403, 404, 409),
+    responses=responses(401, 403, 404)
+    | {
+        409: {
+            "model": ErrorResponse,
+            "description": "`course_empty`: the course has no lesson; `quiz_missing`: a quiz "
+            "lesson has no quiz yet (`lesson_id` names the first one)",
+        }
+    },
 )
-async def publish_course(course_id: CourseKey, actor: SignedIn, db: DbSession) -> CourseOut:
-    """409 `course_empty` while the course has no lesson."""
+async def publish_course(course_id: PathId, actor: SignedIn, db: DbSession) -> CourseOut:
+    """409 `course_empty` while the course has no lesson; 409 `quiz_missing` while a
+    quiz lesson has no quiz (nobody could complete the course), with its `lesson_id`."""
     course = await service.publish_course(db, actor, course_id)
     await db.flush()
     return CourseOut.of(course)
@@ -116,7 +123,7 @@ async def publish_course(course_id: CourseKey, actor: SignedIn, db: DbSession) -
 @router.post(
     "/courses/{course_id}/archive", response_model=CourseOut, responses=responses(401, 403, 404)
 )
-async def archive_course(course_id: CourseKey, actor: SignedIn, db: DbSession) -> CourseOut:
+async def archive_course(course_id: PathId, actor: SignedIn, db: DbSession) -> CourseOut:
     """Hidden from the catalogue, no new enrollments; enrolled learners keep access."""
     course = await service.archive_course(db, actor, course_id)
     await db.flush()
@@ -128,7 +135,7 @@ async def archive_course(course_id: CourseKey, actor: SignedIn, db: DbSession) -
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 403, 404, 409),
 )
-async def delete_course(course_id: CourseKey, actor: SignedIn, db: DbSession) -> Response:
+async def delete_course(course_id: PathId, actor: SignedIn, db: DbSession) -> Response:
     """409 `course_has_enrollments` once anyone enrolled: archive it instead."""
     await service.delete_course(db, actor, course_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -141,7 +148,7 @@ async def delete_course(course_id: CourseKey, actor: SignedIn, db: DbSession) ->
     responses=responses(401, 403, 404, 422),
 )
 async def add_module(
-    course_id: CourseKey, body: ModuleCreate, actor: SignedIn, db: DbSession
+    course_id: PathId, body: ModuleCreate, actor: SignedIn, db: DbSession
 ) -> ModuleOut:
     module = await service.add_module(db, actor, course_id, body.title, body.position)
     return ModuleOut.of(module)
@@ -153,7 +160,7 @@ async def add_module(
     responses=responses(401, 403, 404, 422),
 )
 async def order_modules(
-    course_id: CourseKey, body: OrderRequest, actor: SignedIn, db: DbSession
+    course_id: PathId, body: OrderRequest, actor: SignedIn, db: DbSession
 ) -> OutlineOut:
     """`ids` must be exactly the course's modules (422 `invalid_order` otherwise)."""
     outline = await service.order_modules(db, actor, course_id, body.ids)
@@ -166,7 +173,7 @@ async def order_modules(
     responses=responses(401, 403, 404, 422),
 )
 async def list_learners(
-    course_id: CourseKey,
+    course_id: PathId,
     actor: SignedIn,
     db: DbSession,
     limit: Limit = 20,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from html import escape
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Response, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy import and_, or_, select
 
-from api.courses.deps import ID_PATTERN, Cursor, Limit, SignedIn
+from api.courses.deps import Cursor, Limit, SignedIn
 from api.courses.flows import certificate_issued, enrollment_activated, enrollment_left
 from api.courses.schemas import (
     CertificateOut,
@@ -22,7 +21,7 @@ from api.courses.schemas import (
     ProgressOut,
 )
 from api.courses.views import enrollment_out
-from api.deps import DbSession, ServicesDep
+from api.deps import DbSession, PathId, ServicesDep
 from api.openapi import responses
 from authflow.courses import progress as learning
 from authflow.courses import repository as repo
@@ -32,7 +31,6 @@ from authflow.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["enrollment and progress"])
 pages = APIRouter(tags=["enrollment and progress"])
-Key = Annotated[str, Path(min_length=1, max_length=120, pattern=ID_PATTERN)]
 
 
 @router.post(
@@ -45,7 +43,7 @@ Key = Annotated[str, Path(min_length=1, max_length=120, pattern=ID_PATTERN)]
     },
 )
 async def enroll(
-    course_id: Key, actor: SignedIn, db: DbSession, services: ServicesDep, response: Response
+    course_id: PathId, actor: SignedIn, db: DbSession, services: ServicesDep, response: Response
 ) -> EnrollmentOut:
     """201 when this call enrolled (or re-enrolled, progress kept); 200 when already
     enrolled. 404 unpublished, 409 `course_archived`, 402 `payment_required` (paid)."""
@@ -63,7 +61,9 @@ async def enroll(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 404),
 )
-async def leave(course_id: Key, actor: SignedIn, db: DbSession, services: ServicesDep) -> Response:
+async def leave(
+    course_id: PathId, actor: SignedIn, db: DbSession, services: ServicesDep
+) -> Response:
     """Access ends; progress is kept if the learner enrols again."""
     enrollment = await learning.leave(db, course_id, actor.user_id)
     enrollment_left(db, enrollment)
@@ -121,7 +121,7 @@ async def my_enrollments(
     responses=responses(401, 403, 404, 409),
 )
 async def complete(
-    lesson_id: Key, actor: SignedIn, db: DbSession, services: ServicesDep
+    lesson_id: PathId, actor: SignedIn, db: DbSession, services: ServicesDep
 ) -> CompleteOut:
     """Idempotent. 403 `lesson_locked` before the lesson opens; 409 `quiz_required` for a
     quiz lesson (passing its quiz completes it). Completing the last lesson issues the
@@ -137,7 +137,7 @@ async def complete(
     response_model=CourseProgressOut,
     responses=responses(401, 403, 404),
 )
-async def my_progress(course_id: Key, actor: SignedIn, db: DbSession) -> CourseProgressOut:
+async def my_progress(course_id: PathId, actor: SignedIn, db: DbSession) -> CourseProgressOut:
     course = await repo.course_by_id_or_slug(db, course_id)
     if course is None:
         raise NotFound("No such course.")
@@ -160,7 +160,7 @@ async def my_progress(course_id: Key, actor: SignedIn, db: DbSession) -> CourseP
     "/certificates/{certificate_id}", response_model=CertificateOut, responses=responses(404)
 )
 async def get_certificate(
-    certificate_id: Key, db: DbSession, services: ServicesDep
+    certificate_id: PathId, db: DbSession, services: ServicesDep
 ) -> CertificateOut:
     """Public: what a third party checks."""
     certificate = await db.get(Certificate, certificate_id)
@@ -174,7 +174,7 @@ async def get_certificate(
     response_class=HTMLResponse,
     responses={404: {"description": "No such certificate"}},
 )
-async def certificate_page(certificate_id: Key, db: DbSession) -> HTMLResponse:
+async def certificate_page(certificate_id: PathId, db: DbSession) -> HTMLResponse:
     """The public, printable certificate page (the link of the certificate email)."""
     certificate = await db.get(Certificate, certificate_id)
     if certificate is None:

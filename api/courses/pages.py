@@ -14,8 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.courses.deps import ID_PATTERN
-from api.deps import DbSession
+from api.deps import PATH_ID_PATTERN, DbSession
 from authflow.courses import repository as repo
 from authflow.courses.markdown import render
 from authflow.courses.models import CourseStatus
@@ -26,7 +25,7 @@ _templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates" / "public"),
     autoescape=select_autoescape(default=True),
 )
-_KEY = re.compile(ID_PATTERN)
+_KEY = re.compile(PATH_ID_PATTERN)
 _MAX_KEY = 120
 # Nothing loads from elsewhere but images an author put in the description.
 _HEADERS = {

@@ -6,11 +6,12 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from authflow.courses.markdown import render
 from authflow.courses.models import Attachment, Certificate, Course, CourseModule, Lesson
+from authflow.errors import VIDEO_URL_REQUIRED
 
 MAX_MARKDOWN = 60_000
 
@@ -24,6 +25,15 @@ class Body(BaseModel):
 def _no_controls(value: str) -> str:
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
         raise PydanticCustomError("invalid_text", "Control characters are not allowed here.")
+    return value
+
+
+def _title(value: str) -> str:
+    # Surrounding spaces are noise (and a title of spaces alone would show as nothing,
+    # with the slug "course"): kept out of titles, slugs and the catalogue's sort.
+    value = _no_controls(value).strip()
+    if not value:
+        raise PydanticCustomError("blank_title", "A title needs more than spaces.")
     return value
 
 
@@ -45,7 +55,7 @@ def _currency(value: str) -> str:
     return value.upper()
 
 
-Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_controls)]
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_title)]
 Summary = Annotated[str, Field(max_length=500), AfterValidator(_no_controls)]
 Markdown = Annotated[str, Field(max_length=MAX_MARKDOWN), AfterValidator(_markdown)]
 Tag = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_no_controls)]
@@ -100,17 +110,30 @@ class LessonCreate(Body):
     title: Title
     kind: Kind
     body: Markdown = ""
-    video_url: VideoUrl | None = None
+    video_url: VideoUrl | None = Field(
+        default=None, description="An https:// address; required when `kind` is `video`."
+    )
     duration_seconds: int | None = Field(default=None, ge=0, le=1_000_000)
     preview: bool = False
     release_after_days: int = Field(default=0, ge=0, le=365)
     position: Position | None = None
 
+    @model_validator(mode="after")
+    def _video_has_its_url(self) -> LessonCreate:
+        # A video lesson without its video shows learners nothing to watch.
+        if self.kind == "video" and self.video_url is None:
+            raise PydanticCustomError(
+                VIDEO_URL_REQUIRED, "A video lesson needs its video_url (https://...)."
+            )
+        return self
+
 
 class LessonUpdate(Body):
     title: Title | None = None
     body: Markdown | None = None
-    video_url: VideoUrl | None = None
+    video_url: VideoUrl | None = Field(
+        default=None, description="`null` clears it, except on a `video` lesson (422)."
+    )
     duration_seconds: int | None = Field(default=None, ge=0, le=1_000_000)
     preview: bool | None = None
     release_after_days: int | None = Field(default=None, ge=0, le=365)

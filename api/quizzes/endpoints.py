@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Response, status
+from fastapi import APIRouter, Body, Response, status
 
-from api.courses.deps import ID_PATTERN, IfMatch, SignedIn
+from api.courses.deps import IfMatch, SignedIn
 from api.courses.flows import certificate_issued
-from api.deps import DbSession, ServicesDep
+from api.deps import DbSession, PathId, ServicesDep
 from api.openapi import responses
 from api.quizzes.schemas import (
     AttemptOut,
@@ -36,11 +36,9 @@ from authflow.quizzes.definitions import QuizDefinition
 
 router = APIRouter(prefix="/api/v1", tags=["quizzes"])
 
-# Checked before any SQL (a NUL byte in an id would reach PostgreSQL as an error).
 _ALREADY_OPEN: dict[int | str, dict[str, Any]] = {
     200: {"model": AttemptOut, "description": "The learner's attempt already open"}
 }
-ResourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
 
 @router.put(
@@ -50,7 +48,7 @@ ResourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN
     responses=responses(401, 403, 404, 409, 422) | {412: {"description": "Stale If-Match"}},
 )
 async def put_quiz(
-    lesson_id: ResourceId,
+    lesson_id: PathId,
     body: Annotated[QuizDefinition, Body()],
     actor: SignedIn,
     db: DbSession,
@@ -70,7 +68,7 @@ async def put_quiz(
     responses=responses(401, 403, 404),
 )
 async def get_quiz(
-    lesson_id: ResourceId, actor: SignedIn, db: DbSession
+    lesson_id: PathId, actor: SignedIn, db: DbSession
 ) -> QuizOwnerOut | QuizLearnerOut:
     record, owner = await service.read_quiz(db, actor, lesson_id)
     return quiz_out(record, owner=owner)
@@ -84,7 +82,7 @@ async def get_quiz(
     responses=_ALREADY_OPEN | responses(401, 403, 404, 409, 503),
 )
 async def start_attempt(
-    quiz_id: ResourceId,
+    quiz_id: PathId,
     actor: SignedIn,
     db: DbSession,
     services: ServicesDep,
@@ -117,7 +115,7 @@ async def start_attempt(
     responses=responses(401, 403, 404, 409, 422),
 )
 async def save_answers(
-    attempt_id: ResourceId, body: SaveAnswersRequest, actor: SignedIn, db: DbSession
+    attempt_id: PathId, body: SaveAnswersRequest, actor: SignedIn, db: DbSession
 ) -> AttemptOut:
     """403 ``not_enrolled`` once the learner left the course; 409 ``attempt_closed``
     once submitted or past the deadline."""
@@ -131,7 +129,7 @@ async def save_answers(
     summary="Submit and grade an attempt",
     responses=responses(401, 403, 404, 409),
 )
-async def submit(attempt_id: ResourceId, actor: SignedIn, db: DbSession) -> SubmitOut:
+async def submit(attempt_id: PathId, actor: SignedIn, db: DbSession) -> SubmitOut:
     """Each question's right answer is included only when ``show_answers`` allows.
     403 ``not_enrolled`` once the learner left the course; 409 ``attempt_closed``."""
     record = await service.submit(db, actor, attempt_id)
@@ -148,7 +146,7 @@ async def submit(attempt_id: ResourceId, actor: SignedIn, db: DbSession) -> Subm
     summary="An attempt: its learner, the course's owner, [courses:manage]",
     responses=responses(401, 404),
 )
-async def get_attempt(attempt_id: ResourceId, actor: SignedIn, db: DbSession) -> AttemptOut:
+async def get_attempt(attempt_id: PathId, actor: SignedIn, db: DbSession) -> AttemptOut:
     record = await service.read_attempt(db, actor, attempt_id)
     return attempt_out(record)
 
@@ -159,7 +157,7 @@ async def get_attempt(attempt_id: ResourceId, actor: SignedIn, db: DbSession) ->
     summary="Attempts, learners, pass rate and per-question correct rate",
     responses=responses(401, 403, 404),
 )
-async def quiz_stats(quiz_id: ResourceId, actor: SignedIn, db: DbSession) -> QuizStatsOut:
+async def quiz_stats(quiz_id: PathId, actor: SignedIn, db: DbSession) -> QuizStatsOut:
     """Aggregated by the database; rates over graded attempts (``null`` before any)."""
     _, stats, definition = await service.stats(db, actor, quiz_id)
     return stats_out(stats, definition)

@@ -20,7 +20,9 @@ from authflow.courses.models import (
     Enrollment,
     Lesson,
     LessonCompletion,
+    LessonKind,
 )
+from authflow.quizzes.models import Quiz
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,21 @@ async def outline(db: AsyncSession, course_id: str) -> Outline:
 async def lesson_count(db: AsyncSession, course_id: str) -> int:
     count = await db.scalar(select(func.count()).where(Lesson.course_id == course_id))
     return int(count or 0)
+
+
+async def first_quiz_lesson_without_quiz(db: AsyncSession, course_id: str) -> Lesson | None:
+    """The course's first quiz lesson (in outline order) that has no quiz yet."""
+    return await db.scalar(
+        select(Lesson)
+        .join(CourseModule, CourseModule.id == Lesson.module_id)
+        .where(
+            Lesson.course_id == course_id,
+            Lesson.kind == LessonKind.QUIZ,
+            ~select(Quiz.id).where(Quiz.lesson_id == Lesson.id).exists(),
+        )
+        .order_by(CourseModule.position, Lesson.position, Lesson.id)
+        .limit(1)
+    )
 
 
 _ENROLLMENT_FOR = select(Enrollment).where(

@@ -23,6 +23,7 @@ from authflow.courses.models import (
     Enrollment,
     EnrollmentStatus,
     Lesson,
+    LessonKind,
 )
 from authflow.courses.text import normalise, search_text, slugify, tags_key
 from authflow.errors import (
@@ -31,7 +32,9 @@ from authflow.errors import (
     Forbidden,
     InvalidOrder,
     NotFound,
+    QuizMissing,
     VersionConflict,
+    VideoUrlRequired,
 )
 from authflow.models import utcnow
 
@@ -70,6 +73,12 @@ async def _visible_to(db: AsyncSession, course: Course, actor: Actor | None) -> 
     # An archived course stays open to its learners.
     enrollment = await repo.enrollment_for(db, course.id, actor.user_id)
     return enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE
+
+
+async def visible_to(db: AsyncSession, course: Course, actor: Actor | None) -> bool:
+    """Whether ``actor`` may know that ``course`` exists: a caller who may not is told
+    404 about it and everything in it (drafts stay invisible), one who may gets 403."""
+    return await _visible_to(db, course, actor)
 
 
 async def get_visible_course(db: AsyncSession, key: str, actor: Actor | None) -> Course:
@@ -150,6 +159,11 @@ async def publish_course(db: AsyncSession, actor: Actor, course_id: str) -> Cour
     course = await get_managed_course(db, course_id, actor, lock=True)
     if await repo.lesson_count(db, course.id) == 0:
         raise CourseEmpty()
+    # Checked when publishing only: a quiz lesson is made before its quiz, so one added
+    # to a course already published waits for its quiz (docs/learning.md).
+    missing = await repo.first_quiz_lesson_without_quiz(db, course.id)
+    if missing is not None:
+        raise QuizMissing(missing.id, missing.title)
     if course.status != CourseStatus.PUBLISHED:
         course.status = CourseStatus.PUBLISHED
         course.published_at = course.published_at or utcnow()
@@ -296,6 +310,8 @@ async def update_lesson(
 ) -> Lesson:
     lesson, _course = await managed_lesson(db, actor, lesson_id)
     check_version(lesson.version, if_match)
+    if lesson.kind == LessonKind.VIDEO and "video_url" in changes and not changes["video_url"]:
+        raise VideoUrlRequired()
     position = changes.pop("position", None)
     for name, value in changes.items():
         setattr(lesson, name, value)

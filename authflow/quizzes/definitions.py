@@ -9,18 +9,67 @@ statistics follow a question across versions by its id).
 from __future__ import annotations
 
 import math
+import unicodedata
 import uuid
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from authflow.policies import QUIZ_LIMITS
 
+# ``model_validate(stored, context=STORED)`` reads back a stored version: the text rules
+# below judge what an owner sends, and a version stored before a rule existed must
+# still load (a quiz whose attempts all fail to grade would help nobody).
+STORED: dict[str, Any] = {"stored": True}
+
+
+def has_control_characters(value: str, *, multiline: bool) -> bool:
+    """The learning API's rules for text (``api/courses/schemas.py``): a one-line text
+    (a title) holds no control or format character at all; a text of several lines (a
+    lesson body) may hold tabs and line breaks, and no other control character.  NUL
+    above all: PostgreSQL refuses it in text, so JSON holding one breaks any later
+    cast or extraction."""
+    if multiline:
+        return any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value)
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value)
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
+
+
+def _one_line(value: str, info: ValidationInfo) -> str:
+    if has_control_characters(value, multiline=False) and not _stored(info):
+        raise PydanticCustomError("invalid_text", "Control characters are not allowed here.")
+    return value
+
+
+def _lines(value: str, info: ValidationInfo) -> str:
+    if has_control_characters(value, multiline=True) and not _stored(info):
+        raise PydanticCustomError(
+            "invalid_text", "Control characters other than tab and line breaks are not allowed."
+        )
+    return value
+
+
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-Text = Annotated[str, Field(min_length=1, max_length=QUIZ_LIMITS.max_text_length)]
+_Text = Annotated[str, Field(min_length=1, max_length=QUIZ_LIMITS.max_text_length)]
+# A prompt may run over several lines (a snippet of code); an option or an accepted
+# answer is one line, as a title is.
+Prompt = Annotated[_Text, AfterValidator(_lines)]
+Text = Annotated[_Text, AfterValidator(_one_line)]
 
 
 def _new_id(prefix: str) -> str:
@@ -42,12 +91,12 @@ class _Strict(BaseModel):
 class OptionDef(_Strict):
     id: Id | None = None
     text: Text
-    correct: bool = False
+    correct: StrictBool = False
 
 
 class _QuestionBase(_Strict):
     id: Id | None = None
-    prompt: Text
+    prompt: Prompt
     points: int = Field(default=1, ge=0, le=QUIZ_LIMITS.max_points)
 
 
@@ -96,7 +145,9 @@ class MultipleQuestion(_QuestionBase):
 
 class TrueFalseQuestion(_QuestionBase):
     kind: Literal["true_false"]
-    answer: bool
+    # JSON true or false only: "true", 1 or "no" would be guessed at (a learner's
+    # answer is held to the same rule, ``grading.check_answers``).
+    answer: StrictBool
 
 
 class ShortTextQuestion(_QuestionBase):
@@ -144,7 +195,7 @@ class QuizDefinition(_Strict):
         default=None, ge=QUIZ_LIMITS.min_time_limit_seconds, le=QUIZ_LIMITS.max_time_limit_seconds
     )
     max_attempts: int | None = Field(default=None, ge=1, le=QUIZ_LIMITS.max_attempts)
-    shuffle: bool = False
+    shuffle: StrictBool = False
     show_answers: ShowAnswers
     questions: list[Question] = Field(min_length=1, max_length=QUIZ_LIMITS.max_questions)
 

@@ -24,6 +24,7 @@ from authflow.quizzes.definitions import (
     ShowAnswers,
     SingleQuestion,
     TrueFalseQuestion,
+    has_control_characters,
 )
 
 # A learner's answer as JSON gives it: an option id, a list of them, a bool, a string
@@ -94,6 +95,10 @@ def _check(question: Question, value: Any) -> Answer:
             raise InvalidAnswer(
                 f"{where}: expected a string of at most {QUIZ_LIMITS.max_answer_length} characters"
             )
+        # Tabs and line breaks are spacing (the comparison trims), anything else of the
+        # kind is refused as in every other text field (a NUL above all).
+        if has_control_characters(value, multiline=True):
+            raise InvalidAnswer(f"{where}: control characters are not allowed")
         return value
     if (
         isinstance(value, bool)

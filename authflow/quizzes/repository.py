@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from authflow.courses.models import Course, CourseModule, Enrollment, Lesson
 from authflow.courses.progress import learners_active_enrollment
 from authflow.models import User
-from authflow.quizzes.definitions import QuizDefinition
+from authflow.quizzes.definitions import STORED, QuizDefinition
 from authflow.quizzes.grading import Answer, Grade
 from authflow.quizzes.models import (
     AttemptState,
@@ -104,7 +104,7 @@ async def definition(db: AsyncSession, quiz_id: str, version: int) -> QuizDefini
     )
     if stored is None:
         raise LookupError(f"quiz {quiz_id} has no version {version}")
-    parsed = QuizDefinition.model_validate(stored)
+    parsed = QuizDefinition.model_validate(stored, context=STORED)
     _definitions[key] = parsed
     if len(_definitions) > DEFINITIONS_KEPT:
         _definitions.popitem(last=False)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authflow.commands import CertificateIssued, pending_entry
 from authflow.courses import progress as learning
+from authflow.courses import service as courses
 from authflow.courses.models import Certificate, Course, Lesson, LessonKind
 from authflow.courses.service import Actor, check_version
 from authflow.errors import (
@@ -43,6 +44,8 @@ from authflow.quizzes.grading import Answer, Grade, check_answers, grade
 from authflow.quizzes.models import AttemptState, Quiz, QuizAttempt, SubmittedBy
 
 log = logging.getLogger(__name__)
+
+NO_LESSON, NO_QUIZ = "No such lesson.", "No such quiz."
 
 # A save or submit that keeps losing the race against other saves gives up after this
 # many rounds (each round is one conditional UPDATE; a learner has one browser).
@@ -83,7 +86,13 @@ async def put_quiz(
     """A new version of the lesson's quiz (the first one creates it)."""
     lesson, course = await _lesson(db, lesson_id)
     if not actor.manages(course):
-        raise Forbidden("Only the course's owner or a manager may edit its quiz.")
+        await _refuse(
+            db,
+            actor,
+            course,
+            Forbidden("Only the course's owner or a manager may edit its quiz."),
+            missing=NO_LESSON,
+        )
     if lesson.kind != LessonKind.QUIZ:
         raise NotQuizLesson()
     now = utcnow()
@@ -125,7 +134,10 @@ async def read_quiz(db: AsyncSession, actor: Actor, lesson_id: str) -> tuple[Qui
     quiz = await repo.quiz_of_lesson(db, lesson_id)
     owner = actor.manages(course)
     if not owner:
-        enrollment = await learning.active_enrollment(db, course.id, actor.user_id)
+        try:
+            enrollment = await learning.active_enrollment(db, course.id, actor.user_id)
+        except NotEnrolled as exc:
+            await _refuse(db, actor, course, exc, missing=NO_LESSON)
         learning.ensure_open(lesson, enrollment, utcnow())
     if quiz is None:
         raise NotFound("This lesson has no quiz yet.")
@@ -133,10 +145,21 @@ async def read_quiz(db: AsyncSession, actor: Actor, lesson_id: str) -> tuple[Qui
     return record, owner
 
 
+async def _refuse(
+    db: AsyncSession, actor: Actor, course: Course, error: AppError, *, missing: str
+) -> NoReturn:
+    """``error`` for a caller who may see the course; for one who may not (a draft, an
+    archived course they are not in) the very 404 of an unknown id, ``missing``, as
+    its lessons answer: a quiz route never tells that a hidden course's quiz exists."""
+    if await courses.visible_to(db, course, actor):
+        raise error
+    raise NotFound(missing)
+
+
 async def _lesson(db: AsyncSession, lesson_id: str) -> tuple[Lesson, Course]:
     found = await repo.lesson_with_course(db, lesson_id)
     if found is None:
-        raise NotFound("No such lesson.")
+        raise NotFound(NO_LESSON)
     return found
 
 
@@ -144,7 +167,7 @@ async def _quiz(db: AsyncSession, quiz_id: str) -> tuple[Quiz, Course]:
     quiz = await db.get(Quiz, quiz_id)
     course = await repo.course_of(db, quiz.course_id) if quiz else None
     if quiz is None or course is None:
-        raise NotFound("No such quiz.")
+        raise NotFound(NO_QUIZ)
     return quiz, course
 
 
@@ -157,10 +180,10 @@ async def start_attempt(
     """The learner's open attempt (False) or a new one (True, flushed, not committed)."""
     found = await repo.quiz_to_take(db, quiz_id, actor.user_id)
     if found is None:
-        raise NotFound("No such quiz.")
+        raise NotFound(NO_QUIZ)
     quiz, course = found.quiz, found.course
     if found.enrollment is None:
-        raise NotEnrolled()
+        await _refuse(db, actor, course, NotEnrolled(), missing=NO_QUIZ)
     now = utcnow()
     learning.ensure_open(found.lesson, found.enrollment, now)
     attempts = await repo.attempts_of(db, quiz.id, actor.user_id)
@@ -375,7 +398,13 @@ async def stats(
 ) -> tuple[Quiz, repo.QuizStats, QuizDefinition]:
     quiz, course = await _quiz(db, quiz_id)
     if not actor.manages(course):
-        raise Forbidden("Only the course's owner or a manager may read its statistics.")
+        await _refuse(
+            db,
+            actor,
+            course,
+            Forbidden("Only the course's owner or a manager may read its statistics."),
+            missing=NO_QUIZ,
+        )
     definition = await repo.definition(db, quiz.id, quiz.version)
     return quiz, await repo.stats(db, quiz.id), definition
 

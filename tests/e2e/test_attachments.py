@@ -112,6 +112,54 @@ async def test_upload_and_download(stack: Stack, storage: Storage) -> None:
     assert (await stack.http.get(url)).status_code == 401
 
 
+async def test_download_headers_ranges_and_head(stack: Stack) -> None:
+    """RFC 9110: an invalid range (last before first) is ignored, 200 with the whole file;
+    RFC 6266: an ASCII ``filename`` beside ``filename*``; HEAD answers the GET's headers."""
+    owner = await instructor(stack)
+    student = await learner(stack)
+    course, lessons = await published_course(stack, owner, lessons=[{"kind": "file"}])
+    name = "Crème brûlée 日本.pdf"
+    r = await _upload(stack, owner.headers, lessons[0]["id"], PDF, name, "application/pdf")
+    assert r.status_code == 201, r.text
+    await enroll(stack, student, course["id"])
+    url = f"{API}/attachments/{r.json()['id']}"
+
+    for invalid in ("bytes=5-2", "bytes=x-", "bytes=0-1,4-5"):
+        r = await stack.http.get(url, headers={**student.headers, "Range": invalid})
+        assert (r.status_code, r.content) == (200, PDF), invalid
+        assert "content-range" not in r.headers
+    r = await stack.http.get(url, headers={**student.headers, "Range": "bytes=2-2"})
+    assert (r.status_code, r.content) == (206, PDF[2:3])
+
+    r = await stack.http.get(url, headers=student.headers)
+    disposition = r.headers["content-disposition"]
+    assert disposition == (
+        'attachment; filename="Creme brulee __.pdf"; '
+        "filename*=UTF-8''Cr%C3%A8me%20br%C3%BBl%C3%A9e%20%E6%97%A5%E6%9C%AC.pdf"
+    )
+    get_headers = {
+        k: r.headers[k] for k in ("content-type", "content-length", "content-disposition")
+    }
+
+    r = await stack.http.head(url, headers=student.headers)
+    assert (r.status_code, r.content) == (200, b"")
+    assert {k: r.headers[k] for k in get_headers} == get_headers
+    assert r.headers["content-length"] == str(len(PDF))
+    assert r.headers["accept-ranges"] == "bytes"
+    r = await stack.http.head(url, headers={**student.headers, "Range": "bytes=0-3"})
+    assert (r.status_code, r.content) == (206, b"")
+    assert r.headers["content-range"] == f"bytes 0-3/{len(PDF)}"
+    assert r.headers["content-length"] == "4"
+    r = await stack.http.head(url, headers={**student.headers, "Range": f"bytes={len(PDF)}-"})
+    assert (r.status_code, r.headers["content-range"]) == (416, f"bytes */{len(PDF)}")
+    assert (await stack.http.head(url)).status_code == 401
+    stranger = await learner(stack)
+    assert (await stack.http.head(url, headers=stranger.headers)).status_code == 403
+    assert (
+        await stack.http.head(f"{API}/attachments/nope", headers=stranger.headers)
+    ).status_code == 404
+
+
 async def test_types_are_judged_from_the_bytes(stack: Stack, storage: Storage) -> None:
     owner = await instructor(stack)
     _, lessons = await published_course(stack, owner)

@@ -23,6 +23,7 @@ from tests.learning_calls import (
     instructor,
     learner,
     published_course,
+    put_quiz,
 )
 from tests.stack import Stack
 
@@ -85,6 +86,34 @@ async def test_publish_needs_a_lesson_and_drafts_are_hidden(stack: Stack) -> Non
     assert r.status_code == 200
     assert r.json()["status"] == "published"
     assert (await stack.http.get(f"{API}/courses/{course['id']}")).status_code == 200
+
+
+async def test_publish_needs_every_quiz_lesson_to_have_its_quiz(stack: Stack) -> None:
+    """A quiz lesson completes only by passing its quiz: published without one, nobody
+    could complete the course.  Checked when publishing (docs/learning.md)."""
+    owner = await instructor(stack)
+    course = await create_course(stack, owner)
+    module = await add_module(stack, owner, course["id"])
+    await add_lesson(stack, owner, module)
+    second = await add_module(stack, owner, course["id"])
+    late = await add_lesson(stack, owner, second, kind="quiz", title="Final exam")
+    first = await add_lesson(stack, owner, module, kind="quiz", title="Warm-up quiz")
+    publish = f"{API}/courses/{course['id']}/publish"
+    r = await stack.http.post(publish, headers=owner.headers)
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert (error["code"], error["lesson_id"]) == ("quiz_missing", first["id"])
+    assert "Warm-up quiz" in error["message"]
+    assert (await stack.http.get(f"{API}/courses/{course['id']}")).status_code == 404
+    await put_quiz(stack, owner, first["id"])
+    r = await stack.http.post(publish, headers=owner.headers)
+    assert (r.status_code, r.json()["error"]["lesson_id"]) == (409, late["id"])
+    await put_quiz(stack, owner, late["id"])
+    r = await stack.http.post(publish, headers=owner.headers)
+    assert (r.status_code, r.json()["status"]) == (200, "published")
+    schema = (await stack.http.get("/openapi.json")).json()
+    documented = schema["paths"]["/api/v1/courses/{course_id}/publish"]["post"]["responses"]
+    assert "quiz_missing" in documented["409"]["description"]
 
 
 async def test_delete_and_archive_rules(stack: Stack) -> None:
@@ -452,3 +481,70 @@ async def test_lesson_validation(stack: Stack) -> None:
         duration_seconds=60,
     )
     assert ok["video_url"] == "https://videos.example/1"
+
+
+async def test_a_video_lesson_needs_its_video_url(stack: Stack) -> None:
+    """On create, and a PATCH may not clear it (a text lesson's may be cleared)."""
+    owner = await instructor(stack)
+    course = await create_course(stack, owner)
+    module = await add_module(stack, owner, course["id"])
+    for bad in (
+        {"title": "x", "kind": "video"},
+        {"title": "x", "kind": "video", "video_url": None},
+    ):
+        r = await stack.http.post(
+            f"{API}/modules/{module}/lessons", json=bad, headers=owner.headers
+        )
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "validation_error"
+        assert [d["type"] for d in error["details"]] == ["video_url_required"]
+    video = await add_lesson(
+        stack, owner, module, kind="video", video_url="https://videos.example/2"
+    )
+    url = f"{API}/lessons/{video['id']}"
+    r = await stack.http.patch(url, json={"video_url": None}, headers=owner.headers)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [d["type"] for d in error["details"]] == ["video_url_required"]
+    r = await stack.http.patch(url, json={"title": "Renamed"}, headers=owner.headers)
+    assert (r.status_code, r.json()["video_url"]) == (200, "https://videos.example/2")
+    r = await stack.http.patch(
+        url, json={"video_url": "https://videos.example/3"}, headers=owner.headers
+    )
+    assert (r.status_code, r.json()["video_url"]) == (200, "https://videos.example/3")
+    text = await add_lesson(stack, owner, module, video_url="https://videos.example/4")
+    r = await stack.http.patch(
+        f"{API}/lessons/{text['id']}", json={"video_url": None}, headers=owner.headers
+    )
+    assert (r.status_code, r.json()["video_url"]) == (200, None)
+
+
+async def test_titles_are_trimmed_and_never_blank(stack: Stack) -> None:
+    owner = await instructor(stack)
+    for blank in ("   ", "\u3000", " \u00a0 "):
+        r = await stack.http.post(f"{API}/courses", json={"title": blank}, headers=owner.headers)
+        assert r.status_code == 422, (blank, r.text)
+        assert [d["type"] for d in r.json()["error"]["details"]] == ["blank_title"]
+    tag = uuid.uuid4().hex[:6]
+    course = await create_course(stack, owner, title=f"  Trimmed {tag}  ")
+    assert (course["title"], course["slug"]) == (f"Trimmed {tag}", f"trimmed-{tag}")
+    url = f"{API}/courses/{course['id']}"
+    r = await stack.http.patch(url, json={"title": "  "}, headers=owner.headers)
+    assert r.status_code == 422, r.text
+    r = await stack.http.patch(url, json={"title": " Renamed "}, headers=owner.headers)
+    assert (r.status_code, r.json()["title"]) == (200, "Renamed")
+    r = await stack.http.post(f"{url}/modules", json={"title": " "}, headers=owner.headers)
+    assert r.status_code == 422, r.text
+    module = await add_module(stack, owner, course["id"], title=" Module one ")
+    r = await stack.http.post(
+        f"{API}/modules/{module}/lessons",
+        json={"title": " ", "kind": "text"},
+        headers=owner.headers,
+    )
+    assert r.status_code == 422, r.text
+    lesson = await add_lesson(stack, owner, module, title=" Lesson one ")
+    assert lesson["title"] == "Lesson one"
+    outline = (await stack.http.get(url, headers=owner.headers)).json()
+    assert outline["modules"][0]["title"] == "Module one"

@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.test_learning_rbac import BAD_BODIES, BAD_SEGMENTS, CALLERS
 from tests.e2e.test_rbac_matrix import admin_headers, new_member
+from tests.learning_calls import add_lesson, add_module, create_course, put_quiz
 from tests.quiz_calls import API, HALF_RIGHT, quiz_body, quiz_course
 from tests.stack import Stack
 
@@ -135,3 +136,60 @@ async def test_bad_input_on_every_quiz_route_is_never_a_500(stack: Stack) -> Non
                     if r.status_code >= 500:
                         failures.append(f"{method} {template} {body!r:.80} -> {r.status_code}")
     assert not failures, "\n".join(failures[:20])
+
+
+async def test_a_hidden_courses_quiz_answers_404_like_its_lessons(stack: Stack) -> None:
+    """A draft (or an archived course one is not in) is invisible: its lessons answer
+    404, and so do its quiz routes, which must not tell that the quiz exists (they
+    answered 403 ``not_enrolled`` / ``forbidden``)."""
+    owner = await new_member(stack, ["INSTRUCTOR"])
+    course = await create_course(stack, owner)
+    module = await add_module(stack, owner, course["id"])
+    lesson = await add_lesson(stack, owner, module, kind="quiz")
+    quiz = await put_quiz(stack, owner, lesson["id"])
+    strangers = {
+        "user": (await new_member(stack)).headers,
+        "instructor": (await new_member(stack, ["INSTRUCTOR"])).headers,
+    }
+    routes = [
+        ("GET", f"/lessons/{lesson['id']}", None),
+        ("GET", f"/lessons/{lesson['id']}/quiz", None),
+        ("PUT", f"/lessons/{lesson['id']}/quiz", quiz_body()),
+        ("POST", f"/quizzes/{quiz['id']}/attempts", None),
+        ("GET", f"/quizzes/{quiz['id']}/stats", None),
+    ]
+
+    async def answers() -> list[str]:
+        seen = []
+        for who, headers in strangers.items():
+            for method, path, body in routes:
+                r = await stack.http.request(method, API + path, json=body, headers=headers)
+                seen.append(f"{who} {method} {path.split('/')[1]} {r.status_code}")
+                if r.status_code == 404:
+                    unknown = await stack.http.request(
+                        method,
+                        API + path.replace(lesson["id"], "nope").replace(quiz["id"], "nope"),
+                        json=body,
+                        headers=headers,
+                    )
+                    assert r.json() == unknown.json(), (path, r.text)  # the very same answer
+        return seen
+
+    drafts = await answers()
+    assert drafts == [line[:-3] + "404" for line in drafts], drafts
+    publish = f"{API}/courses/{course['id']}/publish"
+    assert (await stack.http.post(publish, headers=owner.headers)).status_code == 200
+    archive = f"{API}/courses/{course['id']}/archive"
+    assert (await stack.http.post(archive, headers=owner.headers)).status_code == 200
+    archived = await answers()
+    assert archived == drafts, archived
+    # Published, the course is visible: 403 again, as for its lessons.
+    assert (await stack.http.post(publish, headers=owner.headers)).status_code == 200
+    r = await stack.http.get(f"{API}/lessons/{lesson['id']}/quiz", headers=strangers["user"])
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "not_enrolled")
+    r = await stack.http.post(f"{API}/quizzes/{quiz['id']}/attempts", headers=strangers["user"])
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "not_enrolled")
+    r = await stack.http.put(
+        f"{API}/lessons/{lesson['id']}/quiz", json=quiz_body(), headers=strangers["instructor"]
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")

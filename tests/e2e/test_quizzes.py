@@ -81,6 +81,11 @@ async def test_the_owner_defines_a_quiz_and_each_edit_is_a_new_version(stack: St
         ),
         (lambda b: b.update(time_limit_seconds=5), "greater_than_equal"),
         (lambda b: b.update(max_attempts=101), "less_than_equal"),
+        # NUL is refused in quiz text as in every other text field (PostgreSQL JSON).
+        (lambda b: b["questions"][0].update(prompt="a\x00b"), "invalid_text"),
+        (lambda b: b["questions"][3]["answers"].append("x\x00y"), "invalid_text"),
+        # Booleans only: "true" is not guessed at.
+        (lambda b: b["questions"][2].update(answer="true"), "bool_type"),
     ],
 )
 async def test_an_invalid_quiz_is_a_clear_422(stack: Stack, change: Any, error_type: str) -> None:
@@ -128,6 +133,7 @@ async def test_a_learner_takes_the_quiz(stack: Stack) -> None:
     assert saved.json()["answers"] == {k: v for k, v in ALL_RIGHT.items() if k != "sky"}
     assert_error(await setup.save(attempt["id"], {"capital": "madrid"}), 422, "invalid_answer")
     assert_error(await setup.save(attempt["id"], {"sky": "no"}), 422, "invalid_answer")
+    assert_error(await setup.save(attempt["id"], {"river": "bon\x00jour"}), 422, "invalid_answer")
 
     result = await setup.submit(attempt["id"])
     assert result.status_code == 200, result.text

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from authflow.errors import InvalidAnswer
-from authflow.quizzes.definitions import QuizDefinition, ShowAnswers
+from authflow.quizzes.definitions import STORED, QuizDefinition, ShowAnswers
 from authflow.quizzes.grading import (
     Answer,
     answers_visible,
@@ -131,6 +131,59 @@ def test_duplicate_ids_and_unknown_fields_are_refused() -> None:
     assert "extra_forbidden" in error_types(body)
 
 
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        (("questions", 0, "prompt"), "a\x00b"),
+        (("questions", 0, "prompt"), "bell\x07"),
+        (("questions", 0, "options", 1, "text"), "Ly\x00on"),
+        (("questions", 0, "options", 1, "text"), "two\nlines"),
+        (("questions", 0, "options", 1, "text"), "zero\u200bwidth"),
+        (("questions", 3, "answers", 1), "x\x00y"),
+        (("questions", 3, "answers", 1), "tab\there"),
+    ],
+)
+def test_control_characters_are_refused_in_quiz_text(where: tuple[Any, ...], text: str) -> None:
+    """As in every other text field: a prompt (several lines) may hold tabs and line
+    breaks and no other control character; an option or an accepted answer (one line)
+    holds none."""
+    body = quiz_body()
+    target: Any = body
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = text
+    assert error_types(body) == {"invalid_text"}
+
+
+@pytest.mark.parametrize("value", ["true", "false", 1, 0, "yes", None])
+def test_booleans_are_json_booleans_only(value: Any) -> None:
+    """A true_false answer, an option's ``correct`` and ``shuffle``: "true" or 1 is
+    refused, not guessed at."""
+    body = quiz_body()
+    body["questions"][2]["answer"] = value
+    assert error_types(body) == {"bool_type"}
+    body = quiz_body()
+    body["questions"][0]["options"][1]["correct"] = value
+    assert error_types(body) == {"bool_type"}
+    assert error_types(quiz_body(shuffle=value)) == {"bool_type"}
+
+
+def test_a_prompt_may_run_over_several_lines() -> None:
+    body = quiz_body()
+    body["questions"][0]["prompt"] = "What does this print?\n\n\tprint(1)\r\n"
+    assert quiz(questions=body["questions"]).questions[0].prompt.endswith("print(1)\r\n")
+
+
+def test_a_stored_version_loads_whatever_its_text() -> None:
+    """A version stored before the text rules existed still loads (and grades)."""
+    body = quiz_body()
+    body["questions"][0]["prompt"] = "old\x00prompt"
+    body["questions"][3]["answers"] = ["Se\x01ine"]
+    loaded = QuizDefinition.model_validate(body, context=STORED)
+    assert loaded.questions[0].prompt == "old\x00prompt"
+    assert grade(loaded, {"river": "se\x01ine"}).questions[3].correct
+
+
 def test_ids_are_assigned_when_absent_and_kept_when_given() -> None:
     body = quiz_body()
     del body["questions"][0]["id"]
@@ -186,6 +239,11 @@ def test_unanswered_questions_score_nothing_and_pass_mark_applies() -> None:
     assert grade(quiz(pass_percent=50), {"capital": "paris", "primes": ["two", "three"]}).passed
 
 
+def test_tabs_and_line_breaks_in_a_learner_answer_are_spacing() -> None:
+    assert check_answers(quiz(), {"river": "la seine\n"}) == {"river": "la seine\n"}
+    assert grade(quiz(), {"river": "\tla seine\r\n"}).questions[3].correct
+
+
 def test_true_false_is_not_fooled_by_numbers() -> None:
     assert not grade(quiz(), {"sky": 1}).questions[2].correct
 
@@ -201,6 +259,8 @@ def test_true_false_is_not_fooled_by_numbers() -> None:
         {"sky": "yes"},
         {"river": 12},
         {"river": "x" * 1001},
+        {"river": "Se\x00ine"},
+        {"river": "Se\x1bine"},
         {"pi": "3.14"},
         {"pi": True},
     ],
