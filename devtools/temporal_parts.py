@@ -9,11 +9,12 @@ state after the send, and its activities are dispatched at the queue's rate limi
 adds those parts one at a time, each variant on a fresh embedded server (the same
 command, database file and pragmas as ``authflow dev``), and prints the server's CPU per
 workflow for each, so the difference between two lines is what that part costs
-(docs/benchmarks.md, "A registration's CPU on a fast VM, part by part").  The last two
+(docs/benchmarks.md, "A registration's CPU on a fast VM, part by part").  The last three
 lines pace the activities from the worker's side instead, with no limit on the server:
 as many slots as the limit, each held a second (the backlog still waits in the server's
-task queue), or every activity taken at once and paced in process (the backlog waits
-in the worker; no heartbeats, so a lower bound of what that design would cost).
+task queue), every activity taken at once and paced in process (the backlog waits in
+the worker; no heartbeats, so a lower bound of what that design would cost), or the
+send as a local activity paced in process (no activity task on the server at all).
 
 The figures of one variant vary by a few ms from run to run on a shared VM: use
 ``--rounds 3`` (variants interleaved) and compare medians.
@@ -62,6 +63,10 @@ class Shape:
     # Or the worker takes every activity at once and paces them itself (in process,
     # no heartbeats, no server limit): the backlog waits in the worker, not the server.
     held: bool = False
+    # Or the send is a local activity (paced in process as ``held``): no activity task
+    # on the server at all; a send waiting longer than a workflow task's timeout keeps
+    # its workflow task alive with heartbeats, which the figure includes.
+    local: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Options:
     upsert: bool
     hold: float = 0.0
     paced: bool = False
+    local: bool = False
 
 
 class _Pace:
@@ -121,7 +127,10 @@ class PartsFlow:
     async def run(self, options: Options) -> None:
         if options.patch:
             workflow.patched("parts-patch")
-        sending = workflow.execute_activity(
+        run_activity = (
+            workflow.execute_local_activity if options.local else workflow.execute_activity
+        )
+        sending = run_activity(
             noop, args=[options.hold, options.paced], start_to_close_timeout=timedelta(seconds=120)
         )
         if options.stays_open:
@@ -153,6 +162,10 @@ def shapes(rate: float) -> list[Shape]:
             f"  instead: the worker holds them all, {rate:g}/s in process",
             True, True, True, True, held=True,
         ),
+        Shape(
+            f"  instead: local activities, {rate:g}/s in process",
+            True, True, True, True, held=True, local=True,
+        ),
     ]  # fmt: skip
 
 
@@ -160,7 +173,12 @@ async def _measure(client: Client, server_pid: int, shape: Shape, n: int, rate: 
     global ran, pace
     ran, pace = _Ran(), _Pace(rate)
     options = Options(
-        shape.stays_open, shape.patch, shape.upsert, 1.0 if shape.slots else 0.0, shape.held
+        shape.stays_open,
+        shape.patch,
+        shape.upsert,
+        1.0 if shape.slots else 0.0,
+        shape.held,
+        shape.local,
     )
     async with Worker(
         client,
@@ -169,6 +187,7 @@ async def _measure(client: Client, server_pid: int, shape: Shape, n: int, rate: 
         activities=[noop],
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_activities=shape.slots or (n + 10 if shape.held else 200),
+        max_concurrent_local_activities=n + 10,
         max_task_queue_activities_per_second=shape.rate,
     ):
         warm = await client.start_workflow(PartsFlow.run, options, id="warm", task_queue=QUEUE)
