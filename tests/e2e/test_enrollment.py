@@ -33,6 +33,14 @@ from workflows.learning_inputs import EnrollmentPlanRequest
 pytestmark = pytest.mark.e2e
 
 
+async def certificates_of(stack: Stack, course_id: str) -> int:
+    async with stack.db.session() as session:
+        issued = await session.scalar(
+            select(func.count()).select_from(Certificate).where(Certificate.course_id == course_id)
+        )
+    return int(issued or 0)
+
+
 async def test_enroll_is_idempotent_and_refuses_drafts_and_paid_courses(stack: Stack) -> None:
     owner = await instructor(stack)
     student = await learner(stack, "Ada Learner")
@@ -177,13 +185,7 @@ async def test_two_tabs_completing_the_last_lesson_issue_one_certificate(stack: 
     )
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
     assert max(r.json()["progress"]["percent"] for r in responses) == 100
-    async with stack.db.session() as session:
-        issued = await session.scalar(
-            select(func.count())
-            .select_from(Certificate)
-            .where(Certificate.course_id == course["id"])
-        )
-    assert issued == 1
+    assert await certificates_of(stack, course["id"]) == 1
     progress = (
         await stack.http.get(f"{API}/me/courses/{course['id']}/progress", headers=student.headers)
     ).json()
@@ -297,13 +299,7 @@ async def test_deleting_the_last_lesson_not_done_completes_the_course(
     await complete(stack, done, extra["id"])
     r = await stack.http.delete(f"{API}/lessons/{extra['id']}", headers=owner.headers)
     assert r.status_code == 204
-    async with stack.db.session() as session:
-        issued = await session.scalar(
-            select(func.count())
-            .select_from(Certificate)
-            .where(Certificate.course_id == course["id"])
-        )
-    assert issued == 1
+    assert await certificates_of(stack, course["id"]) == 1
     await asyncio.sleep(1.0)
     assert len(_certificate_mails(stack, done, mark)) == 1
     assert not _certificate_mails(stack, halfway, mark)
