@@ -15,6 +15,7 @@ from typing import Protocol
 import aiosmtplib
 from aiosmtplib.protocol import normalize_message_line_endings
 
+from activities.finishing import finish
 from activities.templates import OutgoingEmail
 
 _RETRY_HINT = re.compile(r"(?:in|after)\s+(\d{1,4})\s*(?:s\b|sec|second)", re.IGNORECASE)
@@ -215,13 +216,18 @@ class Mailer:
         if gate is not None:
             await gate.enter()
         protocol.write(b".\r\n")
-        response = await protocol.read_response(timeout=self.config.timeout)
+        # From here the provider may have the message: its answer is read, and the gate
+        # told, even when the send is cancelled meanwhile (a worker stopping), so that
+        # an accepted message is recorded delivered and never sent again.
+        response, cancelled = await finish(protocol.read_response(timeout=self.config.timeout))
         if response.code != 250:
             if gate is not None:
                 gate.refused()
             raise aiosmtplib.SMTPDataError(response.code, response.message)
         if gate is not None:
             gate.accepted(time.time())
+        if cancelled:
+            raise asyncio.CancelledError
 
 
 async def _reset(smtp: aiosmtplib.SMTP) -> bool:

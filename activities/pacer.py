@@ -75,6 +75,7 @@ from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activities.finishing import finish_then_cancel
 from authflow.db import Database
 from authflow.models import SendSlot
 from authflow.policies import PACING_FACTOR
@@ -279,9 +280,10 @@ class Pacer:
             yield slot
         finally:
             if slot.entered:
-                # Shielded: a cancelled activity must still give its lease back, or the
-                # queue runs one short until the lease expires.
-                await asyncio.shield(slot._release())
+                # To its end: a cancelled activity must still give its lease back (or the
+                # queue runs one short until the lease expires) and record what the
+                # provider accepted, before its worker may exit.
+                await finish_then_cancel(slot._release())
 
     async def _enter(self, task_queue: str) -> tuple[str, float]:
         """Take a lease for one send; returns its token and its slot's opening, the

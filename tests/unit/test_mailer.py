@@ -206,6 +206,37 @@ async def test_the_end_of_data_waits_for_the_gate(sink: MailSink) -> None:
         await mailer.close()
 
 
+async def test_a_send_cancelled_after_its_end_of_data_still_learns_the_answer(
+    sink: MailSink,
+) -> None:
+    """A worker stopping cancels its sends; one whose end of DATA is written may already
+    be with the provider: its answer is still read and the gate told (the pacer then
+    records it delivered, so it is not sent again), and only then is it cancelled."""
+    handler = sink._handler
+    original = handler.handle_DATA
+
+    async def slow_answer(server: Any, session: Any, envelope: Any) -> str:
+        reply: str = await original(server, session, envelope)  # stored: the provider has it
+        await asyncio.sleep(0.5)
+        return reply
+
+    handler.__dict__["handle_DATA"] = slow_answer  # (new sessions look it up)
+    mailer = Mailer(SmtpConfig(host="127.0.0.1", port=sink.port))
+    try:
+        gate = _Gate()
+        gate.open.set()
+        sending = asyncio.create_task(mailer.send(_message("a@example.com"), gate=gate))
+        await _eventually(lambda: bool(sink.messages))
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(sending, 5)
+        assert gate.outcome == "accepted"
+        assert _recipients(sink) == ["a@example.com"]
+    finally:
+        handler.__dict__.pop("handle_DATA", None)
+        await mailer.close()
+
+
 async def test_a_send_staged_behind_a_full_window_goes_when_its_slot_opens(
     sink: MailSink, sqlite_url: str
 ) -> None:
