@@ -167,8 +167,11 @@ class EmailActivities:
     async def _send(self, delivery_id: str) -> DeliveryOutcome:
         queue = activity.info().task_queue
         attempt = await self._begin_attempt(delivery_id)
-        if attempt is None:
-            return SKIPPED  # replaced, used, expired or cancelled: never send it
+        if isinstance(attempt, DeliveryOutcome):
+            # Delivered already (an attempt whose result its workflow never learned: a
+            # worker stopped or died after the provider's answer), or replaced, used,
+            # expired or cancelled: never send it (again).
+            return attempt
         kind = attempt.email.kind.value
 
         async def delivered(session: AsyncSession, accepted_at: float) -> None:
@@ -206,15 +209,18 @@ class EmailActivities:
             rendered, sender=self._sender, recipient=address, name=name, headers=headers
         )
 
-    async def _begin_attempt(self, delivery_id: str) -> _Attempt | None:
-        """Open the attempt (``sending``) and build the message, in one transaction.
-        A message that cannot be built fails for good, recorded."""
+    async def _begin_attempt(self, delivery_id: str) -> _Attempt | DeliveryOutcome:
+        """Open the attempt (``sending``) and build the message, in one transaction;
+        or the outcome without a send (``delivered`` already, or ``skipped``).  A
+        message that cannot be built fails for good, recorded."""
         async with self._db.session() as session:
             row = (await session.execute(_ATTEMPT_ROW, {"delivery_id": delivery_id})).first()
+            if row is not None and row.state == DeliveryState.DELIVERED:
+                return DELIVERED
             if row is None or row.state not in OPEN_STATES:
-                return None  # (a missing user is a missing row: the join found none)
+                return SKIPPED  # (a missing user is a missing row: the join found none)
             if row.sealed_code is not None and not is_live(row):
-                return None
+                return SKIPPED
             try:
                 email = emails.email_type(row.email_type)
                 context: dict[str, object] = {"name": row.full_name, **(row.context or {})}
@@ -233,7 +239,7 @@ class EmailActivities:
             if await _turned_off(session, email, row.user_id):
                 # The user turned this kind off after it was queued: never send it.
                 await DeliveryLedger.move(session, delivery_id, DeliveryState.CANCELLED)
-                return None
+                return SKIPPED
             await DeliveryLedger.move(session, delivery_id, DeliveryState.SENDING)
         return _Attempt(delivery_id, email, message, row.requested_at.timestamp(), row.attempts + 1)
 
