@@ -215,11 +215,19 @@ class Mailer:
         protocol.write(_PERIOD.sub(b"..", normalize_message_line_endings(data)))
         if gate is not None:
             await gate.enter()
+        # Once the end of DATA is written the provider may have the message: its answer
+        # is read, and the gate told, even when the send is cancelled meanwhile (a worker
+        # stopping), so that an accepted message is recorded delivered and never sent
+        # again.  The answer is read by a task of its own, started (and waiting) before
+        # the end of DATA goes out: the protocol keeps only an answer it is waiting for.
+        reading = asyncio.ensure_future(protocol.read_response(timeout=self.config.timeout))
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            reading.cancel()  # nothing was written: the connection is dropped
+            raise
         protocol.write(b".\r\n")
-        # From here the provider may have the message: its answer is read, and the gate
-        # told, even when the send is cancelled meanwhile (a worker stopping), so that
-        # an accepted message is recorded delivered and never sent again.
-        response, cancelled = await finish(protocol.read_response(timeout=self.config.timeout))
+        response, cancelled = await finish(reading)
         if response.code != 250:
             if gate is not None:
                 gate.refused()
