@@ -274,6 +274,11 @@ class EmailActivities:
 
 @contextlib.asynccontextmanager
 async def _heartbeating() -> AsyncIterator[None]:
+    if activity.info().is_local:
+        # A local attempt has no heartbeat: its worker keeps the workflow task alive.
+        yield
+        return
+
     async def beat() -> None:
         # The first beat after a second: most sends are over by then, and every
         # heartbeat is a write on the Temporal server.

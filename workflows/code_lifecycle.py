@@ -155,7 +155,7 @@ class CodeLifecycle:
             outcome = await self._wait_for_outcome()
             await _stop(sending)
             if outcome == "verified":
-                if versions.current():
+                if versions.since_lean():
                     # The attribute keeps the email's state ("delivered"): the run's
                     # result says the code was used, and the upsert would be one more
                     # visibility write for a run that ends in this same task.

@@ -18,8 +18,14 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    RetryState,
+    TimeoutError,
+)
 
 from authflow.emails import EmailType
 from authflow.policies import DeliveryState, RetryRules
@@ -94,11 +100,8 @@ async def send_with_retries(
     spec = route.retry
     started = workflow.now()
     policy = spec.retry_policy()
-    first = {**options, "retry_policy": replace(policy, maximum_attempts=1)}
     try:
-        outcome: DeliveryOutcome = await workflow.execute_activity(
-            ActivityName.SEND_EMAIL, DeliveryRef(delivery_id), result_type=DeliveryOutcome, **first
-        )
+        outcome: DeliveryOutcome = await _first_attempt(route, delivery_id, options, policy)
         return outcome
     except ActivityError as err:
         # Refused for good, timed out for good or cancelled: the caller's verdict. Runs
@@ -135,6 +138,65 @@ async def send_with_retries(
         ActivityName.SEND_EMAIL, DeliveryRef(delivery_id), result_type=DeliveryOutcome, **rest
     )
     return outcome
+
+
+# Runs since ``versions.CURRENT`` make an email's first attempt a local activity: the
+# workflow's own worker runs it (on the workflow's queue, which is the email's), so the
+# server schedules, matches and records no activity task for the send that almost every
+# email needs alone; what that saves is in docs/benchmarks.md ("The send as a local
+# activity").  What it trades: the database pacer alone bounds acceptances (it already
+# must, across workers; the queue's server-side limit still paces the retries), a send
+# waiting for its pacing slot keeps the workflow task open (the SDK heartbeats it), and
+# the first attempt shows in the Web UI as a marker when it ends rather than as a pending
+# activity.  A failed first attempt still sets "retrying", and every later attempt is an
+# activity on the kind's queue, with its attempts, last error and retry state visible as
+# before.  A worker killed mid-attempt: the attempt runs again on the workflow's next
+# task, on the same delivery record (the same guards as an activity's retry).
+FIRST_ATTEMPT_LOCAL = versions.CURRENT
+
+
+async def _first_attempt(
+    route: EmailRoute, delivery_id: str, options: dict[str, Any], policy: RetryPolicy
+) -> DeliveryOutcome:
+    once = replace(policy, maximum_attempts=1)
+    if not workflow.patched(FIRST_ATTEMPT_LOCAL):
+        outcome: DeliveryOutcome = await workflow.execute_activity(
+            ActivityName.SEND_EMAIL,
+            DeliveryRef(delivery_id),
+            result_type=DeliveryOutcome,
+            **{**options, "retry_policy": once},
+        )
+        return outcome
+    try:
+        outcome = await workflow.execute_local_activity(
+            ActivityName.SEND_EMAIL,
+            DeliveryRef(delivery_id),
+            result_type=DeliveryOutcome,
+            schedule_to_close_timeout=options["schedule_to_close_timeout"],
+            start_to_close_timeout=options["start_to_close_timeout"],
+            retry_policy=once,
+            cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
+        )
+        return outcome
+    except (ApplicationError, TimeoutError) as failure:
+        # Out of attempts, a local activity raises its last failure itself; the callers
+        # read an activity's failure (its retry state says refused for good or not).
+        raise _attempt_failed(failure) from failure
+
+
+def _attempt_failed(failure: ApplicationError | TimeoutError) -> ActivityError:
+    refused = isinstance(failure, ApplicationError) and failure.non_retryable
+    return ActivityError(
+        "first send attempt failed",
+        scheduled_event_id=0,
+        started_event_id=0,
+        identity="",
+        activity_type=ActivityName.SEND_EMAIL,
+        activity_id="",
+        retry_state=(
+            RetryState.NON_RETRYABLE_FAILURE if refused else RetryState.MAXIMUM_ATTEMPTS_REACHED
+        ),
+    )
 
 
 async def deliver(

@@ -12,6 +12,10 @@ and the run takes the path it took.  (A run begun before it that goes on live re
 ``CURRENT`` at its next ``since``: live, ``patched`` is true either way.)  The work per
 registration this saves is counted in docs/benchmarks.md ("Work per registration").
 
+A new ``CURRENT`` keeps the markers before it in ``EARLIER``: a run recorded under one
+of them takes that one's paths and no later one (its ``patched(CURRENT)`` was false on
+replay, and the SDK keeps that answer for the rest of the run).
+
 Imports: the SDK only (workflow code).
 """
 
@@ -19,10 +23,18 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-# Runs started since this patch also leave the delivery-state search attribute at the
-# email's own state once their code is used (no "used" upsert: one visibility write
-# fewer); the run's result ("verified", "reset") says the code was used.
-CURRENT = "lean-code-flows"
+# Runs started since this patch send an email's first attempt as a local activity
+# (``workflows.emails``), and take every path of the markers below.
+CURRENT = "local-first-send"
+
+# Earlier ``CURRENT`` markers, newest first: a run recorded under one of them replays
+# every path it stood for, and no later one.
+#
+# "lean-code-flows": runs also leave the delivery-state search attribute at the email's
+# own state once their code is used (no "used" upsert: one visibility write fewer); the
+# run's result ("verified", "reset") says the code was used.
+LEAN_CODE_FLOWS = "lean-code-flows"
+EARLIER = (LEAN_CODE_FLOWS,)
 
 # The patches ``CURRENT`` stands for (their ids, as recorded in older histories).
 FIRST_CODE_FROM_INPUT = "first-code-from-input"
@@ -39,9 +51,15 @@ def current() -> bool:
     return workflow.patched(CURRENT)
 
 
+def since_lean() -> bool:
+    """Whether this run leaves out the "used" upsert: since ``LEAN_CODE_FLOWS``, the
+    current marker included (a new run records only ``CURRENT``)."""
+    return current() or any(workflow.patched(marker) for marker in EARLIER)
+
+
 def since(patch: str) -> bool:
     """Whether this run takes ``patch``'s path: new runs on ``CURRENT``'s one marker,
     older ones as their history recorded it."""
     if patch not in FOLDED:
         raise ValueError(f"{patch} is not folded into {CURRENT}")
-    return current() or workflow.patched(patch)
+    return since_lean() or workflow.patched(patch)

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from api.flows import code_workflow_id
@@ -32,6 +33,7 @@ from authflow.ports import free_port
 from authflow.settings import Settings
 from devtools.mailsink import MailSink
 from tests.stack import CODE_RE, Stack, TemporalDevServer, eventually, running_stack
+from workflows import search_attributes as sa
 
 AUTHFLOW = str(Path(sys.executable).parent / "authflow")
 
@@ -211,12 +213,22 @@ async def user_ids(stack: Stack, emails: Iterable[str]) -> dict[str, str]:
         return {str(email): str(user_id) for email, user_id in rows.all()}
 
 
-async def pending_activity_count(stack: Stack, workflow_id: str) -> int:
+async def send_in_progress(stack: Stack, workflow_id: str) -> bool:
+    """Whether the workflow still has a send to finish: a pending activity (a retry), or
+    a first attempt (a local activity, which a description does not list) whose outcome
+    the workflow has not shown yet; a worker killed during one runs it again."""
     try:
         described = await stack.client.get_workflow_handle(workflow_id).describe()
     except RPCError:
-        return 0
-    return len(described.raw_description.pending_activities)
+        return False
+    if described.raw_description.pending_activities:
+        return True
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        return False
+    return described.typed_search_attributes.get(sa.DELIVERY_STATE) in _SENDING
+
+
+_SENDING = {"pending", "sending", "retrying"}
 
 
 async def wait_until_sends_settled(stack: Stack, emails: Iterable[str], *, timeout: float) -> None:
@@ -226,8 +238,8 @@ async def wait_until_sends_settled(stack: Stack, emails: Iterable[str], *, timeo
     workflow_ids = [code_workflow_id("register", uid) for uid in ids.values()]
 
     async def settled() -> bool:
-        counts = await asyncio.gather(*(pending_activity_count(stack, w) for w in workflow_ids))
-        return not any(counts)
+        busy = await asyncio.gather(*(send_in_progress(stack, w) for w in workflow_ids))
+        return not any(busy)
 
     await eventually(settled, timeout=timeout, interval=1.0)
 

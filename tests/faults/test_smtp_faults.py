@@ -184,20 +184,29 @@ async def test_admins_see_why_the_provider_refused(stack: Stack) -> None:
         handle = stack.client.get_workflow_handle(code_workflow_id("register", user_id))
 
         async def workflow_marked_the_failure() -> bool:
-            # The workflow's own "failed" mark (a local activity, recorded as a marker
-            # once done) follows the activity failure in its history. (The workflow
-            # starts just after the 202 is sent, so it may not exist yet.)
+            # The refused attempt is in the history, with its error's type: the first
+            # attempt is a local activity, whose marker carries its failure (what the
+            # Web UI shows). The workflow's own "failed" mark (another local activity)
+            # follows it. (The workflow starts just after the 202 is sent, so it may
+            # not exist yet.)
             try:
                 history = await handle.fetch_history()
             except RPCError as exc:
                 if exc.status == RPCStatusCode.NOT_FOUND:
                     return False
                 raise
-            events = [e.event_type for e in history.events]
-            if EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in events:
-                return False
-            after = events[events.index(EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED) :]
-            return EventType.EVENT_TYPE_MARKER_RECORDED in after
+            markers = [
+                e.marker_recorded_event_attributes
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            ]
+            failed = [
+                i
+                for i, m in enumerate(markers)
+                if m.HasField("failure")
+                and m.failure.application_failure_info.type == "PermanentDeliveryError"
+            ]
+            return bool(failed) and len(markers) > failed[0] + 1
 
         await eventually(workflow_marked_the_failure, timeout=30)
         (record,) = (await deliveries(stack, [email]))[email]

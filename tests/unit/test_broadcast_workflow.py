@@ -2,9 +2,14 @@
 registered under the real names: the send_at timer, paging with continue-as-new,
 pause / resume / cancel, and the replay of a recorded history.
 
-Record the history again (after an intended, versioned change) with::
+Record a history of today's code (after an intended, versioned change) under a new name,
+keeping the older ones (runs begun before the change must still replay)::
 
-    .venv/bin/python -m tests.unit.test_broadcast_workflow --record
+    .venv/bin/python -m tests.unit.test_broadcast_workflow --record --name local_send_paged
+
+``paged`` is the last run of a paged broadcast (no sends); ``sends_paged`` the first
+run, its sends activities (before a send's first attempt became a local activity);
+``local_send_paged`` the same since.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
@@ -40,7 +46,7 @@ from workflows.broadcast import BroadcastWorkflow
 from workflows.inputs import DeliveryOutcome, DeliveryRef, EmailRoute, RetrySpec
 
 QUEUE = "unit-broadcast"
-HISTORY = Path(__file__).resolve().parents[1] / "data" / "broadcast_histories" / "paged.json"
+HISTORIES = Path(__file__).resolve().parents[1] / "data" / "broadcast_histories"
 
 
 @dataclass
@@ -214,12 +220,14 @@ async def test_a_resume_during_a_state_read_is_not_undone(env: WorkflowEnvironme
     assert reads == ["paused"]  # no second look a PAUSED_RECHECK later
 
 
-async def test_recorded_history_replays() -> None:
-    history = WorkflowHistory.from_json("paged", HISTORY.read_text())
+@pytest.mark.parametrize("name", ["paged", "sends_paged", "local_send_paged"])
+async def test_recorded_history_replays(name: str) -> None:
+    path = HISTORIES / f"{name}.json"
+    history = WorkflowHistory.from_json(name, path.read_text())
     await Replayer(workflows=[BroadcastWorkflow]).replay_workflow(history)
 
 
-async def _record() -> None:
+async def _record(name: str) -> None:
     path = _test_server_path()
     assert path is not None
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path)
@@ -234,8 +242,10 @@ async def _record() -> None:
                 task_queue=QUEUE,
             )
             await handle.result()
-            history = await handle.fetch_history()
-        HISTORY.write_text(history.to_json())
+            # The first run (the one with the sends): a page continues as new.
+            first = env.client.get_workflow_handle("paged", run_id=handle.first_execution_run_id)
+            history = await first.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
     finally:
         await env.shutdown()
 
@@ -243,5 +253,7 @@ async def _record() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--record", action="store_true")
-    if parser.parse_args().record:
-        asyncio.run(_record())
+    parser.add_argument("--name", default="local_send_paged")
+    args = parser.parse_args()
+    if args.record:
+        asyncio.run(_record(args.name))

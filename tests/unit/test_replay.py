@@ -8,13 +8,14 @@ The histories in ``tests/data/histories`` come from real runs through the whole 
 (API, Temporal dev server, workers, SMTP sink, database), encrypted by the payload codec
 with the fixed test key below.  Histories of older workflow code are kept (runs begun
 before a change must still replay): the plain names were recorded before the one email
-pipeline, the ``pipeline_`` ones after it, the ``lean_`` ones since
-``workflows.versions.CURRENT``.  Record a new generation (after an intended, versioned
+pipeline, the ``pipeline_`` ones after it, the ``lean_`` ones since the
+"lean-code-flows" marker, the ``local_send_`` ones since ``workflows.versions.CURRENT``
+(a send's first attempt a local activity).  Record a new generation (after an intended, versioned
 change) under a new prefix, keeping the older files (and only the files of the
 workflows that changed)::
 
-    python -m tests.unit.test_replay --record --out /tmp/h --prefix lean_
-    python -m tests.unit.test_replay --record --out /tmp/h --prefix lean_retrying_ --only retries
+    python -m tests.unit.test_replay --record --out /tmp/h --prefix local_send_
+    python -m tests.unit.test_replay --record --out /tmp/h --prefix local_send_retrying_ --only retries
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
@@ -94,12 +96,21 @@ _LEAN = {
     **{f"lean_{k}": v for k, v in _BEFORE_PIPELINE.items() if v != "NotificationWorkflow"},
     **{f"lean_{k}": v for k, v in _RETRIES.items()},
 }
+# Since ``workflows.versions.CURRENT`` became "local-first-send" (a send's first attempt
+# a local activity): the code flows and notifications (``run_all``, their
+# ``local_send_`` files) and the retried emails (``--only retries --prefix
+# local_send_retrying_``: the first attempt local, the retries activities).
+_LOCAL_SEND = {
+    **{f"local_send_{k}": v for k, v in _PIPELINE.items()},
+    **{f"local_send_{k}": v for k, v in _RETRIES.items()},
+}
 SCENARIOS = (
     _BEFORE_PIPELINE
     | {f"pipeline_{k}": v for k, v in _PIPELINE.items()}
     | _QUIZZES
     | _RETRIES
     | _LEAN
+    | _LOCAL_SEND
 )
 
 
@@ -126,6 +137,19 @@ def marker_names(history: WorkflowHistory) -> list[str]:
         for e in history.events
         if e.HasField("marker_recorded_event_attributes")
     ]
+
+
+def _delivery_states(history: WorkflowHistory) -> set[str]:
+    """The values the run upserted to ``AuthflowDeliveryState`` (JSON-encoded)."""
+    return {
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
+            "AuthflowDeliveryState"
+        ].data.decode()
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+        and "AuthflowDeliveryState"
+        in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    }
 
 
 def workflow_type(history: WorkflowHistory) -> str:
@@ -210,16 +234,7 @@ def test_the_lean_histories_record_one_patch_marker_and_no_used_state() -> None:
     def markers_and_states(stem: str) -> tuple[list[str], set[str]]:
         history = recorded(stem)
         markers = marker_names(history)
-        states = {
-            e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
-                "AuthflowDeliveryState"
-            ].data.decode()
-            for e in history.events
-            if e.HasField("upsert_workflow_search_attributes_event_attributes")
-            and "AuthflowDeliveryState"
-            in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-        }
-        return [m for m in markers if m == "core_patch"], states
+        return [m for m in markers if m == "core_patch"], _delivery_states(history)
 
     assert markers_and_states("lean_registration_verified") == (["core_patch"], {'"delivered"'})
     assert markers_and_states("lean_registration_retried") == (
@@ -250,6 +265,39 @@ def test_the_local_close_history_has_no_activity_task_and_the_older_one_has() ->
     assert close_of("local_quiz_attempt_deadline") == (["core_patch", "core_local_activity"], [])
     assert close_of("quiz_attempt_deadline") == (["core_patch"], ["close_quiz_attempt"])
     assert close_of("quiz_attempt_deadline_before_email") == ([], ["close_quiz_attempt"])
+
+
+def test_the_local_send_histories_send_first_in_a_local_activity() -> None:
+    """Runs since "local-first-send" make an email's first attempt a local activity (its
+    marker, no activity task), and its retries activities on the queue, as before (so a
+    retried email still shows its attempts in the Web UI); the older runs' first attempt
+    is an activity (and they replay on it, above)."""
+
+    def sends_of(stem: str) -> tuple[list[str], list[str], set[str]]:
+        history = recorded(stem)
+        markers = marker_names(history)
+        tasks = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        return markers, tasks, _delivery_states(history)
+
+    assert sends_of("local_send_registration_verified") == (
+        ["core_patch", "core_local_activity"],
+        [],
+        {'"delivered"'},
+    )
+    assert sends_of("local_send_retrying_registration_retried") == (
+        ["core_patch", "core_local_activity"],
+        ["send_email"],
+        {'"retrying"', '"delivered"'},
+    )
+    assert sends_of("lean_registration_verified") == (
+        ["core_patch"],
+        ["send_email"],
+        {'"delivered"'},
+    )
 
 
 def test_histories_are_encrypted_with_the_test_key() -> None:
@@ -329,6 +377,19 @@ class _Recorder:
     # -- helpers ----------------------------------------------------------------------
     async def save(self, name: str, workflow_id: str, *, wait: bool = True) -> None:
         handle = self.stack.client.get_workflow_handle(workflow_id)
+
+        async def started() -> bool:
+            # Some runs are started after the API's answer (a quiz attempt's, from the
+            # outbox): wait for the run before asking for its result.
+            try:
+                await handle.describe()
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                return False
+            return True
+
+        await self.eventually(started, timeout=30)
         if wait:
             await asyncio.wait_for(handle.result(), timeout=120)
         history = await handle.fetch_history()
@@ -574,7 +635,7 @@ def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="record workflow histories for replay tests")
     parser.add_argument("--record", action="store_true", required=True)
     parser.add_argument("--out", type=Path, default=HISTORIES)
-    parser.add_argument("--prefix", default="lean_")
+    parser.add_argument("--prefix", default="local_send_")
     parser.add_argument(
         "--only", choices=["quizzes", "retries"], help="record only these scenarios"
     )

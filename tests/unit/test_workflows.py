@@ -76,6 +76,8 @@ class FakeActivities:
     issued: list[IssueCodeInput] = field(default_factory=list)
     settled: list[SettleDeliveryInput] = field(default_factory=list)
     sends: list[DeliveryRef] = field(default_factory=list)
+    # Per send attempt: whether it ran as a local activity.
+    local: list[bool] = field(default_factory=list)
     created: list[CreateDeliveryInput] = field(default_factory=list)
     send_failures: int = 0
     permanent: bool = False
@@ -105,6 +107,7 @@ class FakeActivities:
         @activity.defn(name=ActivityName.SEND_EMAIL)
         async def send_email(request: DeliveryRef) -> DeliveryOutcome:
             self.sends.append(request)
+            self.local.append(activity.info().is_local)
             if self.permanent:
                 raise ApplicationError(
                     "SMTP 550", type="PermanentDeliveryError", non_retryable=True
@@ -279,6 +282,7 @@ async def test_transient_failures_are_retried_with_backoff(env: WorkflowEnvironm
         await handle.signal(RegistrationWorkflow.verified, VerifiedSignal())
         await handle.result()
     assert len(fakes.sends) == 7  # six failures, then delivered
+    assert fakes.local == [True] + [False] * 6  # the retries are activities on the queue
     assert not [m for m in fakes.settled if m.state == "failed"]
 
 
@@ -364,6 +368,14 @@ async def test_an_email_is_recorded_then_sent(env: WorkflowEnvironment) -> None:
     # Retried by Temporal, each attempt on the same record; nothing to settle.
     assert [s.delivery_id for s in fakes.sends] == [created.delivery_id] * 3
     assert fakes.settled == []
+    # The first attempt in the workflow's worker, the retries on the queue as activities.
+    assert fakes.local == [True, False, False]
+
+
+async def test_a_first_attempt_that_succeeds_is_the_only_one(env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities()
+    assert await send_one_email(env, fakes) == "delivered"
+    assert fakes.local == [True]
 
 
 async def test_an_email_refused_for_good_is_settled_failed(env: WorkflowEnvironment) -> None:
