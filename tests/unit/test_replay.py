@@ -139,6 +139,15 @@ def marker_names(history: WorkflowHistory) -> list[str]:
     ]
 
 
+def activity_tasks(history: WorkflowHistory) -> list[str]:
+    """The activity types the run scheduled on the server, in order."""
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
 def _delivery_states(history: WorkflowHistory) -> set[str]:
     """The values the run upserted to ``AuthflowDeliveryState`` (JSON-encoded)."""
     return {
@@ -254,13 +263,7 @@ def test_the_local_close_history_has_no_activity_task_and_the_older_one_has() ->
 
     def close_of(stem: str) -> tuple[list[str], list[str]]:
         history = recorded(stem)
-        markers = marker_names(history)
-        tasks = [
-            e.activity_task_scheduled_event_attributes.activity_type.name
-            for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-        ]
-        return markers, tasks
+        return marker_names(history), activity_tasks(history)
 
     assert close_of("local_quiz_attempt_deadline") == (["core_patch", "core_local_activity"], [])
     assert close_of("quiz_attempt_deadline") == (["core_patch"], ["close_quiz_attempt"])
@@ -275,13 +278,7 @@ def test_the_local_send_histories_send_first_in_a_local_activity() -> None:
 
     def sends_of(stem: str) -> tuple[list[str], list[str], set[str]]:
         history = recorded(stem)
-        markers = marker_names(history)
-        tasks = [
-            e.activity_task_scheduled_event_attributes.activity_type.name
-            for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-        ]
-        return markers, tasks, _delivery_states(history)
+        return marker_names(history), activity_tasks(history), _delivery_states(history)
 
     assert sends_of("local_send_registration_verified") == (
         ["core_patch", "core_local_activity"],
