@@ -197,8 +197,8 @@ def build_workers(
                 activities=activities,
                 max_task_queue_activities_per_second=policy.rate_per_second,
                 max_concurrent_activities=200,
-                # First send attempts run as local activities (workflows.emails): as
-                # many may wait for their pacing slot as activities may.
+                # First send attempts run as local activities (workflows.emails); each
+                # holds its workflow task, so the 100 below bound how many wait here.
                 max_concurrent_local_activities=200,
                 max_concurrent_workflow_tasks=100,
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
