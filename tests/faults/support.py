@@ -28,6 +28,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from api.flows import code_workflow_id
+from authflow.deliveries import OPEN_STATES
 from authflow.models import OtpDelivery, User
 from authflow.ports import free_port
 from authflow.settings import Settings
@@ -195,11 +196,10 @@ async def settled_deliveries(
     """The delivery records once the newest of each address left pending/sending/
     retrying (the email can arrive a moment before the worker records it)."""
     emails = list(emails)
-    busy = {"pending", "sending", "retrying"}
 
     async def settled() -> dict[str, list[OtpDelivery]] | None:
         rows = await deliveries(stack, emails)
-        return rows if all(r and r[-1].state not in busy for r in rows.values()) else None
+        return rows if all(r and r[-1].state not in OPEN_STATES for r in rows.values()) else None
 
     result: dict[str, list[OtpDelivery]] = await eventually(settled, timeout=timeout)
     return result
@@ -225,10 +225,7 @@ async def send_in_progress(stack: Stack, workflow_id: str) -> bool:
         return True
     if described.status != WorkflowExecutionStatus.RUNNING:
         return False
-    return described.typed_search_attributes.get(sa.DELIVERY_STATE) in _SENDING
-
-
-_SENDING = {"pending", "sending", "retrying"}
+    return described.typed_search_attributes.get(sa.DELIVERY_STATE) in OPEN_STATES
 
 
 async def wait_until_sends_settled(stack: Stack, emails: Iterable[str], *, timeout: float) -> None:

@@ -14,7 +14,6 @@ import pytest
 
 from tests.faults.support import (
     codes_to,
-    messages_to,
     probing,
     register_many,
     settled_deliveries,
@@ -128,12 +127,7 @@ async def test_sigterm_lets_in_flight_sends_finish(stack: Stack, tmp_path: Path)
 
     rows = await settled_deliveries(stack, emails)
     for email in emails:
-        assert len(codes_to(stack, email, mark)) == 1, (
-            f"{email}: a finished send was re-sent",
-            probe.to(email),
-            rows[email],
-            [(m.id, getattr(m, "received_at", None)) for m in messages_to(stack, email, mark)],
-        )
+        assert len(codes_to(stack, email, mark)) == 1, f"{email}: a finished send was re-sent"
         assert len(probe.to(email)) == 1
         (delivery,) = rows[email]
         assert (delivery.state, delivery.attempts) == ("delivered", 1)
